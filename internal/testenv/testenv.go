@@ -20,9 +20,13 @@ func Skip(t testing.TB, reason string) {
 	t.Skip("integration test skipped: " + reason)
 }
 
-// RequireRoot skips unless the test runs as root on Linux.
+// RequireRoot skips unless the test runs as root on Linux, and in -short mode
+// (`make unit`), which runs unit tests only.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test skipped in -short mode")
+	}
 	if runtime.GOOS != "linux" {
 		Skip(t, "needs Linux")
 	}

@@ -1,0 +1,232 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/cri/image"
+	"github.com/nodekit-dev/nodekit/cri/podns"
+	"github.com/nodekit-dev/nodekit/cri/spec"
+)
+
+// CreateContainer prepares a container in a sandbox: its rootfs (an overlay of the
+// image's layers and a fresh writable layer) and its OCI bundle. No process runs
+// until StartContainer.
+func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
+	cfg := req.GetConfig()
+	switch {
+	case req.GetPodSandboxId() == "":
+		return nil, invalid("pod_sandbox_id", "empty")
+	case cfg == nil:
+		return nil, invalid("config", "missing")
+	case cfg.GetMetadata() == nil:
+		return nil, invalid("config.metadata", "missing")
+	case cfg.GetMetadata().GetName() == "":
+		return nil, invalid("config.metadata.name", "empty")
+	case cfg.GetImage().GetImage() == "":
+		return nil, invalid("config.image.image", "empty")
+	}
+	switch cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() {
+	case runtime.NamespaceMode_POD:
+		return nil, status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.pid: POD (a PID namespace shared by the pod) is not supported yet; use CONTAINER or NODE")
+	case runtime.NamespaceMode_TARGET:
+		return nil, status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.pid: TARGET is not supported yet")
+	}
+	sb, err := s.objs.sandbox(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	sb.op.Lock()
+	defer sb.op.Unlock()
+	sbRec := sb.snapshot()
+	if sbRec.State != runtime.PodSandboxState_SANDBOX_READY {
+		return nil, status.Errorf(codes.FailedPrecondition, "pod sandbox %s is not ready", sbRec.ID)
+	}
+	sandboxCfg := req.GetSandboxConfig()
+	if sandboxCfg == nil {
+		sandboxCfg = sbRec.Config
+	}
+
+	img, err := s.images.Get(cfg.GetImage().GetImage())
+	if errors.Is(err, image.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "config.image.image: image %q not found", cfg.GetImage().GetImage())
+	}
+	if err != nil {
+		return nil, grpcError(codes.Internal, err, "look up image %q", cfg.GetImage().GetImage())
+	}
+	lowers, err := s.images.LayerDirs(img)
+	if err != nil {
+		return nil, grpcError(codes.Internal, err, "layers of image %s", img.ID)
+	}
+
+	id := newID()
+	nameKey := containerNameKey(cfg.GetMetadata(), sbRec.Config.GetMetadata())
+	if err := s.objs.reserve(nameKey, id, "container"); err != nil {
+		return nil, err
+	}
+	undo := &cleanups{}
+	undo.add(func() error { s.objs.release(nameKey, id); return nil })
+	defer func() {
+		if err := undo.run(); err != nil {
+			s.log.Error("cleaning up after a failed CreateContainer", "container", id, "err", err)
+		}
+	}()
+
+	stateDir, rootDir := s.paths.containerState(id), s.paths.containerRoot(id)
+	undo.add(func() error { return os.RemoveAll(rootDir) })
+	undo.add(func() error { return os.RemoveAll(stateDir) })
+	rootfs := s.paths.rootfs(id)
+	undo.add(func() error { return unmount(rootfs) })
+	if err := mountOverlay(lowers, filepath.Join(rootDir, "upper"), filepath.Join(rootDir, "work"), rootfs); err != nil {
+		return nil, status.Errorf(codes.Internal, "container rootfs: %v", err)
+	}
+
+	in := spec.Input{
+		ID:             id,
+		Config:         cfg,
+		Sandbox:        sandboxCfg,
+		SandboxID:      sbRec.ID,
+		Image:          img.Config,
+		ImageName:      cfg.GetImage().GetImage(),
+		Rootfs:         rootfs,
+		CgroupsPath:    s.cgroups.containerPath(sbRec.Cgroup, id),
+		Hostname:       sbRec.Hostname,
+		OOMScoreAdjMin: s.oomMin,
+		Namespaces: spec.Namespaces{
+			Network: sbRec.Namespace[string(podns.Net)],
+			IPC:     sbRec.Namespace[string(podns.IPC)],
+			UTS:     sbRec.Namespace[string(podns.UTS)],
+		},
+		Files: spec.SandboxFiles{
+			Hosts:    filepath.Join(s.paths.sandboxRoot(sbRec.ID), "hosts"),
+			Resolv:   filepath.Join(s.paths.sandboxRoot(sbRec.ID), "resolv.conf"),
+			Hostname: filepath.Join(s.paths.sandboxRoot(sbRec.ID), "hostname"),
+			Shm:      sbRec.Shm,
+		},
+	}
+	ociSpec, err := spec.Generate(in)
+	var fe *spec.FieldError
+	if errors.As(err, &fe) {
+		field := fe.Field
+		if !strings.HasPrefix(field, "sandbox_config") && !strings.HasPrefix(field, "config") {
+			field = "config." + field
+		}
+		return nil, invalid(field, "%v", fe.Err)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "generate OCI spec: %v", err)
+	}
+	if err := ensureMountSources(ociSpec); err != nil {
+		return nil, invalid("config.mounts", "%v", err)
+	}
+	data, err := json.Marshal(ociSpec)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode OCI spec: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.paths.bundle(id), "config.json"), data, 0o600); err != nil {
+		return nil, status.Errorf(codes.Internal, "write OCI spec: %v", err)
+	}
+
+	rec := &containerRecord{
+		ID:         id,
+		SandboxID:  sbRec.ID,
+		Config:     cfg,
+		ImageID:    img.ID,
+		ImageRef:   imageRef(img),
+		ImageName:  imageName(img, cfg.GetImage().GetImage()),
+		Layers:     img.Layers,
+		State:      runtime.ContainerState_CONTAINER_CREATED,
+		CreatedAt:  time.Now().UnixNano(),
+		OwnPidNS:   ownsPidNamespace(ociSpec),
+		StopSignal: img.Config.StopSignal,
+		User:       containerUser(ociSpec),
+	}
+	if dir, p := sandboxCfg.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
+		rec.LogPath = filepath.Join(dir, p)
+	}
+	if err := writeContainerRecord(s.paths.containerRecord(id), rec); err != nil {
+		return nil, status.Errorf(codes.Internal, "save container: %v", err)
+	}
+	s.objs.addContainer(newContainer(rec))
+	undo.disarm()
+	s.log.Info("container created", "container", id, "sandbox", sbRec.ID, "name", cfg.GetMetadata().GetName(), "image", img.ID)
+	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// imageRef is the image reference a container status reports: the repo digest when
+// the image has one, as containerd does, else the image id.
+func imageRef(img image.Image) string {
+	if len(img.RepoDigests) > 0 {
+		return img.RepoDigests[0]
+	}
+	return img.ID
+}
+
+// imageName is the name a container status shows for its image.
+func imageName(img image.Image, requested string) string {
+	if len(img.RepoTags) > 0 {
+		return img.RepoTags[0]
+	}
+	return requested
+}
+
+func ownsPidNamespace(sp *specs.Spec) bool {
+	if sp.Linux == nil {
+		return false
+	}
+	for _, ns := range sp.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
+func containerUser(sp *specs.Spec) *runtime.ContainerUser {
+	if sp.Process == nil {
+		return nil
+	}
+	u := sp.Process.User
+	groups := make([]int64, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		groups = append(groups, int64(g))
+	}
+	return &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{
+		Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups,
+	}}
+}
+
+// ensureMountSources creates missing bind mount sources, as containerd does, so a
+// hostPath directory that does not exist yet becomes an empty directory.
+func ensureMountSources(sp *specs.Spec) error {
+	for _, m := range sp.Mounts {
+		if m.Type != "bind" && !hasOption(m.Options, "bind") && !hasOption(m.Options, "rbind") {
+			continue
+		}
+		if _, err := os.Stat(m.Source); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(m.Source, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func hasOption(opts []string, o string) bool {
+	for _, x := range opts {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// killWait bounds how long the shim waits for a container to die after SIGKILL.
+const killWait = 30 * time.Second
+
+// StopContainer sends the container's stop signal (the image's STOPSIGNAL, else
+// SIGTERM), waits up to timeout seconds, then SIGKILLs it. Stopping a container that
+// is not running, or that does not exist, succeeds.
+func (s *Server) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, invalid("container_id", "empty")
+	}
+	if req.GetTimeout() < 0 {
+		return nil, invalid("timeout", "negative (%d)", req.GetTimeout())
+	}
+	c, err := s.objs.container(req.GetContainerId())
+	if status.Code(err) == codes.NotFound {
+		return &runtime.StopContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.stopContainer(ctx, c, time.Duration(req.GetTimeout())*time.Second); err != nil {
+		return nil, err
+	}
+	return &runtime.StopContainerResponse{}, nil
+}
+
+func (s *Server) stopContainer(ctx context.Context, c *container, timeout time.Duration) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	rec := c.snapshot()
+	switch rec.State {
+	case runtime.ContainerState_CONTAINER_EXITED:
+		return nil
+	case runtime.ContainerState_CONTAINER_CREATED:
+		// Never started: nothing runs. It stays created; RemoveContainer cleans up.
+		return nil
+	case runtime.ContainerState_CONTAINER_UNKNOWN:
+		// Its monitor is gone: kill whatever the runtime still has, and record it.
+		return s.killLost(ctx, c)
+	}
+	if timeout > 0 {
+		sig := stopSignal(rec.StopSignal)
+		if err := s.signal(ctx, &rec, sig); err != nil {
+			return status.Errorf(codes.Internal, "stop container %s: %v", rec.ID, err)
+		}
+		if waitExit(ctx, c, timeout) {
+			return nil
+		}
+		s.log.Info("container did not stop in time; killing it", "container", rec.ID, "timeout", timeout)
+	}
+	if err := s.signal(ctx, &rec, unix.SIGKILL); err != nil {
+		return status.Errorf(codes.Internal, "kill container %s: %v", rec.ID, err)
+	}
+	if !waitExit(ctx, c, killWait) {
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		return status.Errorf(codes.DeadlineExceeded, "container %s did not exit %s after SIGKILL", rec.ID, killWait)
+	}
+	return nil
+}
+
+// signal delivers sig to the container: to its init process when the container owns
+// its PID namespace (the kernel then kills the rest with it on SIGKILL), else to all
+// its processes through the runtime.
+func (s *Server) signal(ctx context.Context, rec *containerRecord, sig unix.Signal) error {
+	if rec.OwnPidNS || sig != unix.SIGKILL {
+		sent, err := signalProcess(rec.Pid, rec.PidStart, sig)
+		if err != nil || sent || sig != unix.SIGKILL {
+			return err
+		}
+	}
+	if !s.runc.Exists(rec.ID) {
+		return nil
+	}
+	return s.runc.Kill(ctx, rec.ID, sig, true)
+}
+
+// waitExit waits until the container's exit is recorded, the timeout passes or ctx
+// ends; it reports whether the container exited.
+func waitExit(ctx context.Context, c *container, timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// killLost handles a container whose monitor died: the runtime kills and deletes
+// whatever is left and the container is recorded as exited with an unknown status.
+func (s *Server) killLost(ctx context.Context, c *container) error {
+	if err := s.runc.Delete(ctx, c.rec.ID); err != nil {
+		return status.Errorf(codes.Internal, "kill container %s: %v", c.rec.ID, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.State != runtime.ContainerState_CONTAINER_UNKNOWN {
+		return nil
+	}
+	c.rec.State = runtime.ContainerState_CONTAINER_EXITED
+	c.rec.FinishedAt = time.Now().UnixNano()
+	c.rec.ExitCode = 255
+	c.rec.Reason = "Unknown"
+	if c.rec.Message == "" {
+		c.rec.Message = "the container's monitor process was lost; its exit status is unknown"
+	}
+	c.markExited()
+	if err := writeContainerRecord(s.paths.containerRecord(c.rec.ID), c.rec); err != nil {
+		return status.Errorf(codes.Internal, "save container %s: %v", c.rec.ID, err)
+	}
+	return nil
+}
+
+// stopSignal parses an image STOPSIGNAL ("SIGQUIT", "QUIT", "3"); SIGTERM by default.
+func stopSignal(name string) unix.Signal {
+	if name == "" {
+		return unix.SIGTERM
+	}
+	var n int
+	if _, err := fmt.Sscanf(name, "%d", &n); err == nil && n > 0 && n < 65 {
+		return unix.Signal(n)
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig
+	}
+	if sig := unix.SignalNum("SIG" + name); sig != 0 {
+		return sig
+	}
+	return unix.SIGTERM
+}

@@ -1,0 +1,366 @@
+package cri_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/cri"
+	"github.com/nodekit-dev/nodekit/internal/testenv"
+)
+
+// harness is a shim under test: either in this process (start) or as the real
+// nodekit-cri binary (see crash_linux_test.go), always reached over a real gRPC
+// unix socket.
+type harness struct {
+	t            *testing.T
+	root, state  string
+	sock         string
+	cgroupParent string
+	runc         string
+	monitor      string
+	srv          *cri.Server
+	grpc         *grpc.Server
+	conn         *grpc.ClientConn
+	rt           runtime.RuntimeServiceClient
+	img          runtime.ImageServiceClient
+	logs         *logBuffer
+}
+
+// newHarness prepares directories and binaries and registers the leak check, which
+// runs after every other cleanup of the test.
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	testenv.RequireRoot(t)
+	h := &harness{
+		t:       t,
+		runc:    testenv.Binary(t, "runc"),
+		monitor: testenv.Binary(t, "nodekit-monitor"),
+		logs:    &logBuffer{},
+	}
+	// Short paths: unix socket names are limited to 108 bytes.
+	base, err := os.MkdirTemp("", "nkcri-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.root, h.state = filepath.Join(base, "root"), filepath.Join(base, "state")
+	h.sock = filepath.Join(base, "cri.sock")
+	var b [4]byte
+	rand.Read(b[:])
+	h.cgroupParent = "/nodekit-test-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		h.assertNoLeaks()
+		if t.Failed() {
+			t.Logf("server log:\n%s", h.logs.String())
+		}
+		os.RemoveAll(base)
+	})
+	return h
+}
+
+func (h *harness) options() cri.Options {
+	return cri.Options{
+		Root:         h.root,
+		State:        h.state,
+		Runtime:      h.runc,
+		Monitor:      h.monitor,
+		CgroupParent: h.cgroupParent,
+		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+}
+
+// start runs the server in this process and connects a client to it.
+func (h *harness) start() {
+	h.t.Helper()
+	srv, err := cri.New(h.options())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	l, err := cri.Listen(h.sock)
+	if err != nil {
+		srv.Close()
+		h.t.Fatal(err)
+	}
+	h.srv = srv
+	h.grpc = grpc.NewServer()
+	srv.Register(h.grpc)
+	go h.grpc.Serve(l)
+	h.connect()
+	h.t.Cleanup(h.stopServer)
+}
+
+func (h *harness) stopServer() {
+	if h.conn != nil {
+		h.conn.Close()
+		h.conn = nil
+	}
+	if h.grpc != nil {
+		h.grpc.Stop()
+		h.grpc = nil
+	}
+	if h.srv != nil {
+		h.srv.Close()
+		h.srv = nil
+	}
+}
+
+func (h *harness) connect() {
+	h.t.Helper()
+	conn, err := grpc.NewClient("unix://"+h.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.conn = conn
+	h.rt = runtime.NewRuntimeServiceClient(conn)
+	h.img = runtime.NewImageServiceClient(conn)
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// importImage loads a sample image archive (from `make images`) into the store.
+func (h *harness) importImage(name string) {
+	h.t.Helper()
+	f, err := os.Open(testenv.Image(h.t, name))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := h.srv.Images().Import(ctx(h.t), f); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func podConfig(name string) *runtime.PodSandboxConfig {
+	return &runtime.PodSandboxConfig{
+		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "test", Uid: name + "-uid"},
+		Hostname: name,
+		Labels:   map[string]string{"pod": name},
+		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER},
+		}},
+	}
+}
+
+func containerConfig(name, image string, cmd ...string) *runtime.ContainerConfig {
+	return &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: name},
+		Image:    &runtime.ImageSpec{Image: image},
+		Command:  cmd,
+		LogPath:  name + ".log",
+		Labels:   map[string]string{"container": name},
+		Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER},
+		}},
+	}
+}
+
+// runPod creates a pod whose logs go under a temp dir; it is removed at cleanup.
+func (h *harness) runPod(name string) (string, *runtime.PodSandboxConfig) {
+	h.t.Helper()
+	cfg := podConfig(name)
+	cfg.LogDirectory = filepath.Join(h.state, "..", "logs", name)
+	resp, err := h.rt.RunPodSandbox(ctx(h.t), &runtime.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	id := resp.PodSandboxId
+	h.t.Cleanup(func() {
+		if h.rt == nil || h.conn == nil {
+			return
+		}
+		c, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		h.rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: id})
+		h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: id})
+	})
+	return id, cfg
+}
+
+func (h *harness) createContainer(pod string, podCfg *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig) string {
+	h.t.Helper()
+	resp, err := h.rt.CreateContainer(ctx(h.t), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp.ContainerId
+}
+
+func (h *harness) startContainer(id string) {
+	h.t.Helper()
+	if _, err := h.rt.StartContainer(ctx(h.t), &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) status(id string) *runtime.ContainerStatus {
+	h.t.Helper()
+	resp, err := h.rt.ContainerStatus(ctx(h.t), &runtime.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp.Status
+}
+
+// waitState polls the container's status until it reaches want.
+func (h *harness) waitState(id string, want runtime.ContainerState, within time.Duration) *runtime.ContainerStatus {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := h.status(id)
+		if st.State == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("container %s is %v after %s, want %v", id[:12], st.State, within, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// assertNoLeaks checks that nothing the shim made is left on the node: mounts under
+// its directories, cgroups under its parent, monitor processes, runtime state.
+func (h *harness) assertNoLeaks() {
+	t := h.t
+	base := filepath.Dir(h.root)
+	if mounts := mountsUnder(base); len(mounts) > 0 {
+		t.Errorf("leaked mounts: %v", mounts)
+		for i := len(mounts) - 1; i >= 0; i-- {
+			forceUnmount(mounts[i])
+		}
+	}
+	if procs := monitorsFor(h.state); len(procs) > 0 {
+		t.Errorf("leaked monitor processes: %v", procs)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(h.state, "runc")); len(entries) > 0 {
+		t.Errorf("leaked runtime state: %d containers under %s", len(entries), filepath.Join(h.state, "runc"))
+	}
+	for _, m := range cgroupMounts(t) {
+		dir := filepath.Join(m, h.cgroupParent)
+		var leaked []string
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() && p != dir {
+				leaked = append(leaked, p)
+			}
+			return nil
+		})
+		if len(leaked) > 0 {
+			t.Errorf("leaked cgroups: %v", leaked)
+			for i := len(leaked) - 1; i >= 0; i-- {
+				os.Remove(leaked[i])
+			}
+		}
+		os.Remove(dir)
+	}
+}
+
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+func cgroupMounts(t *testing.T) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, " - cgroup ") || strings.Contains(line, " - cgroup2 ") {
+			out = append(out, strings.Fields(line)[4])
+		}
+	}
+	return out
+}
+
+// monitorsFor lists monitor processes working under state.
+func monitorsFor(state string) []string {
+	procs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if strings.HasSuffix(args[0], "nodekit-monitor") && strings.Contains(string(cmdline), state) {
+			out = append(out, p.Name())
+		}
+	}
+	return out
+}
+
+// logBuffer collects the server's log; a failed test prints it. (t.Log cannot be
+// used: background goroutines may log after the test returned.)
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func forceUnmount(p string) { unix.Unmount(p, unix.MNT_DETACH) }
+
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read container log: %v", err)
+	}
+	return string(data)
+}

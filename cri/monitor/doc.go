@@ -1,0 +1,31 @@
+// Package monitor supervises one container from start to exit, in a small process of
+// its own (the nodekit-monitor binary) that outlives the CRI shim.
+//
+// Start (shim side) writes the Config to <dir>/monitor.json and spawns the binary in
+// a new session with /dev/null as stdio and a sync pipe as fd 3. The binary calls
+// Run, which:
+//
+//   - becomes a child subreaper, so the container's init process, which
+//     `runc run -d` leaves behind, becomes its child;
+//   - runs `<runtime> --root <root> [args] run -d --pid-file <pid> --bundle <b> <id>`
+//     with pipes as stdio (runc passes them on to the container), or in Terminal
+//     mode with a console socket through which runc sends the pty master;
+//   - reports {"pid":N} or {"error":"<runtime message>"} on the sync pipe and closes
+//     it (after an error the monitor exits);
+//   - copies the container's output into the CRI log file (package crilog);
+//   - reaps every child; when the container init exits it drains the output (until
+//     EOF, at most 2 s), compares the memory cgroup's oom_kill counter with the one
+//     at start, and writes the Exit record atomically to ExitFile: from that moment
+//     the container has exited for everyone;
+//   - with DeleteOnExit runs `<runtime> delete --force <id>` and exits.
+//
+// The monitor runs in its own session and ignores SIGHUP, SIGINT and SIGPIPE, so
+// nothing that happens to the shim reaches it. SIGTERM sent to the monitor is
+// forwarded to the container init process. SIGUSR1 makes it reopen the log file
+// (after the log was rotated by renaming it).
+//
+// The monitor stays small: stdlib and x/sys only, one P (GOMAXPROCS=1), children
+// waited for on SIGCHLD rather than in blocking wait4 calls, and no allocation per
+// line of output. With 20 monitors running, each accounts for about 0.85 MiB of
+// proportional set size (Pss); TestMonitorMemory keeps it under 0.9 MiB.
+package monitor

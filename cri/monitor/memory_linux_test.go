@@ -1,0 +1,88 @@
+package monitor
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pssTarget is the memory budget of one running monitor: its proportional set size
+// with many monitors running (they share the binary's pages).
+const pssTarget = 900 << 10
+
+// smapsRollup returns the Pss and Rss of pid in bytes.
+func smapsRollup(pid int) (pss, rss int, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 3 || fields[2] != "kB" {
+			continue
+		}
+		n, _ := strconv.Atoi(fields[1])
+		switch fields[0] {
+		case "Pss:":
+			pss = n << 10
+		case "Rss:":
+			rss = n << 10
+		}
+	}
+	return pss, rss, sc.Err()
+}
+
+// TestMonitorMemory runs 20 monitors of `sleep` containers and checks their mean
+// Pss against pssTarget.
+func TestMonitorMemory(t *testing.T) {
+	const n = 20
+	envs := make([]*runcEnv, n)
+	procs := make([]*Process, n)
+	for i := range envs {
+		envs[i] = newContainer(t, []string{"sh", "-c", "echo started; exec sleep 1000"}, nil)
+		cfg := envs[i].config()
+		procs[i] = envs[i].start(t, cfg)
+		t.Cleanup(func() { syscall.Kill(procs[i].ContainerPid, syscall.SIGKILL) })
+	}
+	// Let every monitor copy its container's first line, so all have been through
+	// their steady-state path once.
+	for _, e := range envs {
+		waitFor(t, "first log line", 10*time.Second, func() bool {
+			data, _ := os.ReadFile(e.config().LogPath)
+			return strings.Contains(string(data), "started")
+		})
+	}
+	var sumPss, sumRss, maxPss int
+	for _, p := range procs {
+		pss, rss, err := smapsRollup(p.MonitorPid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sumPss += pss
+		sumRss += rss
+		maxPss = max(maxPss, pss)
+	}
+	meanPss := sumPss / n
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", procs[0].MonitorPid))
+	_, threads, _ := strings.Cut(string(status), "Threads:")
+	threads, _, _ = strings.Cut(strings.TrimSpace(threads), "\n")
+	t.Logf("%d monitors: mean Pss %d KiB (max %d KiB), mean Rss %d KiB, %s threads each",
+		n, meanPss>>10, maxPss>>10, sumRss/n>>10, threads)
+	if meanPss > pssTarget {
+		t.Errorf("mean Pss %d KiB exceeds the target of %d KiB", meanPss>>10, pssTarget>>10)
+	}
+	for i, p := range procs {
+		syscall.Kill(p.ContainerPid, syscall.SIGKILL)
+		exit := envs[i].finish(t, p, envs[i].config(), 30*time.Second)
+		if exit.Signal != 9 {
+			t.Errorf("exit record %+v", exit)
+		}
+	}
+}

@@ -1,0 +1,17 @@
+// Command nodekit-monitor supervises one container for the nodekit CRI shim; see
+// package github.com/nodekit-dev/nodekit/cri/monitor. It is started by monitor.Start
+// as `nodekit-monitor CONFIG-FILE` with a sync pipe on fd 3.
+package main
+
+import (
+	"os"
+	"runtime"
+
+	"github.com/nodekit-dev/nodekit/cri/monitor"
+)
+
+func main() {
+	// Start already sets GOMAXPROCS=1 in the environment; this covers other callers.
+	runtime.GOMAXPROCS(1)
+	os.Exit(monitor.Main(os.Args[1:], os.NewFile(3, "sync")))
+}

@@ -1,0 +1,165 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/cri/monitor"
+)
+
+// recover rebuilds the in-memory view from the records a previous run left, and
+// reconciles each container with what is true now: a monitor's exit record wins; a
+// container whose monitor is gone without one is reported unknown. Half-created
+// objects (no record) are torn down, as are leftovers no record owns.
+func (s *Server) recover(ctx context.Context) error {
+	sandboxIDs, err := listDir(filepath.Join(s.paths.state, "sandboxes"))
+	if err != nil {
+		return err
+	}
+	for _, id := range sandboxIDs {
+		rec, err := readSandboxRecord(s.paths.sandboxRecord(id))
+		if err != nil {
+			s.log.Warn("removing a pod sandbox that was never completely created", "sandbox", id, "err", err)
+			if err := s.teardownSandbox(sandboxRecord{ID: id}); err != nil {
+				s.log.Error("remove partial sandbox", "sandbox", id, "err", err)
+			}
+			continue
+		}
+		s.objs.addSandbox(&sandbox{rec: rec})
+		if err := s.objs.reserve(sandboxNameKey(rec.Config.GetMetadata()), id, "pod sandbox"); err != nil {
+			s.log.Warn("duplicate sandbox name in records", "sandbox", id, "err", err)
+		}
+	}
+
+	containerIDs, err := listDir(filepath.Join(s.paths.state, "containers"))
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, id := range containerIDs {
+		rec, err := readContainerRecord(s.paths.containerRecord(id))
+		if err != nil {
+			s.log.Warn("removing a container that was never completely created", "container", id, "err", err)
+			if err := s.runc.Delete(ctx, id); err != nil {
+				s.log.Error("delete partial container", "container", id, "err", err)
+			}
+			if err := s.teardownContainer(id); err != nil {
+				s.log.Error("remove partial container", "container", id, "err", err)
+			}
+			continue
+		}
+		known[id] = true
+		c := newContainer(rec)
+		s.objs.addContainer(c)
+		if sb, err := s.objs.sandbox(rec.SandboxID); err == nil {
+			key := containerNameKey(rec.Config.GetMetadata(), sb.rec.Config.GetMetadata())
+			if err := s.objs.reserve(key, id, "container"); err != nil {
+				s.log.Warn("duplicate container name in records", "container", id, "err", err)
+			}
+		}
+		s.reconcile(ctx, c)
+	}
+
+	// Leftovers that no record owns: writable layers, exit records, runtime state.
+	for _, dir := range []string{filepath.Join(s.paths.root, "containers"), filepath.Join(s.paths.root, "sandboxes")} {
+		ids, err := listDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := os.Stat(filepath.Join(s.paths.state, filepath.Base(dir), id)); errors.Is(err, os.ErrNotExist) {
+				if err := os.RemoveAll(filepath.Join(dir, id)); err != nil {
+					s.log.Error("remove leftover", "dir", filepath.Join(dir, id), "err", err)
+				}
+			}
+		}
+	}
+	exits, err := listDir(s.paths.exitsDir())
+	if err != nil {
+		return err
+	}
+	for _, name := range exits {
+		if id, ok := exitRecordID(name); ok && !known[id] {
+			os.Remove(filepath.Join(s.paths.exitsDir(), name))
+		}
+	}
+	runcIDs, err := listDir(s.runc.Root())
+	if err != nil {
+		return err
+	}
+	for _, id := range runcIDs {
+		if !known[id] {
+			if err := s.runc.Delete(ctx, id); err != nil {
+				s.log.Error("delete leftover runtime container", "container", id, "err", err)
+			}
+		}
+	}
+	s.log.Info("state recovered", "sandboxes", len(s.objs.listSandboxes()), "containers", len(known))
+	return nil
+}
+
+// reconcile brings a recovered container's state up to date.
+func (s *Server) reconcile(ctx context.Context, c *container) {
+	rec := c.snapshot()
+	if rec.State == runtime.ContainerState_CONTAINER_EXITED {
+		return
+	}
+	if ex, err := monitor.ReadExit(s.paths.exitFile(rec.ID)); err == nil {
+		s.applyExit(c, ex)
+		return
+	}
+	switch rec.State {
+	case runtime.ContainerState_CONTAINER_RUNNING:
+		if alive(rec.MonitorPid, rec.MonitorTime) {
+			return // still supervised; its exit record will come
+		}
+	case runtime.ContainerState_CONTAINER_CREATED:
+		if !s.runc.Exists(rec.ID) {
+			return // never started
+		}
+		// The previous run died while starting it: a monitor was launched.
+		st, err := s.runc.State(ctx, rec.ID)
+		if err == nil && st.Status == "running" {
+			c.mu.Lock()
+			c.rec.State = runtime.ContainerState_CONTAINER_RUNNING
+			c.rec.Pid = st.Pid
+			c.rec.PidStart, _ = procStartTime(st.Pid)
+			c.rec.StartedAt = st.Created.UnixNano()
+			c.mu.Unlock()
+			return
+		}
+	default:
+		return
+	}
+	// Look again: the exit record may have landed meanwhile.
+	if ex, err := monitor.ReadExit(s.paths.exitFile(rec.ID)); err == nil {
+		s.applyExit(c, ex)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rec.State = runtime.ContainerState_CONTAINER_UNKNOWN
+	c.rec.Message = "the container's monitor process was lost; its exit status is unknown"
+	c.markExited()
+	s.log.Warn("container lost its monitor", "container", rec.ID)
+}
+
+// listDir returns the names in dir; a missing dir is empty.
+func listDir(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}

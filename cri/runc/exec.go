@@ -1,0 +1,144 @@
+package runc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ExecOptions describes a process to run inside a running container.
+type ExecOptions struct {
+	Process *specs.Process
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	// Timeout kills the process when it runs longer; zero means no limit.
+	Timeout time.Duration
+	// Dir is a scratch directory for the process file, pid file and runtime log. It
+	// must exist; Exec removes what it writes there.
+	Dir string
+}
+
+// ErrTimeout is returned by Exec when the process outlived ExecOptions.Timeout.
+var ErrTimeout = errors.New("exec timed out")
+
+// Exec runs o.Process in container id and returns the process's exit code. An error
+// means the runtime could not run the process (or the timeout hit), not that the
+// process failed.
+func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, error) {
+	if o.Process == nil {
+		return -1, errors.New("exec: no process")
+	}
+	procData, err := json.Marshal(o.Process)
+	if err != nil {
+		return -1, fmt.Errorf("exec: encode process: %w", err)
+	}
+	dir, err := os.MkdirTemp(o.Dir, "exec-")
+	if err != nil {
+		return -1, fmt.Errorf("exec: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	procFile := filepath.Join(dir, "process.json")
+	pidFile := filepath.Join(dir, "pid")
+	logFile := filepath.Join(dir, "log.json")
+	if err := os.WriteFile(procFile, procData, 0o600); err != nil {
+		return -1, fmt.Errorf("exec: %w", err)
+	}
+	args := append(r.GlobalArgs(), "--log", logFile, "--log-format", "json",
+		"exec", "--process", procFile, "--pid-file", pidFile, id)
+	// The command is not bound to ctx: killing runc would orphan the process inside
+	// the container. On timeout or cancellation the process itself is killed and
+	// runc, which reaps it, returns.
+	cmd := exec.Command(r.opts.Binary, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	waitc := make(chan error, 1)
+	go func() { waitc <- cmd.Wait() }()
+
+	var timeout <-chan time.Time
+	if o.Timeout > 0 {
+		t := time.NewTimer(o.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var waitErr, cause error
+	select {
+	case waitErr = <-waitc:
+	case <-timeout:
+		cause = fmt.Errorf("exec in %s: %w after %s", id, ErrTimeout, o.Timeout)
+	case <-ctx.Done():
+		cause = fmt.Errorf("exec in %s: %w", id, ctx.Err())
+	}
+	if cause != nil {
+		killExec(cmd, pidFile)
+		<-waitc
+		return -1, cause
+	}
+	code := 0
+	if waitErr != nil {
+		var ee *exec.ExitError
+		if !errors.As(waitErr, &ee) {
+			return -1, fmt.Errorf("exec in %s: %w", id, waitErr)
+		}
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	}
+	if _, err := os.Stat(pidFile); err != nil {
+		// The process never started: the exit status is the runtime's own failure.
+		msg := runtimeError(logFile)
+		if msg == "" {
+			msg = fmt.Sprintf("runtime exited with %d before starting the process", code)
+		}
+		return -1, fmt.Errorf("exec in %s: %s", id, msg)
+	}
+	return code, nil
+}
+
+// killExec kills the exec'd process (from its pid file) and, failing that, runc.
+func killExec(cmd *exec.Cmd, pidFile string) {
+	if data, err := os.ReadFile(pidFile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				return
+			}
+		}
+	}
+	_ = cmd.Process.Kill()
+}
+
+// runtimeError returns the last error message in a runc JSON log file.
+func runtimeError(logFile string) string {
+	f, err := os.Open(logFile)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var last string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var entry struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal(sc.Bytes(), &entry) == nil && (entry.Level == "error" || entry.Level == "fatal") {
+			last = entry.Msg
+		}
+	}
+	return last
+}

@@ -1,0 +1,171 @@
+package runc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options configures a Runtime.
+type Options struct {
+	// Binary is the runtime's path (runc or crun).
+	Binary string
+	// Root is the runtime's state directory (runc --root).
+	Root string
+	// SystemdCgroup selects the systemd cgroup driver (--systemd-cgroup).
+	SystemdCgroup bool
+}
+
+// Runtime runs OCI runtime commands.
+type Runtime struct {
+	opts Options
+}
+
+// New returns a Runtime for opts.
+func New(opts Options) (*Runtime, error) {
+	if opts.Binary == "" {
+		return nil, errors.New("runc: no runtime binary configured")
+	}
+	if opts.Root == "" {
+		return nil, errors.New("runc: no runtime root configured")
+	}
+	return &Runtime{opts: opts}, nil
+}
+
+// GlobalArgs returns the flags that precede every command (--root and, for the
+// systemd driver, --systemd-cgroup).
+func (r *Runtime) GlobalArgs() []string {
+	args := []string{"--root", r.opts.Root}
+	if r.opts.SystemdCgroup {
+		args = append(args, "--systemd-cgroup")
+	}
+	return args
+}
+
+// Binary returns the runtime binary's path.
+func (r *Runtime) Binary() string { return r.opts.Binary }
+
+// Root returns the runtime state directory.
+func (r *Runtime) Root() string { return r.opts.Root }
+
+// State is the part of `runc state` output the shim uses.
+type State struct {
+	ID      string    `json:"id"`
+	Pid     int       `json:"pid"`
+	Status  string    `json:"status"` // created, running, paused, stopped
+	Bundle  string    `json:"bundle"`
+	Created time.Time `json:"created"`
+}
+
+// ErrNotExist is returned when the runtime does not know the container.
+var ErrNotExist = errors.New("container does not exist in the runtime")
+
+// Exists reports whether the runtime still holds state for id. It only looks at the
+// runtime's state directory, without running the binary.
+func (r *Runtime) Exists(id string) bool {
+	_, err := os.Stat(filepath.Join(r.opts.Root, id))
+	return err == nil
+}
+
+// State returns the runtime's view of container id.
+func (r *Runtime) State(ctx context.Context, id string) (*State, error) {
+	out, err := r.run(ctx, "state", id)
+	if err != nil {
+		if !r.Exists(id) {
+			return nil, fmt.Errorf("runc state %s: %w", id, ErrNotExist)
+		}
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("runc state %s: decode: %w", id, err)
+	}
+	return &st, nil
+}
+
+// List returns every container the runtime knows.
+func (r *Runtime) List(ctx context.Context) ([]State, error) {
+	out, err := r.run(ctx, "list", "--format", "json")
+	if err != nil {
+		return nil, err
+	}
+	var list []State
+	if len(bytes.TrimSpace(out)) == 0 || bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
+		return nil, nil
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		return nil, fmt.Errorf("runc list: decode: %w", err)
+	}
+	return list, nil
+}
+
+// Kill sends sig to the container's init process, or to all its processes when all
+// is set (needed when the container does not own its PID namespace).
+func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	args = append(args, id, fmt.Sprint(int(sig)))
+	_, err := r.run(ctx, args...)
+	return err
+}
+
+// Delete removes the container's runtime state and cgroup, killing it if needed.
+// A container the runtime does not know is not an error.
+func (r *Runtime) Delete(ctx context.Context, id string) error {
+	if !r.Exists(id) {
+		return nil
+	}
+	_, err := r.run(ctx, "delete", "--force", id)
+	if err != nil && !r.Exists(id) {
+		return nil
+	}
+	return err
+}
+
+// Update applies a resources JSON document (runtime-spec LinuxResources) to a
+// running container.
+func (r *Runtime) Update(ctx context.Context, id string, resources []byte) error {
+	cmd := r.command(ctx, "update", "--resources", "-", id)
+	cmd.Stdin = bytes.NewReader(resources)
+	return runCmd(cmd, "update "+id)
+}
+
+func (r *Runtime) command(ctx context.Context, args ...string) *exec.Cmd {
+	full := append(r.GlobalArgs(), args...)
+	return exec.CommandContext(ctx, r.opts.Binary, full...)
+}
+
+func (r *Runtime) run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := r.command(ctx, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := runCmd(cmd, strings.Join(args, " ")); err != nil {
+		return nil, err
+	}
+	return stdout.Bytes(), nil
+}
+
+func runCmd(cmd *exec.Cmd, what string) error {
+	var stderr bytes.Buffer
+	if cmd.Stderr == nil {
+		cmd.Stderr = &stderr
+	}
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg != "" {
+			return fmt.Errorf("%s %s: %w: %s", filepath.Base(cmd.Path), what, err, msg)
+		}
+		return fmt.Errorf("%s %s: %w", filepath.Base(cmd.Path), what, err)
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package runc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/nodekit-dev/nodekit/internal/testenv"
+)
+
+// bundle makes a busybox bundle running `sleep 1000` and starts it detached.
+func startContainer(t *testing.T) (*Runtime, string, *specs.Process) {
+	testenv.RequireRoot(t)
+	bin := testenv.Binary(t, "runc")
+	busybox := testenv.LookPath(t, "busybox")
+	dir, err := os.MkdirTemp("", "nkrunc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	rootfs := filepath.Join(dir, "bundle", "rootfs")
+	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "sleep", "echo", "cat"} {
+		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if out, err := exec.Command(bin, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v %s", err, out)
+	}
+	var sp specs.Spec
+	raw, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	json.Unmarshal(raw, &sp)
+	sp.Process.Terminal = false
+	sp.Process.Args = []string{"sleep", "1000"}
+	sp.Root.Readonly = false
+	sp.Linux.CgroupsPath = "/nodekit-runc-test/" + filepath.Base(dir)
+	raw, _ = json.Marshal(&sp)
+	os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644)
+
+	r, err := New(Options{Binary: bin, Root: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "t" + strings.TrimPrefix(filepath.Base(dir), "nkrunc-")
+	// The detached container inherits runc's stdio: give it a file, not a pipe that
+	// would never reach EOF.
+	out, err := os.Create(filepath.Join(dir, "run.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(bin, append(r.GlobalArgs(), "run", "-d", "--bundle", bundle, id)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		log, _ := os.ReadFile(out.Name())
+		t.Fatalf("runc run: %v %s", err, log)
+	}
+	t.Cleanup(func() {
+		r.Delete(context.Background(), id)
+		os.Remove("/sys/fs/cgroup/memory/nodekit-runc-test")
+	})
+	return r, id, sp.Process
+}
+
+func TestStateExecKillDelete(t *testing.T) {
+	r, id, proc := startContainer(t)
+	ctx := context.Background()
+	st, err := r.State(ctx, id)
+	if err != nil || st.Status != "running" || st.Pid <= 0 {
+		t.Fatalf("state = %+v, %v", st, err)
+	}
+	list, err := r.List(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != id {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+
+	p := *proc
+	p.Args = []string{"sh", "-c", "cat; echo err >&2; exit 4"}
+	var stdout, stderr bytes.Buffer
+	code, err := r.Exec(ctx, id, ExecOptions{Process: &p, Stdin: strings.NewReader("in\n"), Stdout: &stdout, Stderr: &stderr, Dir: t.TempDir()})
+	if err != nil || code != 4 || stdout.String() != "in\n" || stderr.String() != "err\n" {
+		t.Fatalf("exec: code %d err %v stdout %q stderr %q", code, err, stdout.String(), stderr.String())
+	}
+
+	p.Args = []string{"sleep", "60"}
+	start := time.Now()
+	_, err = r.Exec(ctx, id, ExecOptions{Process: &p, Timeout: 300 * time.Millisecond, Dir: t.TempDir()})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("exec past timeout: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("timed-out exec returned after %s", d)
+	}
+
+	p.Args = []string{"/no/such/thing"}
+	_, err = r.Exec(ctx, id, ExecOptions{Process: &p, Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "/no/such/thing") {
+		t.Fatalf("exec of a missing binary: %v", err)
+	}
+
+	if err := r.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if r.Exists(id) {
+		t.Fatal("state remains after delete")
+	}
+	if _, err := r.State(ctx, id); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("state after delete: %v", err)
+	}
+	if err := r.Delete(ctx, id); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := New(Options{Root: "/x"}); err == nil {
+		t.Fatal("New without binary succeeded")
+	}
+	if _, err := New(Options{Binary: "/x"}); err == nil {
+		t.Fatal("New without root succeeded")
+	}
+	r, _ := New(Options{Binary: "runc", Root: "/r", SystemdCgroup: true})
+	if got := strings.Join(r.GlobalArgs(), " "); got != "--root /r --systemd-cgroup" {
+		t.Fatalf("global args %q", got)
+	}
+}

@@ -1,0 +1,217 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/cri/image"
+	"github.com/nodekit-dev/nodekit/cri/runc"
+)
+
+// Cgroup drivers.
+const (
+	CgroupfsDriver = "cgroupfs"
+	SystemdDriver  = "systemd"
+)
+
+// Options configures a Server. Zero values pick the documented defaults.
+type Options struct {
+	// Root holds persistent data: images, layers, writable container layers
+	// (default /var/lib/nodekit).
+	Root string
+	// State holds runtime state that a reboot clears: records, bundles, mount points,
+	// pinned namespaces, exit records (default /run/nodekit).
+	State string
+	// Runtime is the OCI runtime binary (default: runc from PATH).
+	Runtime string
+	// Monitor is the nodekit-monitor binary (default: next to the running
+	// executable, else from PATH).
+	Monitor string
+	// CgroupDriver is "cgroupfs" (default) or "systemd".
+	CgroupDriver string
+	// CgroupParent is where pods without a cgroup parent of their own go
+	// (default "/nodekit" for cgroupfs, "nodekit.slice" for systemd).
+	CgroupParent string
+	// Logger receives the shim's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server implements the CRI RuntimeService and ImageService.
+type Server struct {
+	runtime.UnimplementedRuntimeServiceServer
+	runtime.UnimplementedImageServiceServer
+
+	opts    Options
+	log     *slog.Logger
+	paths   paths
+	objs    *objects
+	images  *image.Store
+	runc    *runc.Runtime
+	cgroups cgroupDriver
+	oomMin  int // our own oom_score_adj: containers may not go below it
+
+	exits    *exitWatcher
+	bg       sync.WaitGroup
+	closeErr error
+	closed   chan struct{}
+	once     sync.Once
+}
+
+// New opens (or creates) the shim's directories, loads the image store, recovers the
+// sandboxes and containers a previous run left, and starts watching exits.
+func New(opts Options) (*Server, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:   opts,
+		log:    opts.Logger,
+		paths:  paths{root: opts.Root, state: opts.State},
+		objs:   newObjects(),
+		closed: make(chan struct{}),
+	}
+	if err := s.paths.mkdirs(); err != nil {
+		return nil, fmt.Errorf("cri: create directories: %w", err)
+	}
+	var err error
+	s.images, err = image.New(image.Options{Root: s.paths.images(), Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("cri: open image store: %w", err)
+	}
+	s.runc, err = runc.New(runc.Options{
+		Binary:        opts.Runtime,
+		Root:          s.paths.runcRoot(),
+		SystemdCgroup: opts.CgroupDriver == SystemdDriver,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cri: %w", err)
+	}
+	s.cgroups = newCgroupDriver(opts.CgroupDriver, opts.CgroupParent)
+	s.oomMin = ownOOMScoreAdj()
+	s.exits, err = newExitWatcher(s.paths.exitsDir(), s.onExit, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("cri: %w", err)
+	}
+	if err := s.recover(context.Background()); err != nil {
+		s.exits.close()
+		return nil, fmt.Errorf("cri: recover state: %w", err)
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.exits.run()
+	}()
+	return s, nil
+}
+
+func (o *Options) defaults() error {
+	if o.Root == "" {
+		o.Root = "/var/lib/nodekit"
+	}
+	if o.State == "" {
+		o.State = "/run/nodekit"
+	}
+	var err error
+	if o.Root, err = filepath.Abs(o.Root); err != nil {
+		return err
+	}
+	if o.State, err = filepath.Abs(o.State); err != nil {
+		return err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	switch o.CgroupDriver {
+	case "":
+		o.CgroupDriver = CgroupfsDriver
+	case CgroupfsDriver, SystemdDriver:
+	default:
+		return fmt.Errorf("cri: unknown cgroup driver %q (want %q or %q)", o.CgroupDriver, CgroupfsDriver, SystemdDriver)
+	}
+	if o.Runtime == "" {
+		p, err := findBinary("runc")
+		if err != nil {
+			return fmt.Errorf("cri: no OCI runtime: %w", err)
+		}
+		o.Runtime = p
+	}
+	if o.Monitor == "" {
+		p, err := findBinary("nodekit-monitor")
+		if err != nil {
+			return fmt.Errorf("cri: no monitor binary: %w", err)
+		}
+		o.Monitor = p
+	}
+	for _, b := range []string{o.Runtime, o.Monitor} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("cri: %w", err)
+		}
+	}
+	return nil
+}
+
+// findBinary looks next to the running executable first, then in PATH.
+func findBinary(name string) (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return lookPath(name)
+}
+
+// Images returns the server's image store.
+func (s *Server) Images() *image.Store { return s.images }
+
+// Register adds the RuntimeService and ImageService to g.
+func (s *Server) Register(g *grpc.Server) {
+	runtime.RegisterRuntimeServiceServer(g, s)
+	runtime.RegisterImageServiceServer(g, s)
+}
+
+// Listen opens the unix socket at path (replacing a stale one) with mode 0660.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if conn, err := net.Dial("unix", path); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen %s: another server is already serving this socket", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Close stops background work. Containers keep running under their monitors.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		close(s.closed)
+		s.exits.close()
+		s.bg.Wait()
+		s.closeErr = s.images.Close()
+	})
+	return s.closeErr
+}
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }
