@@ -160,6 +160,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	s.objs.addContainer(newContainer(rec))
 	undo.disarm()
 	s.log.Info("container created", "container", id, "sandbox", sbRec.ID, "name", cfg.GetMetadata().GetName(), "image", img.ID)
+	s.emit(id, sbRec.ID, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &runtime.CreateContainerResponse{ContainerId: id}, nil
 }
 

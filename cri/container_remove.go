@@ -65,6 +65,7 @@ func (s *Server) removeContainer(ctx context.Context, c *container) error {
 		s.gcLayers()
 	}
 	s.log.Info("container removed", "container", rec.ID)
+	s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return nil
 }
 

@@ -60,13 +60,28 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 	proc, err := monitor.Start(ctx, s.opts.Monitor, s.paths.containerState(rec.ID), cfg)
 	if err != nil {
 		s.failStart(c, err)
+		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 		return nil, status.Errorf(codes.Unknown, "start container %s: %v", rec.ID, err)
 	}
 	go proc.Monitor.Wait() // reap our child; after a shim restart init does
 
+	if err := s.recordStart(c, proc); err != nil {
+		return nil, err
+	}
+	s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+	return &runtime.StartContainerResponse{}, nil
+}
+
+// recordStart saves what a successful start learnt: pids and start time.
+func (s *Server) recordStart(c *container, proc *monitor.Process) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	rec := c.rec
 	c.rec.StartedAt = time.Now().UnixNano()
+	if c.rec.FinishedAt != 0 && c.rec.FinishedAt < c.rec.StartedAt {
+		// It already ran to its end: keep started <= finished.
+		c.rec.StartedAt = c.rec.FinishedAt
+	}
 	c.rec.Pid = proc.ContainerPid
 	c.rec.PidStart, _ = procStartTime(proc.ContainerPid)
 	c.rec.MonitorPid = proc.MonitorPid
@@ -76,10 +91,10 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		c.rec.State = runtime.ContainerState_CONTAINER_RUNNING
 	}
 	if err := writeContainerRecord(s.paths.containerRecord(rec.ID), c.rec); err != nil {
-		return nil, status.Errorf(codes.Internal, "save container %s: %v", rec.ID, err)
+		return status.Errorf(codes.Internal, "save container %s: %v", rec.ID, err)
 	}
 	s.log.Info("container started", "container", rec.ID, "pid", proc.ContainerPid)
-	return &runtime.StartContainerResponse{}, nil
+	return nil
 }
 
 // failStart records a start failure: the container is exited with StartError, as in

@@ -49,7 +49,11 @@ func (s *Server) stopContainer(ctx context.Context, c *container, timeout time.D
 		return nil
 	case runtime.ContainerState_CONTAINER_UNKNOWN:
 		// Its monitor is gone: kill whatever the runtime still has, and record it.
-		return s.killLost(ctx, c)
+		if err := s.killLost(ctx, c); err != nil {
+			return err
+		}
+		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		return nil
 	}
 	if timeout > 0 {
 		sig := stopSignal(rec.StopSignal)

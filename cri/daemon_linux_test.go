@@ -132,7 +132,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 
 	restartedAt := time.Now()
-	d = h.startDaemon()
+	h.startDaemon()
 	st := h.status(keep)
 	if st.State != runtime.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("after restart the running container is %v", st.State)

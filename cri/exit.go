@@ -3,6 +3,7 @@ package cri
 import (
 	"errors"
 	"os"
+	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -24,14 +25,19 @@ func (s *Server) onExit(id string) {
 		}
 		return
 	}
-	s.applyExit(c, ex)
+	if s.applyExit(c, ex) {
+		s.emit(id, c.rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	}
 }
 
-// applyExit moves c to exited with the status of ex and wakes its waiters.
-func (s *Server) applyExit(c *container, ex monitor.Exit) {
+// applyExit moves c to exited with the status of ex and wakes its waiters. It
+// reports whether the state changed.
+func (s *Server) applyExit(c *container, ex monitor.Exit) (changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.markExited()
 	if c.rec.State != runtime.ContainerState_CONTAINER_EXITED {
+		changed = true
 		c.rec.State = runtime.ContainerState_CONTAINER_EXITED
 		c.rec.FinishedAt = ex.FinishedAt.UnixNano()
 		c.rec.ExitCode = ex.ExitCode
@@ -49,5 +55,14 @@ func (s *Server) applyExit(c *container, ex monitor.Exit) {
 		}
 		s.log.Info("container exited", "container", c.rec.ID, "exitCode", ex.ExitCode, "reason", c.rec.Reason)
 	}
-	c.markExited()
+	return changed
+}
+
+// exitRecordID returns the container id of an exit record file name; temp files of
+// an atomic write (dot files) are not records.
+func exitRecordID(name string) (string, bool) {
+	if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
+		return "", false
+	}
+	return strings.TrimSuffix(name, ".json"), true
 }

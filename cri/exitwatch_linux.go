@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -73,13 +72,6 @@ func (w *exitWatcher) rescan() {
 			w.onExit(id)
 		}
 	}
-}
-
-func exitRecordID(name string) (string, bool) {
-	if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
-		return "", false
-	}
-	return strings.TrimSuffix(name, ".json"), true
 }
 
 func (w *exitWatcher) close() { w.f.Close() }

@@ -364,3 +364,10 @@ func readLog(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+func touch(t *testing.T, p string) {
+	t.Helper()
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -42,6 +42,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 	s.objs.removeSandbox(id)
 	s.objs.release(sandboxNameKey(sb.rec.Config.GetMetadata()), id)
 	s.log.Info("pod sandbox removed", "sandbox", id)
+	s.emit(id, id, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }
 

@@ -121,6 +121,8 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	s.objs.addSandbox(&sandbox{rec: rec})
 	undo.disarm()
 	s.log.Info("pod sandbox ready", "sandbox", id, "pod", cfg.GetMetadata().GetNamespace()+"/"+cfg.GetMetadata().GetName())
+	s.emit(id, id, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
+	s.emit(id, id, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 

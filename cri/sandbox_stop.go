@@ -48,14 +48,17 @@ func (s *Server) stopSandbox(ctx context.Context, sb *sandbox) error {
 		return status.Errorf(codes.Internal, "release namespaces of pod sandbox %s: %v", id, err)
 	}
 	sb.mu.Lock()
-	defer sb.mu.Unlock()
 	if sb.rec.State == runtime.PodSandboxState_SANDBOX_NOTREADY {
+		sb.mu.Unlock()
 		return nil
 	}
 	sb.rec.State = runtime.PodSandboxState_SANDBOX_NOTREADY
-	if err := writeSandboxRecord(s.paths.sandboxRecord(id), sb.rec); err != nil {
+	err := writeSandboxRecord(s.paths.sandboxRecord(id), sb.rec)
+	sb.mu.Unlock()
+	if err != nil {
 		return status.Errorf(codes.Internal, "save pod sandbox %s: %v", id, err)
 	}
 	s.log.Info("pod sandbox stopped", "sandbox", id)
+	s.emit(id, id, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	return nil
 }

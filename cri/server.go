@@ -61,6 +61,7 @@ type Server struct {
 	oomMin  int // our own oom_score_adj: containers may not go below it
 
 	exits    *exitWatcher
+	events   eventBus
 	bg       sync.WaitGroup
 	closeErr error
 	closed   chan struct{}

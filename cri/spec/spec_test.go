@@ -155,8 +155,6 @@ func nsPath(s *specs.Spec, typ specs.LinuxNamespaceType) (string, bool) {
 	return "", false
 }
 
-func ptr[T any](v T) *T { return &v }
-
 type genCase struct {
 	name      string
 	mutate    func(in *Input)

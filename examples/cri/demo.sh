@@ -6,7 +6,16 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$top/bin
 sock=${NODEKIT_SOCKET:-/run/nodekit/cri.sock}
 log=${NODEKIT_LOG:-/tmp/nodekit-cri.log}
-crictl=("$bin/crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 60s)
+work=$(mktemp -d /tmp/nodekit-demo.XXXXXX)
+cat >"$work/crictl.yaml" <<EOC
+runtime-endpoint: unix://$sock
+image-endpoint: unix://$sock
+timeout: 60
+EOC
+crictl=(crictl_quiet --config "$work/crictl.yaml")
+# crictl warns about things a standalone runtime does not need (a cgroup parent);
+# keep its real errors.
+crictl_quiet() { "$bin/crictl" "$@" 2> >(grep -v 'level=warning' >&2); }
 
 [ "$(id -u)" = 0 ] || { echo "run as root: sudo make run" >&2; exit 1; }
 
@@ -20,6 +29,7 @@ cleanup() {
 		"${crictl[@]}" stopp "$pod" >/dev/null && "${crictl[@]}" rmp "$pod" >/dev/null && echo "removed pod $pod"
 	fi
 	kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+	rm -rf "$work"
 	echo "nodekit-cri stopped (its log: $log)"
 }
 trap cleanup EXIT
@@ -47,10 +57,10 @@ echo; "${crictl[@]}" ps
 
 echo; echo "== GET /healthz from inside the pod"
 for _ in $(seq 50); do
-	"${crictl[@]}" exec "$ctr" wget -qO- http://127.0.0.1:8080/healthz 2>/dev/null && break
+	"${crictl[@]}" exec --sync "$ctr" wget -qO- http://127.0.0.1:8080/healthz 2>/dev/null && break
 	sleep 0.1
 done
-"${crictl[@]}" exec "$ctr" wget -qO- http://127.0.0.1:8080/ | head -5
+"${crictl[@]}" exec --sync "$ctr" wget -qO- http://127.0.0.1:8080/ | head -5
 
 echo; echo "== the pod's log (crictl logs)"
 "${crictl[@]}" logs "$ctr"
