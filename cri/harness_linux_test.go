@@ -85,9 +85,16 @@ func (h *harness) options() cri.Options {
 }
 
 // start runs the server in this process and connects a client to it.
-func (h *harness) start() {
+func (h *harness) start() { h.startWith(nil) }
+
+// startWith is start with options adjusted by adjust.
+func (h *harness) startWith(adjust func(*cri.Options)) {
 	h.t.Helper()
-	srv, err := cri.New(h.options())
+	opts := h.options()
+	if adjust != nil {
+		adjust(&opts)
+	}
+	srv, err := cri.New(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -42,6 +42,16 @@ type Options struct {
 	// CgroupParent is where pods without a cgroup parent of their own go
 	// (default "/nodekit" for cgroupfs, "nodekit.slice" for systemd).
 	CgroupParent string
+	// CNIConfDir holds CNI network configurations (default /etc/cni/net.d).
+	CNIConfDir string
+	// CNIBinDirs are searched for CNI plugins (default /usr/lib/cni and /opt/cni/bin).
+	CNIBinDirs []string
+	// StreamAddress is where the streaming server for exec, attach and port-forward
+	// listens (default 127.0.0.1:0, loopback on a free port).
+	StreamAddress string
+	// RegistryConfig is the registry mirrors file (default
+	// /etc/nodekit/registries.toml; a missing file means no mirrors).
+	RegistryConfig string
 	// Logger receives the shim's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -103,9 +113,21 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cri: %w", err)
 	}
+	if err := s.initNetwork(); err != nil {
+		s.exits.close()
+		return nil, fmt.Errorf("cri: %w", err)
+	}
+	if err := s.initStats(); err != nil {
+		s.exits.close()
+		return nil, fmt.Errorf("cri: %w", err)
+	}
 	if err := s.recover(context.Background()); err != nil {
 		s.exits.close()
 		return nil, fmt.Errorf("cri: recover state: %w", err)
+	}
+	if err := s.initStreaming(); err != nil {
+		s.exits.close()
+		return nil, fmt.Errorf("cri: %w", err)
 	}
 	s.bg.Add(1)
 	go func() {
@@ -208,6 +230,7 @@ func Listen(path string) (net.Listener, error) {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
+		s.closeStreaming()
 		s.exits.close()
 		s.bg.Wait()
 		s.closeErr = s.images.Close()

@@ -28,6 +28,7 @@ import (
 
 type config struct {
 	listen, root, state, runtime, monitor, cgroupDriver, cgroupParent, logLevel string
+	cniConfDir, cniBinDir, streamAddress, registryConfig                        string
 }
 
 func flags(name string) (*flag.FlagSet, *config) {
@@ -41,6 +42,10 @@ func flags(name string) (*flag.FlagSet, *config) {
 	fs.StringVar(&c.cgroupDriver, "cgroup-driver", cri.CgroupfsDriver, "cgroup driver: cgroupfs or systemd")
 	fs.StringVar(&c.cgroupParent, "cgroup-parent", "", "cgroup parent for pods that name none (default /nodekit, or nodekit.slice with systemd)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory of CNI network configurations")
+	fs.StringVar(&c.cniBinDir, "cni-bin-dir", "/usr/lib/cni:/opt/cni/bin", "colon-separated directories of CNI plugins")
+	fs.StringVar(&c.streamAddress, "stream-address", "127.0.0.1:0", "address of the streaming server (exec, attach, port-forward)")
+	fs.StringVar(&c.registryConfig, "registry-config", "/etc/nodekit/registries.toml", "registry mirrors configuration (a missing file means none)")
 	return fs, c
 }
 
@@ -88,13 +93,17 @@ func serve(c *config) error {
 		return err
 	}
 	srv, err := cri.New(cri.Options{
-		Root:         c.root,
-		State:        c.state,
-		Runtime:      c.runtime,
-		Monitor:      c.monitor,
-		CgroupDriver: c.cgroupDriver,
-		CgroupParent: c.cgroupParent,
-		Logger:       log,
+		Root:           c.root,
+		State:          c.state,
+		Runtime:        c.runtime,
+		Monitor:        c.monitor,
+		CgroupDriver:   c.cgroupDriver,
+		CgroupParent:   c.cgroupParent,
+		CNIConfDir:     c.cniConfDir,
+		CNIBinDirs:     filepath.SplitList(c.cniBinDir),
+		StreamAddress:  c.streamAddress,
+		RegistryConfig: c.registryConfig,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
