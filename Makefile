@@ -11,15 +11,18 @@ OUT      := $(CURDIR)/_output
 export PATH := $(dir $(GO)):$(PATH)
 
 CRI_TOOLS_VERSION := v1.36.0
+# Where `make setup` installs the default CNI network (cri/cni/10-nodekit.conflist)
+# when the directory holds no network config at all.
+CNI_CONF_DIR ?= /etc/cni/net.d
 # Debian packages the build, the tests and the sample need.
 APT_PACKAGES := gcc libc6-dev libseccomp-dev pkg-config busybox-static iproute2 iptables \
 	containernetworking-plugins util-linux mount procps
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_output/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: setup build images test unit vet run clean
+.PHONY: setup build images test unit vet run bench clean
 
-## setup: install missing Debian packages (idempotent; needs root)
+## setup: install missing Debian packages and a default CNI config (idempotent; needs root)
 setup:
 	@missing=(); for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$$p"); \
@@ -31,6 +34,11 @@ setup:
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends "$${missing[@]}" >/dev/null; \
 	fi; \
 	test -x "$(GO)" || { echo "setup: Go not found (looked for $(GO)); install Go 1.26+" >&2; exit 1; }
+	@if [ -z "$$(find "$(CNI_CONF_DIR)" -maxdepth 1 \( -name '*.conflist' -o -name '*.conf' -o -name '*.json' \) -print -quit 2>/dev/null)" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "setup: no CNI network config in $(CNI_CONF_DIR); run as root to install the default one" >&2; \
+		else install -D -m 0644 cri/cni/10-nodekit.conflist $(CNI_CONF_DIR)/10-nodekit.conflist; \
+			echo "setup: wrote the default CNI network config $(CNI_CONF_DIR)/10-nodekit.conflist (bridge nodekit0, 10.88.0.0/16)"; fi; \
+	fi
 
 ## build: every binary into bin/ (nodekit-cri, nodekit-monitor, runc, crictl)
 build: $(BIN)/nodekit-cri $(BIN)/nodekit-monitor $(BIN)/runc $(BIN)/crictl
@@ -52,6 +60,19 @@ $(BIN)/crictl:
 	test -n "$$dir" || { echo "cannot download sigs.k8s.io/cri-tools@$(CRI_TOOLS_VERSION)" >&2; exit 1; }; \
 	cd "$$dir" && GOFLAGS=-mod=readonly $(GO) build -trimpath \
 		-ldflags '-X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRI_TOOLS_VERSION)' -o $@ ./cmd/crictl
+
+# critest (cri-tools' CRI conformance suite, a go test binary) and ginkgo (which critest
+# runs for -parallel) are built from the cri-tools module at the version crictl uses.
+$(BIN)/critest:
+	@dir=$$(GOFLAGS= $(GO) mod download -json sigs.k8s.io/cri-tools@$(CRI_TOOLS_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
+	test -n "$$dir" || { echo "cannot download sigs.k8s.io/cri-tools@$(CRI_TOOLS_VERSION)" >&2; exit 1; }; \
+	cd "$$dir" && GOFLAGS=-mod=readonly $(GO) test -c -trimpath \
+		-ldflags '-X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRI_TOOLS_VERSION)' -o $@ ./cmd/critest
+
+$(BIN)/ginkgo:
+	@dir=$$(GOFLAGS= $(GO) mod download -json sigs.k8s.io/cri-tools@$(CRI_TOOLS_VERSION) | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
+	test -n "$$dir" || { echo "cannot download sigs.k8s.io/cri-tools@$(CRI_TOOLS_VERSION)" >&2; exit 1; }; \
+	cd "$$dir" && GOFLAGS=-mod=readonly $(GO) build -trimpath -o $@ github.com/onsi/ginkgo/v2/ginkgo
 
 ## images: the sample images as reproducible OCI archives in _output/images/
 images: $(OUT)/images/.built
@@ -75,6 +96,23 @@ test: setup build images vet
 ## run: build and run the sample web pod through crictl against nodekit-cri
 run: setup build images
 	./examples/cri/demo.sh
+
+## bench: CRI shim benchmark, runc floor vs nodekit-cri vs containerd (bench/README.md; root)
+# Extra flags for the program: make bench BENCH_FLAGS='-iterations 10 -keep-going'
+bench: setup build images
+	@dpkg-query -W -f='$${Status}' containerd 2>/dev/null | grep -q 'ok installed' || { \
+		echo "bench: installing containerd"; \
+		if [ "$$(id -u)" != 0 ]; then echo "bench: run as root (sudo make bench) to install containerd" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends containerd >/dev/null; \
+	}
+	$(GO) run ./bench/crishim -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/crishim.json $(BENCH_FLAGS)
+
+.PHONY: critest
+## critest: the CRI conformance suite against a private nodekit-cri, offline (examples/critest; root)
+# Extra flags for the runner: make critest CRITEST_FLAGS='-focus Image -v'
+critest: setup build images $(BIN)/critest $(BIN)/ginkgo
+	$(GO) run ./examples/critest -bin $(BIN) -out $(OUT)/critest -pause $(OUT)/images/pause.tar $(CRITEST_FLAGS)
 
 clean:
 	rm -rf $(BIN) $(OUT)

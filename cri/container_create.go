@@ -36,12 +36,6 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	case cfg.GetImage().GetImage() == "":
 		return nil, invalid("config.image.image", "empty")
 	}
-	switch cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() {
-	case runtime.NamespaceMode_POD:
-		return nil, status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.pid: POD (a PID namespace shared by the pod) is not supported yet; use CONTAINER or NODE")
-	case runtime.NamespaceMode_TARGET:
-		return nil, status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.pid: TARGET is not supported yet")
-	}
 	sb, err := s.objs.sandbox(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
@@ -51,6 +45,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	sbRec := sb.snapshot()
 	if sbRec.State != runtime.PodSandboxState_SANDBOX_READY {
 		return nil, status.Errorf(codes.FailedPrecondition, "pod sandbox %s is not ready", sbRec.ID)
+	}
+	pidNS, hostPID, err := s.containerPidNamespace(cfg, &sbRec)
+	if err != nil {
+		return nil, err
 	}
 	sandboxCfg := req.GetSandboxConfig()
 	if sandboxCfg == nil {
@@ -106,7 +104,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			Network: sbRec.Namespace[string(podns.Net)],
 			IPC:     sbRec.Namespace[string(podns.IPC)],
 			UTS:     sbRec.Namespace[string(podns.UTS)],
+			PID:     pidNS,
+			HostPID: hostPID,
 		},
+		Note: func(msg string) { s.log.Info(msg, "container", id) },
 		Files: spec.SandboxFiles{
 			Hosts:    filepath.Join(s.paths.sandboxRoot(sbRec.ID), "hosts"),
 			Resolv:   filepath.Join(s.paths.sandboxRoot(sbRec.ID), "resolv.conf"),

@@ -56,6 +56,10 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		PidFile:      filepath.Join(s.paths.containerState(rec.ID), "pid"),
 		Terminal:     rec.Config.GetTty(),
 		DeleteOnExit: true,
+		// Attach (container_attach.go).
+		Stdin:        rec.Config.GetStdin(),
+		StdinOnce:    rec.Config.GetStdinOnce(),
+		AttachSocket: s.paths.attachSocket(rec.ID),
 	}
 	proc, err := monitor.Start(ctx, s.opts.Monitor, s.paths.containerState(rec.ID), cfg)
 	if err != nil {

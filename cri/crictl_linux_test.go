@@ -44,15 +44,13 @@ func TestCrictlSmoke(t *testing.T) {
 	podJSON := write("pod.json", fmt.Sprintf(`{
   "metadata": {"name": "smoke", "namespace": "default", "uid": "smoke-uid", "attempt": 0},
   "hostname": "smoke",
-  "log_directory": %q,
-  "linux": {"security_context": {"namespace_options": {"pid": 1}}}
+  "log_directory": %q
 }`, filepath.Join(dir, "logs")))
 	ctrJSON := write("ctr.json", fmt.Sprintf(`{
   "metadata": {"name": "app"},
   "image": {"image": %q},
   "command": ["sh", "-c", "echo smoke-says-hi; exec sleep 1000"],
-  "log_path": "app.log",
-  "linux": {"security_context": {"namespace_options": {"pid": 1}}}
+  "log_path": "app.log"
 }`, image))
 
 	if v := crictl("version"); !strings.Contains(v, "RuntimeName:  nodekit") {

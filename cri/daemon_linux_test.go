@@ -29,8 +29,9 @@ func (h *harness) startDaemon() *daemon {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--listen", h.sock, "--root", h.root, "--state", h.state,
-		"--runtime", h.runc, "--monitor", h.monitor, "--cgroup-parent", h.cgroupParent, "--log-level", "debug")
+	cmd := exec.Command(bin, append([]string{"--listen", h.sock, "--root", h.root, "--state", h.state,
+		"--runtime", h.runc, "--monitor", h.monitor, "--cgroup-parent", h.cgroupParent, "--log-level", "debug"},
+		h.cniFlags()...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)

@@ -40,6 +40,7 @@ type harness struct {
 	rt           runtime.RuntimeServiceClient
 	img          runtime.ImageServiceClient
 	logs         *logBuffer
+	net          *testNetwork // the test's own CNI network
 }
 
 // newHarness prepares directories and binaries and registers the leak check, which
@@ -63,8 +64,10 @@ func newHarness(t *testing.T) *harness {
 	var b [4]byte
 	rand.Read(b[:])
 	h.cgroupParent = "/nodekit-test-" + hex.EncodeToString(b[:])
+	h.net = newTestNetwork(t, base)
 	t.Cleanup(func() {
 		h.assertNoLeaks()
+		h.net.remove()
 		if t.Failed() {
 			t.Logf("server log:\n%s", h.logs.String())
 		}
@@ -80,6 +83,8 @@ func (h *harness) options() cri.Options {
 		Runtime:      h.runc,
 		Monitor:      h.monitor,
 		CgroupParent: h.cgroupParent,
+		CNIConfDir:   h.net.confDir,
+		CNIBinDirs:   cniBinDirs,
 		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
@@ -256,9 +261,13 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 }
 
 // assertNoLeaks checks that nothing the shim made is left on the node: mounts under
-// its directories, cgroups under its parent, monitor processes, runtime state.
+// its directories, cgroups under its parent, monitor processes, runtime state,
+// addresses, interfaces and NAT rules of the test network.
 func (h *harness) assertNoLeaks() {
 	t := h.t
+	for _, l := range h.net.leaks() {
+		t.Errorf("leaked pod network resources: %s", l)
+	}
 	base := filepath.Dir(h.root)
 	if mounts := mountsUnder(base); len(mounts) > 0 {
 		t.Errorf("leaked mounts: %v", mounts)

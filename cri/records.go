@@ -10,6 +10,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/cri/atomicfile"
+	"github.com/nodekit-dev/nodekit/cri/cni"
 )
 
 // sandboxRecord is what the shim persists about a pod sandbox.
@@ -24,6 +25,13 @@ type sandboxRecord struct {
 	Cgroup    string                    `json:"cgroupParent"`
 	OwnCgroup bool                      `json:"ownCgroup,omitempty"` // the shim created the parent and removes it
 	Shm       string                    `json:"shm,omitempty"`       // tmpfs mounted for the pod's /dev/shm
+	// InfraPid and InfraStart identify the process holding the pod's PID
+	// namespace (pid mode POD; see sandbox_infra.go).
+	InfraPid   int    `json:"infraPid,omitempty"`
+	InfraStart uint64 `json:"infraStart,omitempty"`
+	// Network is the pod's CNI attachment (nil with the host network): its
+	// addresses, and what DEL needs, as also kept in the network journal.
+	Network *cni.Attachment `json:"network,omitempty"`
 }
 
 // containerRecord is what the shim persists about a container.

@@ -30,6 +30,7 @@ func (s *Server) recover(ctx context.Context) error {
 			continue
 		}
 		s.objs.addSandbox(&sandbox{rec: rec})
+		s.recoverInfra(rec)
 		if err := s.objs.reserve(sandboxNameKey(rec.Config.GetMetadata()), id, "pod sandbox"); err != nil {
 			s.log.Warn("duplicate sandbox name in records", "sandbox", id, "err", err)
 		}

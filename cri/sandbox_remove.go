@@ -48,7 +48,17 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 
 // teardownSandbox removes what a sandbox holds on the node; it is safe to repeat.
 func (s *Server) teardownSandbox(rec sandboxRecord) error {
+	// The network goes first, while its namespace is still there; a sandbox that
+	// was never completely created may still have one.
+	ctx, cancel := context.WithTimeout(context.Background(), detachTimeout)
+	defer cancel()
+	if err := s.detachNetwork(ctx, rec.ID); err != nil {
+		return err
+	}
 	var errs []error
+	if err := s.stopInfra(rec); err != nil {
+		errs = append(errs, err)
+	}
 	if err := podns.Unpin(s.paths.sandboxNS(rec.ID)); err != nil {
 		errs = append(errs, err)
 	}

@@ -19,8 +19,8 @@ import (
 const shmSize = 64 << 20
 
 // RunPodSandbox creates a pod sandbox: pinned network, IPC and UTS namespaces (no
-// process), the pod's hosts, resolv.conf and hostname files, a /dev/shm tmpfs and a
-// cgroup parent.
+// process) attached to the CNI network (unless the pod uses the host's), the pod's
+// hosts, resolv.conf and hostname files, a /dev/shm tmpfs and a cgroup parent.
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
 	cfg := req.GetConfig()
 	if err := validateSandboxConfig(cfg); err != nil {
@@ -32,9 +32,6 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 		return nil, invalid("runtime_handler", "unknown runtime handler %q (this runtime offers \"runc\")", req.GetRuntimeHandler())
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if nsOpts.GetPid() == runtime.NamespaceMode_POD {
-		return nil, status.Error(codes.Unimplemented, "config.linux.security_context.namespace_options.pid: POD (a PID namespace shared by the pod) is not supported yet; use CONTAINER or NODE")
-	}
 	if nsOpts.GetPid() == runtime.NamespaceMode_TARGET || nsOpts.GetIpc() == runtime.NamespaceMode_TARGET || nsOpts.GetNetwork() == runtime.NamespaceMode_TARGET {
 		return nil, invalid("config.linux.security_context.namespace_options", "TARGET is only valid for containers")
 	}
@@ -108,18 +105,28 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	for k, p := range pinned {
 		rec.Namespace[string(k)] = p
 	}
+	if !hostNetwork {
+		if err := s.attachNetwork(ctx, rec, undo); err != nil {
+			return nil, err
+		}
+	}
 
 	parent, own, err := s.cgroups.podParent(id, cfg.GetLinux().GetCgroupParent())
 	if err != nil {
 		return nil, invalid("config.linux.cgroup_parent", "%v", err)
 	}
 	rec.Cgroup, rec.OwnCgroup = parent, own
+	releaseInfra, err := s.startInfra(rec, undo) // pid mode POD: the pod's PID namespace
+	if err != nil {
+		return nil, err
+	}
 
 	if err := writeSandboxRecord(s.paths.sandboxRecord(id), rec); err != nil {
 		return nil, status.Errorf(codes.Internal, "save sandbox: %v", err)
 	}
 	s.objs.addSandbox(&sandbox{rec: rec})
 	undo.disarm()
+	releaseInfra()
 	s.log.Info("pod sandbox ready", "sandbox", id, "pod", cfg.GetMetadata().GetNamespace()+"/"+cfg.GetMetadata().GetName())
 	s.emit(id, id, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	s.emit(id, id, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)

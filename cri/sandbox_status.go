@@ -24,6 +24,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxSt
 			"namespaces":   rec.Namespace,
 			"cgroupParent": rec.Cgroup,
 			"shm":          rec.Shm,
+			"network":      rec.Network,
 		})
 		resp.Info = map[string]string{"info": string(info)}
 	}
@@ -40,7 +41,7 @@ func sandboxStatus(rec *sandboxRecord) *runtime.PodSandboxStatus {
 		Metadata:  cfg.GetMetadata(),
 		State:     rec.State,
 		CreatedAt: rec.CreatedAt,
-		Network:   &runtime.PodSandboxNetworkStatus{},
+		Network:   networkStatus(rec),
 		Linux: &runtime.LinuxPodSandboxStatus{
 			Namespaces: &runtime.Namespace{
 				Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),

@@ -11,9 +11,9 @@ import (
 	"github.com/nodekit-dev/nodekit/cri/podns"
 )
 
-// StopPodSandbox kills the pod's containers and releases its network namespace. It
-// is idempotent, and an unknown id is not an error (the kubelet retries stops of
-// sandboxes that are already gone).
+// StopPodSandbox kills the pod's containers, detaches the pod from the CNI network
+// and releases its network namespace. It is idempotent, and an unknown id is not an
+// error (the kubelet retries stops of sandboxes that are already gone).
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandboxRequest) (*runtime.StopPodSandboxResponse, error) {
 	if req.GetPodSandboxId() == "" {
 		return nil, invalid("pod_sandbox_id", "empty")
@@ -43,6 +43,14 @@ func (s *Server) stopSandbox(ctx context.Context, sb *sandbox) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return grpcError(codes.Internal, err, "stop containers of pod sandbox %s", id)
+	}
+	if err := s.stopInfra(sb.snapshot()); err != nil {
+		return status.Errorf(codes.Internal, "stop the PID namespace holder of pod sandbox %s: %v", id, err)
+	}
+	// CNI DEL before the namespace goes; on failure the sandbox stays as it is for
+	// the kubelet's retry.
+	if err := s.detachNetwork(ctx, id); err != nil {
+		return status.Errorf(codes.Internal, "tear down the network of pod sandbox %s: %v", id, err)
 	}
 	if err := podns.Unpin(s.paths.sandboxNS(id)); err != nil {
 		return status.Errorf(codes.Internal, "release namespaces of pod sandbox %s: %v", id, err)

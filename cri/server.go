@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nodekit-dev/nodekit/cri/cni"
 	"github.com/nodekit-dev/nodekit/cri/image"
 	"github.com/nodekit-dev/nodekit/cri/runc"
 )
@@ -70,6 +71,11 @@ type Server struct {
 	cgroups cgroupDriver
 	oomMin  int // our own oom_score_adj: containers may not go below it
 
+	network *cni.Manager // pod networking (network.go)
+	stats   *statsState  // stats samples and caches (stats.go)
+
+	stream *streamServer // exec, attach and port-forward sessions (streaming.go)
+
 	exits    *exitWatcher
 	events   eventBus
 	bg       sync.WaitGroup
@@ -95,7 +101,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("cri: create directories: %w", err)
 	}
 	var err error
-	s.images, err = image.New(image.Options{Root: s.paths.images(), Logger: s.log})
+	s.images, err = image.New(image.Options{Root: s.paths.images(), Logger: s.log, RegistryConfig: opts.RegistryConfig})
 	if err != nil {
 		return nil, fmt.Errorf("cri: open image store: %w", err)
 	}

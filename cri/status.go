@@ -7,18 +7,13 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Status reports the RuntimeReady and NetworkReady conditions. Pod networking beyond
-// loopback (CNI) is not part of the runtime yet, so NetworkReady is false with a
-// reason that says so.
+// Status reports the RuntimeReady and NetworkReady conditions. NetworkReady is true
+// once a CNI network configuration loads; each call looks at the configuration
+// directory again, so a configuration added later is picked up.
 func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
 	resp := &runtime.StatusResponse{Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{
 		{Type: runtime.RuntimeReady, Status: true},
-		{
-			Type:    runtime.NetworkReady,
-			Status:  false,
-			Reason:  "NetworkPluginNotReady",
-			Message: "nodekit-cri has no CNI networking yet: pods get a private network namespace with loopback only",
-		},
+		s.networkCondition(),
 	}}}
 	if req.GetVerbose() {
 		info, _ := json.Marshal(map[string]any{
@@ -27,6 +22,7 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 			"runtime":      s.opts.Runtime,
 			"monitor":      s.opts.Monitor,
 			"cgroupDriver": s.opts.CgroupDriver,
+			"network":      s.networkInfo(),
 		})
 		resp.Info = map[string]string{"config": string(info)}
 	}
@@ -38,8 +34,8 @@ func (s *Server) RuntimeConfig(ctx context.Context, req *runtime.RuntimeConfigRe
 	return &runtime.RuntimeConfigResponse{Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: s.cgroups.kind()}}, nil
 }
 
-// UpdateRuntimeConfig accepts the kubelet's pod CIDR; without CNI there is nothing
-// to configure with it yet.
+// UpdateRuntimeConfig accepts the kubelet's pod CIDR. It is not used: the CNI
+// network configuration's IPAM ranges decide the pods' addresses.
 func (s *Server) UpdateRuntimeConfig(ctx context.Context, req *runtime.UpdateRuntimeConfigRequest) (*runtime.UpdateRuntimeConfigResponse, error) {
 	return &runtime.UpdateRuntimeConfigResponse{}, nil
 }

@@ -4,6 +4,11 @@
 // layers once into content-addressed directories shared between images, and answers
 // the CRI ImageService questions (get, list, remove, usage) plus layer GC.
 //
+// Pulls follow the registry configuration file (Options.RegistryConfig, TOML, read
+// again whenever it changes): per registry, mirrors tried in order before the registry
+// itself, plain HTTP only for loopback hosts or entries marked insecure, TLS options
+// per endpoint. Images pulled through a mirror keep the names they were asked by.
+//
 // On disk, under Options.Root:
 //
 //	lock                      flock: every mutation holds it exclusively, reloads hold it shared

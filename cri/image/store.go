@@ -36,6 +36,10 @@ type Options struct {
 	Transport http.RoundTripper
 	// Logger receives pull progress and warnings. Default slog.Default().
 	Logger *slog.Logger
+	// RegistryConfig is the registry configuration file (mirrors, insecure
+	// registries; see the README): read at each pull, so edits apply without a
+	// restart. Empty, or a file that does not exist, means no mirrors.
+	RegistryConfig string
 }
 
 // Image is one image in the store.
@@ -81,11 +85,12 @@ type layerMeta struct {
 // Store is an image store rooted at a directory. Its methods are safe for concurrent
 // use, also by several processes sharing the directory.
 type Store struct {
-	root      string
-	platform  v1.Platform
-	transport http.RoundTripper
-	log       *slog.Logger
-	lock      *os.File // the store's flock file
+	root       string
+	platform   v1.Platform
+	transport  http.RoundTripper
+	registries *registryFile
+	log        *slog.Logger
+	lock       *os.File // the store's flock file
 
 	mu  sync.Mutex // serializes this process's use of lock and guards idx
 	idx index
@@ -121,12 +126,13 @@ func New(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
 	s := &Store{
-		root:      root,
-		platform:  v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
-		transport: opts.Transport,
-		log:       opts.Logger,
-		lock:      lock,
-		flights:   map[string]*flight{},
+		root:       root,
+		platform:   v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		transport:  opts.Transport,
+		registries: &registryFile{path: opts.RegistryConfig},
+		log:        opts.Logger,
+		lock:       lock,
+		flights:    map[string]*flight{},
 	}
 	if opts.Platform != nil {
 		s.platform = *opts.Platform
@@ -140,6 +146,10 @@ func New(opts Options) (*Store, error) {
 	if err := s.view(func(*index) error { return nil }); err != nil {
 		lock.Close()
 		return nil, err
+	}
+	if _, err := s.registries.load(); err != nil {
+		// Not fatal: pulls report it until the file is fixed.
+		s.log.Warn("registry configuration is invalid; pulls fail until it is fixed", "err", err)
 	}
 	return s, nil
 }

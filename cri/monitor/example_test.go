@@ -56,3 +56,18 @@ func ExampleReadExit() {
 	// still running
 	// 137 9 true 2024-05-01T10:00:00Z
 }
+
+// The shim attaches a client to a running container's stdio through its monitor:
+// what the container writes goes to os.Stdout and os.Stderr until it exits, and
+// os.Stdin feeds the container's stdin (it was started with Config.Stdin). (Needs
+// a running container, so it has no output to check.)
+func ExampleAttach() {
+	err := monitor.Attach(context.Background(), "/run/nodekit/containers/c1/attach.sock", monitor.AttachIO{
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	})
+	if errors.Is(err, monitor.ErrNotAttachable) {
+		fmt.Println("the container is not running")
+	}
+}

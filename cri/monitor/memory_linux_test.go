@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,8 +40,9 @@ func smapsRollup(pid int) (pss, rss int, err error) {
 	return pss, rss, sc.Err()
 }
 
-// TestMonitorMemory runs 20 monitors of `sleep` containers and checks their mean
-// Pss against pssTarget.
+// TestMonitorMemory runs 20 monitors of `sleep` containers, each with an attach
+// socket and a stdin pipe as the shim starts them, and checks their mean Pss
+// against pssTarget.
 func TestMonitorMemory(t *testing.T) {
 	const n = 20
 	envs := make([]*runcEnv, n)
@@ -48,6 +50,8 @@ func TestMonitorMemory(t *testing.T) {
 	for i := range envs {
 		envs[i] = newContainer(t, []string{"sh", "-c", "echo started; exec sleep 1000"}, nil)
 		cfg := envs[i].config()
+		cfg.AttachSocket = filepath.Join(envs[i].state, "attach.sock")
+		cfg.Stdin = true
 		procs[i] = envs[i].start(t, cfg)
 		t.Cleanup(func() { syscall.Kill(procs[i].ContainerPid, syscall.SIGKILL) })
 	}

@@ -16,6 +16,14 @@ const ConfigFile = "monitor.json"
 // DefaultCgroupRoot is where the cgroup filesystems are mounted.
 const DefaultCgroupRoot = "/sys/fs/cgroup"
 
+// ReapArg, as the first argument, puts the monitor binary in reap mode:
+// `nodekit-monitor reap PIDFILE RUNTIME ARGS...` runs the runtime command (a
+// detached `runc exec -d`, which leaves its process behind) as a child subreaper,
+// waits for the process whose pid the runtime wrote to PIDFILE and exits with its
+// status: its exit code, or 128+signal. If the runtime fails, it exits with the
+// runtime's status. The shim uses it for terminal execs (runc.ExecOptions.Reaper).
+const ReapArg = "reap"
+
 // UnknownExitCode is the exit code recorded when the monitor lost track of the
 // container process and cannot know its real exit status.
 const UnknownExitCode = 255
@@ -37,6 +45,17 @@ type Config struct {
 	Terminal     bool   `json:"terminal,omitempty"`
 	DeleteOnExit bool   `json:"deleteOnExit,omitempty"`
 	CgroupRoot   string `json:"cgroupRoot,omitempty"` // "" = DefaultCgroupRoot
+
+	// Stdin gives the container a stdin that attached clients write to: a pipe the
+	// monitor holds open (a terminal's stdin is its pty). Without it the
+	// container's stdin is /dev/null and client input is dropped.
+	Stdin bool `json:"stdin,omitempty"`
+	// StdinOnce closes the container's stdin once the first attached client's
+	// stdin ends (not for a terminal, whose pty stays open, as in containerd).
+	StdinOnce bool `json:"stdinOnce,omitempty"`
+	// AttachSocket is where clients attach to the container's stdio (see Attach);
+	// "" offers none. Its length is not limited by the 108 bytes of a socket address.
+	AttachSocket string `json:"attachSocket,omitempty"`
 }
 
 // Validate reports the first missing required field or relative path (the monitor
@@ -52,7 +71,7 @@ func (c Config) Validate() error {
 		{"Bundle", c.Bundle, false}, {"Runtime", c.Runtime, false},
 		{"ExitFile", c.ExitFile, false}, {"PidFile", c.PidFile, false},
 		{"RuntimeRoot", c.RuntimeRoot, true}, {"LogPath", c.LogPath, true},
-		{"CgroupRoot", c.CgroupRoot, true},
+		{"CgroupRoot", c.CgroupRoot, true}, {"AttachSocket", c.AttachSocket, true},
 	} {
 		switch {
 		case f.path == "" && f.optional:

@@ -8,6 +8,9 @@ import (
 	"os"
 )
 
+// Attach is only supported on Linux.
+func Attach(ctx context.Context, socket string, aio AttachIO) error { return errors.ErrUnsupported }
+
 // Start is only supported on Linux.
 func Start(ctx context.Context, binary, dir string, cfg Config) (*Process, error) {
 	return nil, errors.ErrUnsupported

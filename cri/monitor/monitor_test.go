@@ -18,6 +18,7 @@ func validConfig() Config {
 		ID: "c1", Bundle: "/b", Runtime: "/usr/bin/runc", RuntimeRoot: "/run/r",
 		RuntimeArgs: []string{"--systemd-cgroup"}, LogPath: "/var/log/pods/x/0.log", LogMaxLine: 100,
 		ExitFile: "/s/exit.json", PidFile: "/s/pid", Terminal: true, DeleteOnExit: true, CgroupRoot: "/cg",
+		Stdin: true, StdinOnce: true, AttachSocket: "/s/attach.sock",
 	}
 }
 
@@ -48,6 +49,8 @@ func TestConfigValidate(t *testing.T) {
 		{"relative bundle", `Bundle "b" is not an absolute path`, func(c *Config) { c.Bundle = "b" }},
 		{"relative runtime", `Runtime "runc" is not an absolute path`, func(c *Config) { c.Runtime = "runc" }},
 		{"relative log", "LogPath", func(c *Config) { c.LogPath = "x.log" }},
+		{"no attach socket", "", func(c *Config) { c.AttachSocket = "" }},
+		{"relative attach socket", `AttachSocket "a.sock" is not an absolute path`, func(c *Config) { c.AttachSocket = "a.sock" }},
 	} {
 		c := validConfig()
 		tc.edit(&c)

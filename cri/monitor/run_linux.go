@@ -27,10 +27,15 @@ const drainTimeout = 2 * time.Second
 var errLostTrack = errors.New("lost track of the container process: it is not a child of the monitor")
 
 // Main is the monitor binary's main: it reads the Config file named by args[0],
-// runs the monitor with sync as its sync pipe, and returns the exit status.
+// runs the monitor with sync as its sync pipe, and returns the exit status. With
+// ReapArg as args[0] it runs in reap mode instead (sync is unused).
 func Main(args []string, sync *os.File) int {
+	if len(args) > 0 && args[0] == ReapArg {
+		return reapMain(args[1:])
+	}
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: nodekit-monitor CONFIG-FILE  (sync pipe on fd 3)")
+		fmt.Fprintln(os.Stderr, "       nodekit-monitor "+ReapArg+" PIDFILE RUNTIME [ARGS...]")
 		return 2
 	}
 	cfg, err := ReadConfig(args[0])
@@ -86,9 +91,11 @@ func Run(cfg Config, sync *os.File) error {
 	return nil
 }
 
-// stream is one output of the container being copied into the log.
+// stream is one output of the container being copied into the log and to the
+// attached clients.
 type stream struct {
 	name string // crilog.Stdout or crilog.Stderr
+	kind byte   // frameStdout or frameStderr
 	f    *os.File
 }
 
@@ -103,7 +110,9 @@ type monitor struct {
 	streams     []stream
 	sink        *crilog.Sink // nil: output is discarded
 	oom         *oomCounter
-	errs        []string // problems to report in the Exit record
+	attach      *attachServer // nil: no attach socket
+	stdin       *os.File      // write end of the container's stdin pipe, if any
+	errs        []string      // problems to report in the Exit record
 }
 
 // start runs the container and returns once the runtime has exited, leaving the
@@ -123,11 +132,30 @@ func (m *monitor) start() (err error) {
 			return err
 		}
 	}
-	devnull, err := os.Open(os.DevNull)
+	if cfg.AttachSocket != "" {
+		if m.attach, err = listenAttach(cfg.AttachSocket); err != nil {
+			return err
+		}
+		m.attach.closeStdin = cfg.StdinOnce && !cfg.Terminal
+	}
+	stdin, err := os.Open(os.DevNull)
 	if err != nil {
 		return err
 	}
-	defer devnull.Close()
+	defer stdin.Close()
+	if cfg.Stdin && !cfg.Terminal {
+		// The container's stdin stays open, for attached clients, until the
+		// container exits (or, with StdinOnce, the first client's input ends).
+		devnull := stdin
+		if stdin, m.stdin, err = os.Pipe(); err != nil {
+			return err
+		}
+		devnull.Close()
+		defer stdin.Close()
+		if m.attach != nil {
+			m.attach.stdin = m.stdin
+		}
+	}
 
 	// runtimeErr is where the runtime's stderr is read from when it fails.
 	var runtimeErr, stdout, stderr *os.File
@@ -152,17 +180,19 @@ func (m *monitor) start() (err error) {
 		if outR, stdout, err = os.Pipe(); err != nil {
 			return err
 		}
-		m.streams = append(m.streams, stream{crilog.Stdout, outR})
+		m.streams = append(m.streams, stream{crilog.Stdout, frameStdout, outR})
 		if errR, stderr, err = os.Pipe(); err != nil {
 			stdout.Close()
 			return err
 		}
-		m.streams = append(m.streams, stream{crilog.Stderr, errR})
+		m.streams = append(m.streams, stream{crilog.Stderr, frameStderr, errR})
 		runtimeErr = errR
 	}
 	args = append(args, "--pid-file", cfg.PidFile, "--bundle", cfg.Bundle, cfg.ID)
-	ws, err := m.runtime([]*os.File{devnull, stdout, stderr}, args...)
-	// Only the container (and what it spawns) may hold the write ends now.
+	ws, err := m.runtime([]*os.File{stdin, stdout, stderr}, args...)
+	// Only the container (and what it spawns) may hold the write ends (and the
+	// read end of stdin) now.
+	stdin.Close()
 	stdout.Close()
 	if stderr != stdout {
 		stderr.Close()
@@ -187,7 +217,13 @@ func (m *monitor) start() (err error) {
 		if err != nil {
 			return err
 		}
-		m.streams = append(m.streams, stream{crilog.Stdout, pty})
+		m.streams = append(m.streams, stream{crilog.Stdout, frameStdout, pty})
+		if m.attach != nil {
+			m.attach.pty = pty
+			if cfg.Stdin {
+				m.attach.stdin = pty
+			}
+		}
 	}
 	data, err := os.ReadFile(cfg.PidFile)
 	if err != nil {
@@ -316,6 +352,9 @@ func (m *monitor) wait(pid int, reapAll bool) (unix.WaitStatus, error) {
 // supervise copies the output until the container init exits, then drains it
 // and returns the exit record.
 func (m *monitor) supervise() Exit {
+	if m.attach != nil {
+		go m.attach.serve()
+	}
 	copies := make(chan error, len(m.streams))
 	for _, s := range m.streams {
 		go func() { copies <- m.copy(s) }()
@@ -363,21 +402,30 @@ func (m *monitor) logError(err error) {
 	}
 }
 
-// copy copies one stream into the log until EOF (EIO for a pty whose other side is
-// closed) or until the stream is closed, and returns the first write error.
+// copy copies one stream into the log and to the attached clients until EOF (EIO
+// for a pty whose other side is closed) or until the stream is closed, and returns
+// the first log write error.
 func (m *monitor) copy(s stream) error {
-	buf := make([]byte, 8<<10)
+	// Room for a frame header in front: the buffer is an attach frame as it is.
+	// 4 KiB in all: the size is felt in every monitor's Pss (8 KiB buffers cost
+	// 30 KiB more, see TestMonitorMemory), and the log writer does not care how
+	// output is chunked.
+	buf := make([]byte, 4<<10)
 	var w *crilog.Writer
 	if m.sink != nil {
 		w = crilog.NewWriter(m.sink, s.name, m.cfg.LogMaxLine)
 	}
 	var werr error
 	for {
-		n, err := s.f.Read(buf)
+		n, err := s.f.Read(buf[frameHeader:])
 		if n > 0 && w != nil {
-			if _, e := w.Write(buf[:n]); e != nil && werr == nil {
+			if _, e := w.Write(buf[frameHeader : frameHeader+n]); e != nil && werr == nil {
 				werr = e
 			}
+		}
+		if n > 0 && m.attach != nil {
+			putHeader(buf, s.kind, n)
+			m.attach.broadcast(buf[:frameHeader+n])
 		}
 		if err != nil {
 			break
@@ -391,8 +439,17 @@ func (m *monitor) copy(s stream) error {
 	return werr
 }
 
-// close closes the streams and the log.
+// close closes the streams, the attach socket (disconnecting its clients), the
+// container's stdin and the log.
 func (m *monitor) close() {
+	if m.attach != nil {
+		m.attach.close()
+		m.attach = nil
+	}
+	if m.stdin != nil {
+		m.stdin.Close()
+		m.stdin = nil
+	}
 	for _, s := range m.streams {
 		s.f.Close()
 	}

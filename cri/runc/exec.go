@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,7 +30,21 @@ type ExecOptions struct {
 	// Dir is a scratch directory for the process file, pid file and runtime log. It
 	// must exist; Exec removes what it writes there.
 	Dir string
+	// ConsoleSocket is, for a Process with Terminal set, the unix socket the runtime
+	// sends the pty master to (SCM_RIGHTS); the caller accepts on it. The runtime
+	// only does that detached (`exec -d`), leaving the process behind when it
+	// exits, so Reaper is then required.
+	ConsoleSocket string
+	// Reaper is the command Exec runs with ConsoleSocket, given the pid file and the
+	// runtime command as further arguments: it must run that command as a child
+	// subreaper, wait for the process whose pid the runtime writes to the pid file,
+	// and exit with its status (128+signal when killed by a signal), as
+	// `nodekit-monitor reap` does.
+	Reaper []string
 }
+
+// killWait bounds how long killing an exec waits for runc to name the process.
+const killWait = 10 * time.Second
 
 // ErrTimeout is returned by Exec when the process outlived ExecOptions.Timeout.
 var ErrTimeout = errors.New("exec timed out")
@@ -40,6 +55,9 @@ var ErrTimeout = errors.New("exec timed out")
 func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, error) {
 	if o.Process == nil {
 		return -1, errors.New("exec: no process")
+	}
+	if o.ConsoleSocket != "" && len(o.Reaper) == 0 {
+		return -1, errors.New("exec: a console socket needs a reaper")
 	}
 	procData, err := json.Marshal(o.Process)
 	if err != nil {
@@ -56,12 +74,19 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 	if err := os.WriteFile(procFile, procData, 0o600); err != nil {
 		return -1, fmt.Errorf("exec: %w", err)
 	}
-	args := append(r.GlobalArgs(), "--log", logFile, "--log-format", "json",
-		"exec", "--process", procFile, "--pid-file", pidFile, id)
+	argv := append([]string{r.opts.Binary}, r.GlobalArgs()...)
+	argv = append(argv, "--log", logFile, "--log-format", "json",
+		"exec", "--process", procFile, "--pid-file", pidFile)
+	if o.ConsoleSocket != "" {
+		argv = append(argv, "--detach", "--console-socket", o.ConsoleSocket, id)
+		argv = append(append(slices.Clone(o.Reaper), pidFile), argv...)
+	} else {
+		argv = append(argv, id)
+	}
 	// The command is not bound to ctx: killing runc would orphan the process inside
 	// the container. On timeout or cancellation the process itself is killed and
-	// runc, which reaps it, returns.
-	cmd := exec.Command(r.opts.Binary, args...)
+	// runc (or the reaper), which reaps it, returns.
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
@@ -84,8 +109,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 		cause = fmt.Errorf("exec in %s: %w", id, ctx.Err())
 	}
 	if cause != nil {
-		killExec(cmd, pidFile)
-		<-waitc
+		killExec(cmd, pidFile, waitc)
 		return -1, cause
 	}
 	code := 0
@@ -110,16 +134,32 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 	return code, nil
 }
 
-// killExec kills the exec'd process (from its pid file) and, failing that, runc.
-func killExec(cmd *exec.Cmd, pidFile string) {
-	if data, err := os.ReadFile(pidFile); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				return
+// killExec kills the exec'd process and returns runc's wait result. runc writes
+// the pid file only once the process runs (it may already have produced output),
+// so the file is waited for while runc lives; killing runc instead would leave the
+// process behind. Without a pid file after killWait, runc itself is killed.
+func killExec(cmd *exec.Cmd, pidFile string, waitc <-chan error) error {
+	deadline := time.NewTimer(killWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if data, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 {
+				if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					return <-waitc
+				}
 			}
 		}
+		select {
+		case err := <-waitc:
+			return err // runc is gone, and with it the process it waited for
+		case <-tick.C:
+		case <-deadline.C:
+			_ = cmd.Process.Kill()
+			return <-waitc
+		}
 	}
-	_ = cmd.Process.Kill()
 }
 
 // runtimeError returns the last error message in a runc JSON log file.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
@@ -129,6 +131,97 @@ func TestStateExecKillDelete(t *testing.T) {
 	}
 	if err := r.Delete(ctx, id); err != nil {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// A terminal exec: runc sends the pty master to the console socket and the reaper
+// (nodekit-monitor reap) reports the process's exit code.
+func TestExecTerminalThroughConsoleSocket(t *testing.T) {
+	r, id, proc := startContainer(t)
+	reaper := testenv.Binary(t, "nodekit-monitor")
+	dir := t.TempDir()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "console.sock"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	masters := make(chan *os.File, 1)
+	go func() {
+		defer close(masters)
+		conn, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		oob := make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := conn.ReadMsgUnix(make([]byte, 256), oob)
+		if err != nil {
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) == 1 {
+			if fds, _ := unix.ParseUnixRights(&msgs[0]); len(fds) == 1 {
+				masters <- os.NewFile(uintptr(fds[0]), "pty-master")
+			}
+		}
+	}()
+
+	p := *proc
+	p.Terminal = true
+	p.ConsoleSize = &specs.Box{Height: 40, Width: 100}
+	p.Args = []string{"sh", "-c", "busybox stty size; read line; echo got $line; exit 5"}
+	type result struct {
+		code int
+		err  error
+	}
+	results := make(chan result, 1)
+	go func() {
+		code, err := r.Exec(context.Background(), id, ExecOptions{Process: &p, Dir: dir,
+			ConsoleSocket: filepath.Join(dir, "console.sock"), Reaper: []string{reaper, "reap"}})
+		results <- result{code, err}
+	}()
+	var master *os.File
+	select {
+	case m, ok := <-masters:
+		if !ok {
+			t.Fatal("no pty master received")
+		}
+		master = m
+	case res := <-results:
+		t.Fatalf("exec ended before sending a pty (is %s a nodekit-monitor with reap mode?): %d, %v", reaper, res.code, res.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no pty master received in time")
+	}
+	defer master.Close()
+	var out bytes.Buffer
+	readUntil := func(want string) {
+		t.Helper()
+		buf := make([]byte, 1024)
+		for !strings.Contains(out.String(), want) {
+			master.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, err := master.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				t.Fatalf("reading the pty for %q: %v (got %q)", want, err, out.String())
+			}
+		}
+	}
+	readUntil("40 100")
+	if _, err := master.Write([]byte("hi\n")); err != nil {
+		t.Fatal(err)
+	}
+	readUntil("got hi")
+	select {
+	case res := <-results:
+		if res.err != nil || res.code != 5 {
+			t.Fatalf("exit code %d (%v), want 5", res.code, res.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("terminal exec did not return")
+	}
+
+	if _, err := r.Exec(context.Background(), id, ExecOptions{Process: &p, Dir: dir, ConsoleSocket: "/x"}); err == nil {
+		t.Fatal("a console socket without a reaper was accepted")
 	}
 }
 

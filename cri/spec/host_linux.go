@@ -14,7 +14,8 @@ import (
 // DetectHost reads the facts Generate needs about this node: the cgroup
 // version (statfs of /sys/fs/cgroup), swap accounting and the hugetlb
 // controller (their cgroup files), the capabilities this process holds
-// (/proc/self/status) and its hard RLIMIT_NOFILE. Call it once at start; the
+// (/proc/self/status), its hard RLIMIT_NOFILE, whether AppArmor and SELinux
+// are enabled and the kernel release. Call it once at start; the
 // runtime (runc) inherits this process's capabilities and limits.
 func DetectHost() (Host, error) {
 	var h Host
@@ -52,6 +53,16 @@ func DetectHost() (Host, error) {
 	if lim.Max != unix.RLIM_INFINITY {
 		h.MaxNoFile = lim.Max
 	}
+
+	// AppArmor as containerd checks it; SELinux when selinuxfs is mounted.
+	enabled, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	h.AppArmor = strings.TrimSpace(string(enabled)) == "Y"
+	h.SELinux = exists("/sys/fs/selinux/enforce")
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return h, fmt.Errorf("uname: %w", err)
+	}
+	h.Kernel = unix.ByteSliceToString(uts.Release[:])
 	return h, nil
 }
 

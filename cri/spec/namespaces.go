@@ -36,15 +36,18 @@ func setNamespaces(s *specs.Spec, in Input) error {
 		// The config asks for isolation: a pinned pod namespace is not joined.
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	case runtime.NamespaceMode_POD, runtime.NamespaceMode_TARGET:
-		// A pod that shares its PID namespace has one pinned; otherwise POD
-		// (the proto's zero value) means the container gets its own, which is
-		// what the kubelet sends for shareProcessNamespace: false. TARGET
-		// without the target's namespace would silently isolate the debug
-		// container, so it is an error.
-		if mode == runtime.NamespaceMode_TARGET && in.Namespaces.PID == "" {
+		// POD (the proto's zero value) joins the pod's PID namespace: the
+		// path of the one the pod holds, the host's for a host-PID pod, and
+		// for a pod that does not share one (its config asked for CONTAINER)
+		// a new one. TARGET without the target's namespace would silently
+		// isolate the debug container, so it is an error.
+		switch {
+		case mode == runtime.NamespaceMode_TARGET && in.Namespaces.PID == "":
 			return fmt.Errorf("container %s: pid namespace mode TARGET (%q) needs the target's pid namespace path", in.ID, nsOpts.GetTargetId())
+		case in.Namespaces.PID == "" && in.Namespaces.HostPID:
+		default:
+			ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.Namespaces.PID})
 		}
-		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.Namespaces.PID})
 	default:
 		return fieldErr("linux.security_context.namespace_options.pid", "unknown namespace mode %d", mode)
 	}

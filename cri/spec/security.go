@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // DefaultCapabilities is the capability set of an unprivileged container
@@ -158,56 +157,29 @@ func capList(field string, names []string) ([]string, error) {
 	return out, nil
 }
 
-// setSecurity sets masked and read-only paths and seccomp. A privileged
-// container has none of them. AppArmor and SELinux are not handled.
+// setSecurity sets masked and read-only paths (none for a privileged
+// container), the seccomp filter, the AppArmor profile and SELinux labels.
+// It runs after setCapabilities: the default seccomp profile depends on the
+// container's capabilities.
 func setSecurity(s *specs.Spec, in Input) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	if sc.GetPrivileged() {
-		return nil
-	}
-	s.Linux.MaskedPaths = slices.Clone(DefaultMaskedPaths)
-	if m := sc.GetMaskedPaths(); len(m) > 0 {
-		s.Linux.MaskedPaths = slices.Clone(m)
-	}
-	s.Linux.ReadonlyPaths = slices.Clone(DefaultReadonlyPaths)
-	if r := sc.GetReadonlyPaths(); len(r) > 0 {
-		s.Linux.ReadonlyPaths = slices.Clone(r)
-	}
-	sec, err := seccompProfile(sc)
-	if err != nil {
-		return err
-	}
-	s.Linux.Seccomp = sec
-	return nil
-}
-
-// seccompProfile is where the container's seccomp filter is chosen.
-//
-// For now no filter is applied: Unconfined and unset are honoured, and
-// RuntimeDefault is accepted but runs unconfined until the runtime's default
-// profile lands (a later issue). Localhost profiles are refused rather than
-// silently ignored.
-func seccompProfile(sc *runtime.LinuxContainerSecurityContext) (*specs.LinuxSeccomp, error) {
-	const field = "linux.security_context.seccomp"
-	prof := sc.GetSeccomp()
-	if prof == nil {
-		// The deprecated field is still sent by old kubelets.
-		//lint:ignore SA1019 read for compatibility
-		switch p := sc.GetSeccompProfilePath(); {
-		case p == "", p == "unconfined", p == "runtime/default", p == "docker/default":
-			return nil, nil
-		default:
-			return nil, &FieldError{Field: "linux.security_context.seccomp_profile_path", Err: fmt.Errorf("localhost seccomp profiles: %w", errUnsupported)}
+	if !sc.GetPrivileged() {
+		s.Linux.MaskedPaths = slices.Clone(DefaultMaskedPaths)
+		if m := sc.GetMaskedPaths(); len(m) > 0 {
+			s.Linux.MaskedPaths = slices.Clone(m)
+		}
+		s.Linux.ReadonlyPaths = slices.Clone(DefaultReadonlyPaths)
+		if r := sc.GetReadonlyPaths(); len(r) > 0 {
+			s.Linux.ReadonlyPaths = slices.Clone(r)
 		}
 	}
-	switch prof.GetProfileType() {
-	case runtime.SecurityProfile_Unconfined, runtime.SecurityProfile_RuntimeDefault:
-		return nil, nil
-	case runtime.SecurityProfile_Localhost:
-		return nil, &FieldError{Field: field, Err: fmt.Errorf("localhost seccomp profiles: %w", errUnsupported)}
-	default:
-		return nil, fieldErr(field, "unknown profile type %d", prof.GetProfileType())
+	if err := setSeccomp(s, in); err != nil {
+		return err
 	}
+	if err := setAppArmor(s.Process, in); err != nil {
+		return err
+	}
+	return checkSELinux(in)
 }
 
 // capabilitiesOf names the known capabilities whose bits are set in mask.

@@ -50,17 +50,26 @@ type Input struct {
 	// process (detected once), which is right when this process or its
 	// children run runc.
 	Host *Host
+	// Note, when set, is told about parts of the request that are accepted
+	// but have no effect on this node (SELinux options on a node without
+	// SELinux, for example), so the caller can log them. Generate itself
+	// never logs.
+	Note func(msg string)
 }
 
 // Namespaces are the pod's pinned namespace files. "" means the host's
-// namespace for Network, IPC and UTS. For PID, "" means a new namespace per
-// container (or the host's when the config asks for NODE), and a path is the
-// pod's shared (or, for TARGET, the target container's) PID namespace.
+// namespace for Network, IPC and UTS.
+//
+// PID is the namespace a container whose config asks for POD (the pod's) or
+// TARGET (another container's) joins. With pid POD and no path the container
+// gets a namespace of its own, unless HostPID says the pod uses the host's.
+// CONTAINER always means a new namespace and NODE the host's.
 type Namespaces struct {
 	Network string
 	IPC     string
 	UTS     string
 	PID     string
+	HostPID bool
 }
 
 // SandboxFiles are host paths of the pod's files bind-mounted into every
@@ -73,7 +82,8 @@ type SandboxFiles struct {
 }
 
 // Host holds facts about the node that change what a valid spec is. The zero
-// value describes a cgroup v1 node without swap accounting or hugetlb.
+// value describes a cgroup v1 node without swap accounting, hugetlb, AppArmor
+// or SELinux, with a kernel new enough for every seccomp rule.
 type Host struct {
 	// CgroupV2 is true on the unified hierarchy: containers get a private
 	// cgroup namespace and linux.resources.unified is accepted.
@@ -93,6 +103,15 @@ type Host struct {
 	// MaxNoFile is the hard RLIMIT_NOFILE the runtime runs with; the default
 	// container limit is capped to it. 0 means no cap.
 	MaxNoFile uint64
+	// AppArmor is true when the kernel enforces AppArmor: only then can a
+	// Localhost AppArmor profile be applied.
+	AppArmor bool
+	// SELinux is true when SELinux is enabled; without it SELinux options are
+	// ignored (and noted).
+	SELinux bool
+	// Kernel is the kernel release (uname -r), for the seccomp rules that
+	// depend on the kernel version; "" means a recent kernel.
+	Kernel string
 }
 
 // FieldError reports an invalid request. Field is the CRI proto field path
@@ -245,6 +264,13 @@ func hostname(in Input) (string, error) {
 }
 
 var errUnsupported = errors.New("not supported by this runtime")
+
+// note passes msg to in.Note, if set.
+func note(in Input, format string, args ...any) {
+	if in.Note != nil {
+		in.Note(fmt.Sprintf(format, args...))
+	}
+}
 
 // detectedHost is DetectHost, run once.
 var detectedHost = sync.OnceValues(DetectHost)

@@ -208,16 +208,6 @@ func TestGenerateSecurityPaths(t *testing.T) {
 			equal(t, "masked", s.Linux.MaskedPaths, []string{"/proc/kcore", "/proc/keys"})
 			equal(t, "readonly", s.Linux.ReadonlyPaths, []string{"/proc/sys"})
 		}},
-		{name: "no seccomp filter yet, even for RuntimeDefault", mutate: func(in *Input) {
-			sc(in).Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
-		}, check: func(t *testing.T, s *specs.Spec) {
-			if s.Linux.Seccomp != nil {
-				t.Errorf("seccomp = %+v, want none", s.Linux.Seccomp)
-			}
-		}},
-		{name: "localhost seccomp profile refused", mutate: func(in *Input) {
-			sc(in).Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: "/p.json"}
-		}, wantField: "linux.security_context.seccomp"},
 		{name: "user namespaces refused", mutate: func(in *Input) {
 			sc(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}
 		}, wantField: "linux.security_context.namespace_options.userns_options"},
@@ -387,6 +377,15 @@ func TestGenerateNamespaces(t *testing.T) {
 		{name: "pid NODE is the host's", mutate: pid(runtime.NamespaceMode_NODE, "/run/pidns/p"), check: wantNS(mnt, net, ipc, uts)},
 		{name: "pid POD joins the pod's", mutate: pid(runtime.NamespaceMode_POD, "/run/pidns/p"),
 			check: wantNS(mnt, net, ipc, uts, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/run/pidns/p"})},
+		{name: "pid POD in a pod without a shared one is private", mutate: pid(runtime.NamespaceMode_POD, ""), check: wantNS(mnt, net, ipc, uts, newPID)},
+		{name: "pid POD in a host-PID pod is the host's", mutate: func(in *Input) {
+			pid(runtime.NamespaceMode_POD, "")(in)
+			in.Namespaces.HostPID = true
+		}, check: wantNS(mnt, net, ipc, uts)},
+		{name: "pid CONTAINER in a host-PID pod stays private", mutate: func(in *Input) {
+			pid(runtime.NamespaceMode_CONTAINER, "")(in)
+			in.Namespaces.HostPID = true
+		}, check: wantNS(mnt, net, ipc, uts, newPID)},
 		{name: "pid CONTAINER stays private", mutate: pid(runtime.NamespaceMode_CONTAINER, "/run/pidns/p"), check: wantNS(mnt, net, ipc, uts, newPID)},
 		{name: "pid TARGET joins the target's", mutate: pid(runtime.NamespaceMode_TARGET, "/proc/42/ns/pid"),
 			check: wantNS(mnt, net, ipc, uts, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/42/ns/pid"})},

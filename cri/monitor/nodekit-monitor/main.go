@@ -13,5 +13,8 @@ import (
 func main() {
 	// Start already sets GOMAXPROCS=1 in the environment; this covers other callers.
 	runtime.GOMAXPROCS(1)
+	if len(os.Args) > 1 && os.Args[1] == monitor.PauseArg {
+		os.Exit(monitor.Pause(os.Args[2:])) // a pod's PID namespace holder
+	}
 	os.Exit(monitor.Main(os.Args[1:], os.NewFile(3, "sync")))
 }

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package cni
+
+// isNetNS: network namespaces are Linux only.
+func isNetNS(path string) bool { return false }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package cri
+
+func netStats(string) ([]ifaceStats, error) { return nil, errLinuxOnly }
