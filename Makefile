@@ -92,6 +92,7 @@ unit:
 ## test: every test, unit and integration (root, real runc/overlayfs/cgroups)
 test: setup build images vet
 	NODEKIT_REQUIRE_INTEGRATION=1 NODEKIT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) --no-print-directory critest
 
 ## run: build and run the sample web pod through crictl against nodekit-cri
 run: setup build images

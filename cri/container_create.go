@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		return nil, invalid("config.metadata.name", "empty")
 	case cfg.GetImage().GetImage() == "":
 		return nil, invalid("config.image.image", "empty")
+	}
+	for i, m := range cfg.GetMounts() {
+		if m.GetRecursiveReadOnly() && !s.features.rro {
+			return nil, invalid(fmt.Sprintf("config.mounts[%d].recursive_read_only", i), "the OCI runtime %s does not support recursive read-only mounts", s.opts.Runtime)
+		}
 	}
 	sb, err := s.objs.sandbox(req.GetPodSandboxId())
 	if err != nil {
@@ -85,7 +91,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	undo.add(func() error { return os.RemoveAll(stateDir) })
 	rootfs := s.paths.rootfs(id)
 	undo.add(func() error { return unmount(rootfs) })
-	if err := mountOverlay(lowers, filepath.Join(rootDir, "upper"), filepath.Join(rootDir, "work"), rootfs); err != nil {
+	if usernsPath := sbRec.Namespace[string(podns.User)]; usernsPath != "" {
+		uid, gid := sbRec.UserNS.hostRoot()
+		err = mountOverlayIDMapped(lowers, filepath.Join(rootDir, "upper"), filepath.Join(rootDir, "work"), rootfs, usernsPath, uid, gid)
+	} else {
+		err = mountOverlay(lowers, filepath.Join(rootDir, "upper"), filepath.Join(rootDir, "work"), rootfs)
+	}
+	if err != nil {
 		return nil, status.Errorf(codes.Internal, "container rootfs: %v", err)
 	}
 
@@ -106,6 +118,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			UTS:     sbRec.Namespace[string(podns.UTS)],
 			PID:     pidNS,
 			HostPID: hostPID,
+			User:    sbRec.Namespace[string(podns.User)],
 		},
 		Note: func(msg string) { s.log.Info(msg, "container", id) },
 		Files: spec.SandboxFiles{
@@ -114,6 +127,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			Hostname: filepath.Join(s.paths.sandboxRoot(sbRec.ID), "hostname"),
 			Shm:      sbRec.Shm,
 		},
+	}
+	if u := sbRec.UserNS; u != nil {
+		in.Namespaces.UIDMappings, in.Namespaces.GIDMappings = u.UIDs, u.GIDs
 	}
 	ociSpec, err := spec.Generate(in)
 	var fe *spec.FieldError

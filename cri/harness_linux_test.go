@@ -59,6 +59,11 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Searchable by others, as /run/nodekit is: root of a pod's user namespace
+	// must reach the pod's directories.
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	h.root, h.state = filepath.Join(base, "root"), filepath.Join(base, "state")
 	h.sock = filepath.Join(base, "cri.sock")
 	var b [4]byte

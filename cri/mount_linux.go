@@ -69,3 +69,64 @@ func unmount(target string) error {
 }
 
 const mountNoSuidDevExec = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+
+// mountOverlayIDMapped mounts the overlay of mountOverlay for a container in a
+// user namespace: each layer is first cloned as a detached mount id-mapped by
+// that user namespace (the file usernsPath), so files the image gives to root
+// belong to the container's root while the layers on disk stay shared. The
+// overlay holds the detached mounts; nothing else refers to them, so they go
+// with it. The writable layer is not id-mapped (overlayfs creates its work
+// directory as the node's root, which such a mapping cannot represent): its top
+// belongs to rootUID:rootGID, the container's root on the node, and copy-up keeps
+// the owners the id-mapped lower layers show, so the container's files have
+// the ids its user namespace maps.
+func mountOverlayIDMapped(lowers []string, upper, work, target, usernsPath string, rootUID, rootGID int) error {
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chown(upper, rootUID, rootGID); err != nil {
+		return err
+	}
+	userns, err := unix.Open(usernsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open user namespace %s: %w", usernsPath, err)
+	}
+	defer unix.Close(userns)
+	idmapped := func(dir string) (int, error) {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return -1, fmt.Errorf("clone mount of %s: %w", dir, err)
+		}
+		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("id-map mount of %s: %w", dir, err)
+		}
+		return fd, nil
+	}
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	top := make([]string, len(lowers))
+	for i, l := range lowers {
+		fd, err := idmapped(l)
+		if err != nil {
+			return err
+		}
+		fds = append(fds, fd)
+		top[len(lowers)-1-i] = fmt.Sprintf("/proc/self/fd/%d", fd)
+	}
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(top, ":"), upper, work)
+	if len(data) >= unix.Getpagesize() {
+		return fmt.Errorf("mount overlay at %s: %d layers make mount options of %d bytes, over the kernel's limit of one page", target, len(lowers), len(data))
+	}
+	if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+		return fmt.Errorf("mount id-mapped overlay at %s: %w", target, err)
+	}
+	return nil
+}

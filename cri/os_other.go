@@ -26,7 +26,10 @@ const mountNoSuidDevExec = 0
 
 func mountTmpfs(string, int64, uintptr) error             { return errLinuxOnly }
 func mountOverlay([]string, string, string, string) error { return errLinuxOnly }
-func unmount(string) error                                { return nil }
+func mountOverlayIDMapped([]string, string, string, string, string, int, int) error {
+	return errLinuxOnly
+}
+func unmount(string) error { return nil }
 
 func procStartTime(int) (uint64, error)                    { return 0, errLinuxOnly }
 func alive(int, uint64) bool                               { return false }

@@ -27,8 +27,10 @@ type sandboxRecord struct {
 	Shm       string                    `json:"shm,omitempty"`       // tmpfs mounted for the pod's /dev/shm
 	// InfraPid and InfraStart identify the process holding the pod's PID
 	// namespace (pid mode POD; see sandbox_infra.go).
-	InfraPid   int    `json:"infraPid,omitempty"`
-	InfraStart uint64 `json:"infraStart,omitempty"`
+	InfraPid int `json:"infraPid,omitempty"`
+	// UserNS holds the maps of the pod's own user namespace (nil: the host's).
+	UserNS     *podUserns `json:"userns,omitempty"`
+	InfraStart uint64     `json:"infraStart,omitempty"`
 	// Network is the pod's CNI attachment (nil with the host network): its
 	// addresses, and what DEL needs, as also kept in the network journal.
 	Network *cni.Attachment `json:"network,omitempty"`

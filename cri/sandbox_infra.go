@@ -60,19 +60,36 @@ func sharesPidNamespace(cfg *runtime.PodSandboxConfig) bool {
 // for the returned release before it runs on its own: RunPodSandbox calls it
 // once rec is saved, and if the shim dies before that, the process exits.
 // undo kills it and unpins its namespace.
+//
+// A pod with its own user namespace gets an infra process whatever its pid
+// mode: the process creates the user namespace and, inside it, the pod's
+// network, IPC and UTS namespaces, which are then pinned from it (a thread of
+// the multi-threaded shim cannot enter a new user namespace).
 func (s *Server) startInfra(rec *sandboxRecord, undo *cleanups) (release func(), err error) {
-	if !sharesPidNamespace(rec.Config) {
+	if !sharesPidNamespace(rec.Config) && rec.UserNS == nil {
 		return func() {}, nil
 	}
 	root := s.paths.sandboxInfraRoot(rec.ID)
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, status.Errorf(codes.Internal, "pod PID namespace: %v", err)
 	}
-	proc, err := spawnInfra(s.opts.Monitor, root, rec.Namespace)
+	if rec.UserNS != nil {
+		// Root of the pod's user namespace mounts its empty root there.
+		uid, gid := rec.UserNS.hostRoot()
+		if err := os.Chown(root, uid, gid); err != nil {
+			return nil, status.Errorf(codes.Internal, "pod PID namespace: %v", err)
+		}
+	}
+	proc, err := spawnInfra(s.opts.Monitor, root, rec.Namespace, rec.UserNS)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "pod PID namespace: %v", err)
 	}
 	undo.add(proc.abort)
+	if rec.UserNS != nil {
+		if err := s.adoptUserns(rec, proc.pid, undo); err != nil {
+			return nil, err
+		}
+	}
 	pin := s.paths.sandboxPidNS(rec.ID)
 	undo.add(func() error { return unpinPidNamespace(pin) })
 	if err := pinPidNamespace(proc.pid, pin); err != nil {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/nodekit-dev/nodekit/cri/monitor"
@@ -34,8 +35,11 @@ var joinFlags = []struct {
 
 // spawnInfra starts `binary pause root` as pid 1 of new PID and mount
 // namespaces, in the pinned namespaces of ns (kind → file; a missing kind
-// stays the host's), and waits for its report.
-func spawnInfra(binary, root string, ns map[string]string) (*infraProcess, error) {
+// stays the host's), and waits for its report. With userns it instead creates
+// a new user namespace with those maps and new network, IPC and UTS
+// namespaces inside it (ns must then be empty): the pod's namespaces, owned by
+// its user namespace, which the caller pins from the process.
+func spawnInfra(binary, root string, ns map[string]string, userns *podUserns) (*infraProcess, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
@@ -58,6 +62,15 @@ func spawnInfra(binary, root string, ns map[string]string) (*infraProcess, error
 	cmd.Env = []string{"GOMAXPROCS=1"}
 	cmd.ExtraFiles = []*os.File{theirs} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS}
+	if userns != nil {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+		cmd.SysProcAttr.UidMappings = sysProcIDMaps(userns.UIDs)
+		cmd.SysProcAttr.GidMappings = sysProcIDMaps(userns.GIDs)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// Root of the new user namespace (the node's root is not mapped in
+		// it), so that its execve keeps every capability there.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	started := make(chan error, 1)
 	go func() {
 		// setns changes only this thread, whose children inherit its
@@ -93,6 +106,14 @@ func spawnInfra(binary, root string, ns map[string]string) (*infraProcess, error
 		return nil, fmt.Errorf("infra process: %s", msg)
 	}
 	return p, nil
+}
+
+func sysProcIDMaps(maps []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, 0, len(maps))
+	for _, m := range maps {
+		out = append(out, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+	}
+	return out
 }
 
 func setns(path string, flag int) error {

@@ -32,6 +32,13 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 		return nil, invalid("runtime_handler", "unknown runtime handler %q (this runtime offers \"runc\")", req.GetRuntimeHandler())
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	userns, err := podUserNamespace(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if userns != nil && !s.features.userns {
+		return nil, invalid("config.linux.security_context.namespace_options.userns_options", "the OCI runtime %s does not support user namespaces with id-mapped mounts", s.opts.Runtime)
+	}
 	if nsOpts.GetPid() == runtime.NamespaceMode_TARGET || nsOpts.GetIpc() == runtime.NamespaceMode_TARGET || nsOpts.GetNetwork() == runtime.NamespaceMode_TARGET {
 		return nil, invalid("config.linux.security_context.namespace_options", "TARGET is only valid for containers")
 	}
@@ -55,6 +62,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 		State:     runtime.PodSandboxState_SANDBOX_READY,
 		CreatedAt: time.Now().UnixNano(),
 		Handler:   req.GetRuntimeHandler(),
+		UserNS:    userns,
 	}
 	stateDir, rootDir := s.paths.sandboxState(id), s.paths.sandboxRoot(id)
 	undo.add(func() error { return os.RemoveAll(stateDir) })
@@ -88,22 +96,37 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 		}
 	}
 
-	var kinds []podns.Kind
-	if !hostNetwork {
-		kinds = append(kinds, podns.Net, podns.UTS)
-	}
-	if nsOpts.GetIpc() != runtime.NamespaceMode_NODE {
-		kinds = append(kinds, podns.IPC)
-	}
-	nsDir := s.paths.sandboxNS(id)
-	undo.add(func() error { return podns.Unpin(nsDir) })
-	pinned, err := podns.Pin(podns.Options{Dir: nsDir, Kinds: kinds, Hostname: rec.Hostname})
+	parent, own, err := s.cgroups.podParent(id, cfg.GetLinux().GetCgroupParent())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "create pod namespaces: %v", err)
+		return nil, invalid("config.linux.cgroup_parent", "%v", err)
 	}
+	rec.Cgroup, rec.OwnCgroup = parent, own
+
 	rec.Namespace = map[string]string{}
-	for k, p := range pinned {
-		rec.Namespace[string(k)] = p
+	releaseInfra := func() {}
+	if userns != nil {
+		// The infra process makes the user namespace and the pod's other
+		// namespaces inside it; they are pinned from it.
+		if releaseInfra, err = s.startInfra(rec, undo); err != nil {
+			return nil, err
+		}
+	} else {
+		var kinds []podns.Kind
+		if !hostNetwork {
+			kinds = append(kinds, podns.Net, podns.UTS)
+		}
+		if nsOpts.GetIpc() != runtime.NamespaceMode_NODE {
+			kinds = append(kinds, podns.IPC)
+		}
+		nsDir := s.paths.sandboxNS(id)
+		undo.add(func() error { return podns.Unpin(nsDir) })
+		pinned, err := podns.Pin(podns.Options{Dir: nsDir, Kinds: kinds, Hostname: rec.Hostname})
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "create pod namespaces: %v", err)
+		}
+		for k, p := range pinned {
+			rec.Namespace[string(k)] = p
+		}
 	}
 	if !hostNetwork {
 		if err := s.attachNetwork(ctx, rec, undo); err != nil {
@@ -111,14 +134,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 		}
 	}
 
-	parent, own, err := s.cgroups.podParent(id, cfg.GetLinux().GetCgroupParent())
-	if err != nil {
-		return nil, invalid("config.linux.cgroup_parent", "%v", err)
-	}
-	rec.Cgroup, rec.OwnCgroup = parent, own
-	releaseInfra, err := s.startInfra(rec, undo) // pid mode POD: the pod's PID namespace
-	if err != nil {
-		return nil, err
+	if userns == nil {
+		// pid mode POD: the pod's PID namespace
+		if releaseInfra, err = s.startInfra(rec, undo); err != nil {
+			return nil, err
+		}
 	}
 
 	if err := writeSandboxRecord(s.paths.sandboxRecord(id), rec); err != nil {

@@ -71,6 +71,8 @@ type Server struct {
 	cgroups cgroupDriver
 	oomMin  int // our own oom_score_adj: containers may not go below it
 
+	features runtimeFeatures // what the OCI runtime offers (status.go)
+
 	network *cni.Manager // pod networking (network.go)
 	stats   *statsState  // stats samples and caches (stats.go)
 
@@ -115,6 +117,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.cgroups = newCgroupDriver(opts.CgroupDriver, opts.CgroupParent)
 	s.oomMin = ownOOMScoreAdj()
+	s.detectFeatures()
 	s.exits, err = newExitWatcher(s.paths.exitsDir(), s.onExit, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("cri: %w", err)

@@ -12,9 +12,10 @@ type Kind string
 
 // The kinds of namespace a pod shares between its containers.
 const (
-	Net Kind = "net"
-	IPC Kind = "ipc"
-	UTS Kind = "uts"
+	Net  Kind = "net"
+	IPC  Kind = "ipc"
+	UTS  Kind = "uts"
+	User Kind = "user"
 )
 
 // Options says which namespaces to create.
@@ -52,11 +53,28 @@ func Pin(o Options) (Pinned, error) {
 	return pinned, nil
 }
 
+// Adopt pins the namespaces in o.Kinds of the running process pid (which
+// created them, for example inside a new user namespace, where a thread of a
+// multi-threaded process cannot go) under o.Dir, then sets the hostname in its
+// UTS namespace and brings loopback up in its network namespace. On error
+// nothing is left mounted.
+func Adopt(o Options, pid int) (Pinned, error) {
+	if err := os.MkdirAll(o.Dir, 0o711); err != nil {
+		return nil, fmt.Errorf("pin namespaces of pid %d: %w", pid, err)
+	}
+	pinned, err := adopt(o, pid)
+	if err != nil {
+		Unpin(o.Dir)
+		return nil, err
+	}
+	return pinned, nil
+}
+
 // Unpin unmounts and removes every namespace file under dir. It is idempotent: a
 // missing dir or an already unmounted file is not an error.
 func Unpin(dir string) error {
 	var errs []error
-	for _, k := range []Kind{Net, IPC, UTS} {
+	for _, k := range []Kind{Net, IPC, UTS, User} {
 		p := filepath.Join(dir, string(k))
 		if err := unmount(p); err != nil {
 			errs = append(errs, err)

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var cloneFlags = map[Kind]int{Net: unix.CLONE_NEWNET, IPC: unix.CLONE_NEWIPC, UTS: unix.CLONE_NEWUTS}
+var cloneFlags = map[Kind]int{Net: unix.CLONE_NEWNET, IPC: unix.CLONE_NEWIPC, UTS: unix.CLONE_NEWUTS, User: unix.CLONE_NEWUSER}
 
 // pin does its work on a locked OS thread. Afterwards the thread joins its original
 // namespaces again and is released; if that fails it stays locked, so the Go runtime
@@ -162,4 +162,82 @@ func unmount(p string) error {
 		return nil
 	}
 	return fmt.Errorf("unmount %s: %w", p, err)
+}
+
+func adopt(o Options, pid int) (Pinned, error) {
+	pinned := Pinned{}
+	for _, k := range o.Kinds {
+		if _, ok := cloneFlags[k]; !ok {
+			return nil, fmt.Errorf("pin namespaces: unknown kind %q", k)
+		}
+		target := filepath.Join(o.Dir, string(k))
+		f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+		if err != nil {
+			return nil, fmt.Errorf("pin namespaces: %w", err)
+		}
+		f.Close()
+		src := fmt.Sprintf("/proc/%d/ns/%s", pid, k)
+		if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+			return nil, fmt.Errorf("pin namespaces: bind %s to %s: %w", src, target, err)
+		}
+		pinned[k] = target
+	}
+	return pinned, configure(pinned, o.Hostname)
+}
+
+// configure sets the hostname in the pinned UTS namespace and brings loopback
+// up in the pinned network namespace, from a locked thread that joins them and
+// then rejoins its own (or, failing that, is retired with its goroutine).
+func configure(pinned Pinned, hostname string) error {
+	var kinds []Kind
+	if pinned[UTS] != "" && hostname != "" {
+		kinds = append(kinds, UTS)
+	}
+	if pinned[Net] != "" {
+		kinds = append(kinds, Net)
+	}
+	if len(kinds) == 0 {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := openThreadNamespaces(kinds)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		err = configureOnThread(pinned, kinds, hostname)
+		if restoreThreadNamespaces(orig) {
+			runtime.UnlockOSThread()
+		}
+		done <- err
+	}()
+	return <-done
+}
+
+func configureOnThread(pinned Pinned, kinds []Kind, hostname string) error {
+	for _, k := range kinds {
+		fd, err := unix.Open(pinned[k], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("join %s namespace: %w", k, err)
+		}
+		err = unix.Setns(fd, cloneFlags[k])
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("join %s namespace %s: %w", k, pinned[k], err)
+		}
+		switch k {
+		case UTS:
+			if err := unix.Sethostname([]byte(hostname)); err != nil {
+				return fmt.Errorf("set hostname %q: %w", hostname, err)
+			}
+		case Net:
+			if err := loopbackUp(); err != nil {
+				return fmt.Errorf("loopback up: %w", err)
+			}
+		}
+	}
+	return nil
 }

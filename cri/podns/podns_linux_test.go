@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nodekit-dev/nodekit/internal/testenv"
@@ -148,4 +149,49 @@ func threadNamespaces(t *testing.T) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
+}
+
+// Adopt pins namespaces that a process created inside a new user namespace; they
+// outlive the process, carry the hostname and have loopback up.
+func TestAdoptUserNamespaceOwnedNamespaces(t *testing.T) {
+	testenv.RequireRoot(t)
+	sleep := testenv.LookPath(t, "sleep")
+	cmd := exec.Command(sleep, "100")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ns")
+	pinned, err := Adopt(Options{Dir: dir, Kinds: []Kind{User, Net, IPC, UTS}, Hostname: "userns-pod"}, cmd.Process.Pid)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Unpin(dir) })
+
+	nsenter := testenv.LookPath(t, "nsenter")
+	out, err := exec.Command(nsenter, "--user="+pinned.Path(User), "--uts="+pinned.Path(UTS), "hostname").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "userns-pod" {
+		t.Fatalf("hostname in the adopted UTS ns = %q, %v", out, err)
+	}
+	out, err = exec.Command(nsenter, "--user="+pinned.Path(User), "cat", "/proc/self/uid_map").CombinedOutput()
+	if err != nil || !strings.Contains(strings.Join(strings.Fields(string(out)), " "), "0 100000 65536") {
+		t.Fatalf("uid_map in the adopted user ns = %q, %v", out, err)
+	}
+	ip := testenv.LookPath(t, "ip")
+	out, err = exec.Command(nsenter, "--net="+pinned.Path(Net), ip, "-o", "link", "show", "lo").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "UP") {
+		t.Fatalf("lo in the adopted net ns: %q, %v", out, err)
+	}
+	if err := Unpin(dir); err != nil {
+		t.Fatal(err)
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), dir) {
+		t.Fatal("mounts left after Unpin")
+	}
 }

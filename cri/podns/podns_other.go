@@ -7,3 +7,5 @@ import "errors"
 func pin(Options) (Pinned, error) { return nil, errors.New("pod namespaces need Linux") }
 
 func unmount(string) error { return nil }
+
+func adopt(Options, int) (Pinned, error) { return nil, errors.New("pod namespaces need Linux") }

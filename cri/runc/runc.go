@@ -169,3 +169,48 @@ func runCmd(cmd *exec.Cmd, what string) error {
 	}
 	return nil
 }
+
+// Features is the part of `runc features` the shim uses to say what it supports.
+type Features struct {
+	MountOptions []string `json:"mountOptions"`
+	Linux        struct {
+		Namespaces      []string `json:"namespaces"`
+		MountExtensions struct {
+			IDMap struct {
+				Enabled *bool `json:"enabled"`
+			} `json:"idmap"`
+		} `json:"mountExtensions"`
+	} `json:"linux"`
+}
+
+// Features asks the runtime what it supports.
+func (r *Runtime) Features(ctx context.Context) (*Features, error) {
+	out, err := r.run(ctx, "features")
+	if err != nil {
+		return nil, err
+	}
+	var f Features
+	if err := json.Unmarshal(out, &f); err != nil {
+		return nil, fmt.Errorf("runc features: decode: %w", err)
+	}
+	return &f, nil
+}
+
+// RecursiveReadOnly reports whether the runtime offers the "rro" mount option.
+func (f *Features) RecursiveReadOnly() bool { return contains(f.MountOptions, "rro") }
+
+// UserNamespaces reports whether the runtime runs containers in user namespaces
+// with id-mapped mounts.
+func (f *Features) UserNamespaces() bool {
+	idmap := f.Linux.MountExtensions.IDMap.Enabled
+	return contains(f.Linux.Namespaces, "user") && idmap != nil && *idmap
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -124,8 +124,14 @@ func userMount(s *specs.Spec, i int, m *runtime.Mount) (specs.Mount, error) {
 	if m.GetHostPath() == "" {
 		return specs.Mount{}, fieldErr(field+".host_path", "host_path is required")
 	}
+	var uids, gids []specs.LinuxIDMapping
 	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
-		return specs.Mount{}, &FieldError{Field: field + ".uidMappings", Err: fmt.Errorf("id-mapped mounts: %w", errUnsupported)}
+		// An id-mapped mount (for a container in a user namespace): files of
+		// host id H appear with the container id the mapping gives H.
+		if len(m.GetUidMappings()) == 0 || len(m.GetGidMappings()) == 0 {
+			return specs.Mount{}, fieldErr(field+".uidMappings", "an id-mapped mount needs both uid and gid mappings")
+		}
+		uids, gids = idMappings(m.GetUidMappings()), idMappings(m.GetGidMappings())
 	}
 	opts := []string{"rbind"}
 	switch m.GetPropagation() {
@@ -160,5 +166,14 @@ func userMount(s *specs.Spec, i int, m *runtime.Mount) (specs.Mount, error) {
 		}
 		opts = append(opts, o)
 	}
-	return specs.Mount{Destination: path.Clean(dst), Type: "bind", Source: m.GetHostPath(), Options: opts}, nil
+	return specs.Mount{Destination: path.Clean(dst), Type: "bind", Source: m.GetHostPath(), Options: opts, UIDMappings: uids, GIDMappings: gids}, nil
+}
+
+// idMappings converts CRI id mappings to the runtime-spec's.
+func idMappings(in []*runtime.IDMapping) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, 0, len(in))
+	for _, m := range in {
+		out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+	}
+	return out
 }

@@ -17,10 +17,28 @@ import (
 // containers keep the host's for compatibility).
 func setNamespaces(s *specs.Spec, in Input) error {
 	nsOpts := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if u := nsOpts.GetUsernsOptions(); u != nil && u.GetMode() != runtime.NamespaceMode_NODE {
-		return &FieldError{Field: "linux.security_context.namespace_options.userns_options", Err: fmt.Errorf("user namespaces: %w", errUnsupported)}
-	}
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	const usernsField = "linux.security_context.namespace_options.userns_options.mode"
+	switch mode := nsOpts.GetUsernsOptions().GetMode(); {
+	case nsOpts.GetUsernsOptions() == nil || mode == runtime.NamespaceMode_NODE:
+		if in.Namespaces.User != "" {
+			return fieldErr(usernsField, "the pod has a user namespace; its containers must use it (POD), not the host's")
+		}
+	case mode == runtime.NamespaceMode_POD:
+		if in.Namespaces.User == "" {
+			return fieldErr(usernsField, "POD, but the pod sandbox has no user namespace")
+		}
+		if in.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+			return fieldErr("linux.security_context.privileged", "a privileged container cannot run in a user namespace")
+		}
+		// The user namespace is joined first (runc orders it so), which is
+		// why the pod's other namespaces were created inside it.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace, Path: in.Namespaces.User})
+		s.Linux.UIDMappings = in.Namespaces.UIDMappings
+		s.Linux.GIDMappings = in.Namespaces.GIDMappings
+	default:
+		return fieldErr(usernsField, "%s: a container shares its pod's user namespace (POD) or the host's (NODE)", mode)
+	}
 	add := func(t specs.LinuxNamespaceType, p string) {
 		if p != "" {
 			ns = append(ns, specs.LinuxNamespace{Type: t, Path: p})

@@ -70,11 +70,13 @@ func securityProfile(structured *runtime.SecurityProfile, field, legacy, legacyF
 //     Unconfined unless the pod asks for a profile or it runs with
 //     seccompDefault.
 //   - RuntimeDefault: the runtime's default profile (package seccomp),
-//     resolved for the container's capabilities; none for a privileged
-//     container.
+//     resolved for the container's capabilities.
 //   - Localhost: the profile file named by localhost_ref (an absolute path),
-//     in moby's or the runtime-spec's format. It is applied even to a
-//     privileged container, which asked for it explicitly.
+//     in moby's or the runtime-spec's format (it is still loaded and checked,
+//     so a bad reference is an error even for a privileged container).
+//
+// A privileged container runs without any filter, whatever it asks for, as in
+// containerd, CRI-O and Docker (critest checks it).
 func setSeccomp(s *specs.Spec, in Input) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
 	//lint:ignore SA1019 the deprecated field is still sent by old kubelets
@@ -102,6 +104,10 @@ func setSeccomp(s *specs.Spec, in Input) error {
 		f, err := p.Resolve(target)
 		if err != nil {
 			return &FieldError{Field: req.refField, Err: fmt.Errorf("seccomp profile %s: %w", path, err)}
+		}
+		if sc.GetPrivileged() {
+			note(in, "seccomp profile %s is not applied to privileged container %s", path, in.ID)
+			return nil
 		}
 		s.Linux.Seccomp = f
 	}

@@ -157,11 +157,15 @@ func TestGenerateSecurityProfiles(t *testing.T) {
 			privileged(in)
 			legacy("runtime/default")(in)
 		}, check: noSeccomp},
-		{name: "privileged: Localhost applies, with all capabilities", mutate: func(in *Input) {
+		{name: "privileged: Localhost is checked but not applied", mutate: func(in *Input) {
 			privileged(in)
 			in.Host.Capabilities = []string{"CAP_CHOWN", "CAP_SYS_ADMIN"}
 			structured(runtime.SecurityProfile_Localhost, good)(in)
-		}, check: localhost("read,write,exit_group", "personality", "mount")},
+		}, check: noSeccomp},
+		{name: "privileged: a bad Localhost profile is still an error", mutate: func(in *Input) {
+			privileged(in)
+			structured(runtime.SecurityProfile_Localhost, "/no/such/profile.json")(in)
+		}, wantField: "linux.security_context.seccomp.localhost_ref", wantMsg: []string{"/no/such/profile.json"}},
 
 		// AppArmor. The test host value is explicit: Host.AppArmor.
 		{name: "AppArmor RuntimeDefault without AppArmor", mutate: func(in *Input) {

@@ -70,6 +70,11 @@ type Namespaces struct {
 	UTS     string
 	PID     string
 	HostPID bool
+	// User is the pod's pinned user namespace ("" = the host's), which owns
+	// the pod's other namespaces; UIDMappings and GIDMappings are its maps.
+	User        string
+	UIDMappings []specs.LinuxIDMapping
+	GIDMappings []specs.LinuxIDMapping
 }
 
 // SandboxFiles are host paths of the pod's files bind-mounted into every

@@ -208,9 +208,56 @@ func TestGenerateSecurityPaths(t *testing.T) {
 			equal(t, "masked", s.Linux.MaskedPaths, []string{"/proc/kcore", "/proc/keys"})
 			equal(t, "readonly", s.Linux.ReadonlyPaths, []string{"/proc/sys"})
 		}},
-		{name: "user namespaces refused", mutate: func(in *Input) {
+		{name: "user namespace POD without a pod user namespace", mutate: func(in *Input) {
 			sc(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}
-		}, wantField: "linux.security_context.namespace_options.userns_options"},
+		}, wantField: "linux.security_context.namespace_options.userns_options.mode"},
+		{name: "user namespace CONTAINER refused", mutate: func(in *Input) {
+			in.Namespaces.User = "/run/pod/ns/user"
+			sc(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_CONTAINER}}
+		}, wantField: "linux.security_context.namespace_options.userns_options.mode"},
+		{name: "host user namespace in a pod that has one refused", mutate: func(in *Input) {
+			in.Namespaces.User = "/run/pod/ns/user"
+		}, wantField: "linux.security_context.namespace_options.userns_options.mode"},
+		{name: "privileged in a user namespace refused", mutate: func(in *Input) {
+			in.Namespaces.User = "/run/pod/ns/user"
+			sc(in).Privileged = true
+			sc(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}
+		}, wantField: "linux.security_context.privileged"},
+		{name: "user namespace POD joins the pod's, with its maps", mutate: func(in *Input) {
+			in.Namespaces.User = "/run/pod/ns/user"
+			in.Namespaces.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			in.Namespaces.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+			sc(in).NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			var user string
+			for _, ns := range s.Linux.Namespaces {
+				if ns.Type == specs.UserNamespace {
+					user = ns.Path
+				}
+			}
+			if user != "/run/pod/ns/user" || len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 100000 || s.Linux.GIDMappings[0].HostID != 200000 {
+				t.Errorf("user ns %q, uid maps %v, gid maps %v", user, s.Linux.UIDMappings, s.Linux.GIDMappings)
+			}
+		}},
+		{name: "id-mapped mount", mutate: func(in *Input) {
+			in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/data", HostPath: "/srv/data",
+				UidMappings: []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}},
+				GidMappings: []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}}}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			for _, m := range s.Mounts {
+				if m.Destination == "/data" {
+					if len(m.UIDMappings) != 1 || m.UIDMappings[0].Size != 65536 || len(m.GIDMappings) != 1 {
+						t.Errorf("mount maps %v %v", m.UIDMappings, m.GIDMappings)
+					}
+					return
+				}
+			}
+			t.Error("no /data mount")
+		}},
+		{name: "id-mapped mount with only uid maps", mutate: func(in *Input) {
+			in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/data", HostPath: "/srv/data",
+				UidMappings: []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}}}
+		}, wantField: "mounts[0].uidMappings"},
 	})
 }
 

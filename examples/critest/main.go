@@ -87,6 +87,11 @@ func run(ctx context.Context, c config, log *slog.Logger) (err error) {
 		return err
 	}
 	defer os.RemoveAll(scratch)
+	// The runtime's state directory lives below: root of a pod's user namespace
+	// must be able to search it, as it can /run/nodekit.
+	if err := os.Chmod(scratch, 0o711); err != nil {
+		return err
+	}
 
 	created, err := buildTime()
 	if err != nil {
