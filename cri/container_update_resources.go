@@ -77,7 +77,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if err != nil {
 		return nil, grpcError(codes.Internal, err, "encode OCI spec")
 	}
-	if err := atomicfile.WriteFile(filepath.Join(s.paths.bundle(rec.ID), "config.json"), data, 0o600); err != nil {
+	if err := atomicfile.Replace(filepath.Join(s.paths.bundle(rec.ID), "config.json"), data, 0o600); err != nil {
 		return nil, grpcError(codes.Internal, err, "container %s: write OCI spec", rec.ID)
 	}
 	cfg := proto.Clone(rec.Config).(*runtime.ContainerConfig)

@@ -87,7 +87,7 @@ func (s *Server) attachNetwork(ctx context.Context, rec *sandboxRecord, undo *cl
 	if err != nil {
 		return status.Errorf(codes.Internal, "pod network: %v", err)
 	}
-	if err := atomicfile.WriteJSON(s.paths.networkJournal(rec.ID), att, 0o600); err != nil {
+	if err := atomicfile.ReplaceJSON(s.paths.networkJournal(rec.ID), att, 0o600); err != nil {
 		return status.Errorf(codes.Internal, "pod network: save attachment: %v", err)
 	}
 	undo.add(func() error {

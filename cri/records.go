@@ -75,7 +75,7 @@ func writeSandboxRecord(path string, r *sandboxRecord) error {
 	if err != nil {
 		return fmt.Errorf("encode sandbox %s config: %w", r.ID, err)
 	}
-	return atomicfile.WriteJSON(path, persisted[*sandboxRecord]{Record: r, Config: cfg}, 0o600)
+	return atomicfile.ReplaceJSON(path, persisted[*sandboxRecord]{Record: r, Config: cfg}, 0o600)
 }
 
 func readSandboxRecord(path string) (*sandboxRecord, error) {
@@ -104,7 +104,7 @@ func writeContainerRecord(path string, r *containerRecord) error {
 			return fmt.Errorf("encode container %s user: %w", r.ID, err)
 		}
 	}
-	return atomicfile.WriteJSON(path, p, 0o600)
+	return atomicfile.ReplaceJSON(path, p, 0o600)
 }
 
 func readContainerRecord(path string) (*containerRecord, error) {

@@ -89,3 +89,22 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatalf("decode error %v does not name the file", err)
 	}
 }
+
+func TestReplaceIsAtomicWithoutSync(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "exit.json")
+	if err := ReplaceJSON(p, map[string]int{"exitCode": 3}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Replace(p, []byte(`{"exitCode":7}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	if err := ReadJSON(p, &got); err != nil || got["exitCode"] != 7 {
+		t.Fatalf("after Replace: %v, %v", got, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("%d entries, want only the file", len(entries))
+	}
+}

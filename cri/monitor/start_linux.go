@@ -23,7 +23,7 @@ func Start(ctx context.Context, binary, dir string, cfg Config) (*Process, error
 		return nil, err
 	}
 	path := filepath.Join(dir, ConfigFile)
-	if err := atomicfile.WriteJSON(path, cfg, 0o600); err != nil {
+	if err := atomicfile.ReplaceJSON(path, cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("start monitor of %s: %w", cfg.ID, err)
 	}
 	syncR, syncW, err := os.Pipe()

@@ -120,9 +120,13 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all b
 }
 
 // Delete removes the container's runtime state and cgroup, killing it if needed.
-// A container the runtime does not know is not an error.
+// A container the runtime does not know is not an error. A stopped container is
+// deleted without --force, which in runc costs a fixed 100 ms wait.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
 	if !r.Exists(id) {
+		return nil
+	}
+	if _, err := r.run(ctx, "delete", id); err == nil || !r.Exists(id) {
 		return nil
 	}
 	_, err := r.run(ctx, "delete", "--force", id)

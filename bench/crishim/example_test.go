@@ -1,0 +1,19 @@
+package main
+
+import (
+	"os"
+	"time"
+)
+
+// The results are printed as Markdown tables, ready for bench/README.md.
+func Example_table() {
+	s := summarize([]time.Duration{90 * time.Millisecond, 100 * time.Millisecond, 110 * time.Millisecond})
+	table(os.Stdout, [][]string{
+		{"runtime", "p50", "p95"},
+		{"nodekit", ms(s.P50), ms(s.P95)},
+	})
+	// Output:
+	// | runtime |   p50 |   p95 |
+	// | ------- | ----: | ----: |
+	// | nodekit | 100.0 | 110.0 |
+}

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// workspace is everything one benchmark run creates: a temp dir /tmp/nkbench-<id>
+// holding all files, sockets and mounts, and a cgroup parent /nkbench-<id> holding
+// every cgroup. cleanup undoes all of it and says what it did.
+type workspace struct {
+	dir    string // /tmp/nkbench-<id>
+	id     string
+	cgroup string // /nkbench-<id>
+	runc   string // absolute path of the runc binary
+	out    io.Writer
+
+	mu        sync.Mutex
+	runcRoots []string        // runc --root dirs: containers left there are deleted
+	daemons   []*daemon       // stopped in reverse order
+	runtimes  []*criRuntime   // pods removed through CRI first
+	ctdUsed   bool            // containerd was started: look for its leftovers
+	pods      []string        // sandbox ids (both runtimes): containerd shim sockets, CNI cache files
+	hostDirs  map[string]bool // host dirs containerd may create outside the workspace → existed before
+	stateFS   string          // when set, runtimes keep their state on this tmpfs (see -state-tmpfs)
+}
+
+func newWorkspace(runcBin string, out io.Writer) (*workspace, error) {
+	dir, err := os.MkdirTemp("/tmp", "nkbench-")
+	if err != nil {
+		return nil, fmt.Errorf("create temp dir: %w", err)
+	}
+	id := strings.TrimPrefix(filepath.Base(dir), "nkbench-")
+	return &workspace{dir: dir, id: id, cgroup: "/nkbench-" + id, runc: runcBin, out: out}, nil
+}
+
+// existingWorkspace is the workspace of an earlier run that could not clean up
+// (it was killed): `crishim -cleanup /tmp/nkbench-<id>`. Its daemons are found by
+// their command lines, every runc root it may have used is searched, and host
+// directories are left alone (who created them is unknown).
+func existingWorkspace(dir, runcBin string, out io.Writer) (*workspace, error) {
+	dir = filepath.Clean(dir)
+	id, ok := strings.CutPrefix(dir, "/tmp/nkbench-")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return nil, fmt.Errorf("-cleanup %s: not a benchmark workspace (/tmp/nkbench-<id>)", dir)
+	}
+	w := &workspace{dir: dir, id: id, cgroup: "/nkbench-" + id, runc: runcBin, out: out, ctdUsed: true}
+	for _, state := range []string{w.path("nodekit", "state"), w.path("run", "nodekit")} {
+		w.runcRoots = append(w.runcRoots, filepath.Join(state, "runc"))
+	}
+	for _, state := range []string{w.path("containerd", "state"), w.path("run", "containerd")} {
+		w.runcRoots = append(w.runcRoots, filepath.Join(state, "runc", "k8s.io"))
+	}
+	w.runcRoots = append(w.runcRoots, w.path("floor", "runc"))
+	return w, nil
+}
+
+// containerdSocket is the address of the workspace's containerd.
+func (w *workspace) containerdSocket() string { return w.path("containerd", "containerd.sock") }
+
+func (w *workspace) path(elem ...string) string {
+	return filepath.Join(append([]string{w.dir}, elem...)...)
+}
+
+// stateDir is where runtime name keeps its runtime state: beside its root in the
+// workspace, or on the workspace's tmpfs with -state-tmpfs.
+func (w *workspace) stateDir(name string) string {
+	if w.stateFS != "" {
+		return filepath.Join(w.stateFS, name)
+	}
+	return w.path(name, "state")
+}
+
+// mountStateTmpfs mounts a tmpfs at <workspace>/run for the runtimes' state (as
+// /run is a tmpfs on most distributions; not on this test machine).
+func (w *workspace) mountStateTmpfs() error {
+	dir := w.path("run")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=1g"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
+	}
+	w.stateFS = dir
+	return nil
+}
+
+func (w *workspace) addDaemon(d *daemon) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.daemons = append(w.daemons, d)
+}
+
+func (w *workspace) addRuntime(r *criRuntime) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.runtimes = append(w.runtimes, r)
+}
+
+func (w *workspace) addRuncRoot(root string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.runcRoots = append(w.runcRoots, root)
+}
+
+func (w *workspace) addPod(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pods = append(w.pods, id)
+}
+
+// Host directories the runtimes create outside their root and state whatever the
+// config says: containerd 1.6's shim sockets in /run/containerd/s, libcni's result
+// cache in /var/lib/cni.
+var hostDirs = []string{
+	"/run/containerd", "/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc",
+	"/var/lib/cni", "/var/lib/cni/results",
+}
+
+// noteHostDirs records which of hostDirs exist before the runtimes start,
+// so cleanup removes only those the run created (and only when empty).
+func (w *workspace) noteHostDirs() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hostDirs = map[string]bool{}
+	for _, d := range hostDirs {
+		_, err := os.Stat(d)
+		w.hostDirs[d] = err == nil
+	}
+}
+
+// shimSocket is where containerd 1.6 puts the ttrpc socket of the shim serving
+// sandbox id: /run/containerd/s/sha256(<address>/<namespace>/<id>).
+func shimSocket(address, namespace, id string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(address, namespace, id)))
+	return fmt.Sprintf("/run/containerd/s/%x", sum)
+}
+
+// cleanup removes everything the run created, in dependency order, and prints each
+// step. It never stops at an error: every step runs.
+func (w *workspace) cleanup() {
+	say := func(format string, a ...any) { fmt.Fprintf(w.out, "cleanup: "+format+"\n", a...) }
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	// 1. Pods, through CRI, while the daemons still run.
+	for _, r := range w.runtimes {
+		if r.daemon != nil && r.daemon.exited() {
+			say("%s: daemon already gone, cannot remove pods through CRI", r.name)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		n, err := r.removeAllPods(ctx)
+		cancel()
+		if err != nil {
+			say("%s: removed %d pods through CRI; errors: %v", r.name, n, err)
+		} else {
+			say("%s: removed %d pods through CRI", r.name, n)
+		}
+		r.close()
+	}
+
+	// 2. Daemons, by the PIDs we started, newest first. (With -cleanup, those of
+	// the killed run: found by their command lines naming the workspace.)
+	for i := len(w.daemons) - 1; i >= 0; i-- {
+		say("%s", w.daemons[i].stop(10*time.Second))
+	}
+	if w.daemons == nil {
+		if procs, err := listProcs(); err == nil {
+			for _, p := range procs {
+				if isDaemonOf(p.args, w.dir) {
+					say("%s", stopPid(p.pid, filepath.Base(p.args[0]), 10*time.Second))
+				}
+			}
+		}
+	}
+
+	// 3. Containers left in our runc roots (the floor's, nodekit's, containerd's).
+	for _, root := range w.runcRoots {
+		out, err := exec.Command(w.runc, "--root", root, "list", "-q").Output()
+		if err != nil {
+			if _, serr := os.Stat(root); serr == nil {
+				say("runc list --root %s: %v", root, err)
+			}
+			continue
+		}
+		for _, id := range strings.Fields(string(out)) {
+			if msg, err := exec.Command(w.runc, "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
+				say("runc delete --force %s (root %s): %v: %s", id, root, err, strings.TrimSpace(string(msg)))
+			} else {
+				say("deleted leftover container %s (runc root %s)", id, root)
+			}
+		}
+	}
+
+	// 4. Helper processes left behind: nodekit monitors whose config is in the
+	// workspace, containerd shims of our socket. By PID, SIGKILL, then wait for
+	// them to go. A shim's -id names its sandbox (for its socket, below).
+	if procs, err := listProcs(); err != nil {
+		say("%v", err)
+	} else {
+		var killed []int
+		for _, p := range procs {
+			shim := w.ctdUsed && isShimOf(p.args, w.containerdSocket())
+			if !shim && !isMonitorOf(p.args, w.dir) {
+				continue
+			}
+			if shim {
+				w.pods = append(w.pods, argValue(p.args, "id"))
+			}
+			if err := syscall.Kill(p.pid, syscall.SIGKILL); err == nil {
+				say("killed leftover %s (pid %d)", filepath.Base(p.args[0]), p.pid)
+				killed = append(killed, p.pid)
+			}
+		}
+		waitGone(killed, 5*time.Second)
+	}
+
+	// 5. Files outside the workspace: containerd's shim sockets, libcni's cache.
+	var sockets, results int
+	for _, id := range w.pods {
+		if w.ctdUsed && os.Remove(shimSocket(w.containerdSocket(), "k8s.io", id)) == nil {
+			sockets++
+		}
+		matches, _ := filepath.Glob("/var/lib/cni/results/*-" + id + "-*")
+		for _, m := range matches {
+			if os.Remove(m) == nil {
+				results++
+			}
+		}
+	}
+	if sockets+results > 0 {
+		say("removed %d leftover shim sockets from /run/containerd/s and %d CNI cache files from /var/lib/cni/results", sockets, results)
+	}
+	for i := len(hostDirs) - 1; i >= 0; i-- {
+		d := hostDirs[i]
+		if existed, known := w.hostDirs[d]; known && !existed {
+			if err := os.Remove(d); err == nil {
+				say("removed %s (created by this run, now empty)", d)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				say("kept %s (created during this run but not empty: other users?)", d)
+			}
+		}
+	}
+
+	// 6. Mounts under the workspace (overlay rootfs, shm tmpfs, pinned nsfs), deepest first.
+	var unmounted int
+	for round := 0; round < 5; round++ {
+		mounts, err := readMounts()
+		if err != nil {
+			say("%v", err)
+			break
+		}
+		points := mountsUnder(mounts, w.dir)
+		if len(points) == 0 {
+			break
+		}
+		for _, p := range points {
+			if err := unix.Unmount(p, 0); err != nil {
+				if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+					say("unmount %s: %v", p, err)
+					continue
+				}
+			}
+			unmounted++
+		}
+	}
+	say("unmounted %d mounts under %s", unmounted, w.dir)
+
+	// 7. Cgroups under /nkbench-<id> in every hierarchy, deepest first.
+	if mounts, err := readMounts(); err != nil {
+		say("%v", err)
+	} else {
+		var removed int
+		deadline := time.Now().Add(10 * time.Second)
+		for _, mp := range cgroupMountPoints(mounts) {
+			n, err := removeCgroupTree(filepath.Join(mp, w.cgroup), deadline)
+			removed += n
+			if err != nil {
+				say("%v", err)
+			}
+		}
+		say("removed %d cgroup directories under %s", removed, w.cgroup)
+	}
+
+	// 8. The workspace itself.
+	if err := os.RemoveAll(w.dir); err != nil {
+		say("remove %s: %v", w.dir, err)
+	} else {
+		say("removed %s", w.dir)
+	}
+}
+
+// waitGone polls until none of pids runs any more (gone, or a zombie), up to d.
+func waitGone(pids []int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for _, pid := range pids {
+		for running(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// running reports whether pid exists and is not a zombie.
+func running(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i < 0 || !strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
+}
+
+// removeCgroupTree removes dir and every cgroup below it, deepest first. A cgroup
+// whose last process is still exiting is busy for a moment: retried until deadline
+// (a deadline in the past: one attempt each).
+func removeCgroupTree(dir string, deadline time.Time) (int, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	var removed int
+	var errs []error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		for {
+			err := os.Remove(dirs[i])
+			if err == nil {
+				removed++
+				break
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dirs[i], err))
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// removePodCgroup removes the cgroup parent a pod was given (in every hierarchy),
+// between iterations: one attempt, failures are left for the final cleanup.
+func (w *workspace) removePodCgroup(parent string) {
+	mounts, err := readMounts()
+	if err != nil {
+		return
+	}
+	for _, mp := range cgroupMountPoints(mounts) {
+		removeCgroupTree(filepath.Join(mp, parent), time.Time{})
+	}
+}
+
+// stopPid stops a process the benchmark did not start itself (a daemon of a killed
+// run, with -cleanup): SIGTERM, then SIGKILL after grace.
+func stopPid(pid int, name string, grace time.Duration) string {
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Sprintf("%s (pid %d): %v", name, pid, err)
+	}
+	waitGone([]int{pid}, grace)
+	if !running(pid) {
+		return fmt.Sprintf("stopped %s (pid %d) with SIGTERM", name, pid)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitGone([]int{pid}, 5*time.Second)
+	return fmt.Sprintf("killed %s (pid %d) with SIGKILL after %s", name, pid, grace)
+}
