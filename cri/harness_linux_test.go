@@ -194,7 +194,13 @@ func containerConfig(name, image string, cmd ...string) *runtime.ContainerConfig
 func (h *harness) runPod(name string) (string, *runtime.PodSandboxConfig) {
 	h.t.Helper()
 	cfg := podConfig(name)
-	cfg.LogDirectory = filepath.Join(h.state, "..", "logs", name)
+	return h.runPodConfig(cfg), cfg
+}
+
+// runPodConfig is runPod with a configuration of the test's own.
+func (h *harness) runPodConfig(cfg *runtime.PodSandboxConfig) string {
+	h.t.Helper()
+	cfg.LogDirectory = filepath.Join(h.state, "..", "logs", cfg.Metadata.Name)
 	resp, err := h.rt.RunPodSandbox(ctx(h.t), &runtime.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		h.t.Fatal(err)
@@ -209,7 +215,7 @@ func (h *harness) runPod(name string) (string, *runtime.PodSandboxConfig) {
 		h.rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: id})
 		h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: id})
 	})
-	return id, cfg
+	return id
 }
 
 func (h *harness) createContainer(pod string, podCfg *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig) string {

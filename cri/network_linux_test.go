@@ -1,7 +1,6 @@
 package cri_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -22,27 +21,6 @@ import (
 )
 
 const web = "nodekit.local/web:latest"
-
-// runPodConfig is runPod with a configuration of the test's own.
-func (h *harness) runPodConfig(cfg *runtime.PodSandboxConfig) string {
-	h.t.Helper()
-	cfg.LogDirectory = filepath.Join(h.state, "..", "logs", cfg.Metadata.Name)
-	resp, err := h.rt.RunPodSandbox(ctx(h.t), &runtime.RunPodSandboxRequest{Config: cfg})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	id := resp.PodSandboxId
-	h.t.Cleanup(func() {
-		if h.rt == nil || h.conn == nil {
-			return
-		}
-		c, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		h.rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: id})
-		h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: id})
-	})
-	return id
-}
 
 // podIPs returns the sandbox's reported addresses (network.ip, then additional_ips).
 func (h *harness) podIPs(id string) []string {

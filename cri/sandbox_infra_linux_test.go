@@ -1,7 +1,6 @@
 package cri_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -28,27 +27,6 @@ func ctrWithPid(cfg *runtime.ContainerConfig, mode runtime.NamespaceMode, target
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = mode
 	cfg.Linux.SecurityContext.NamespaceOptions.TargetId = target
 	return cfg
-}
-
-// runPodWith is runPod with a config of the test's choosing.
-func (h *harness) runPodWith(cfg *runtime.PodSandboxConfig) string {
-	h.t.Helper()
-	cfg.LogDirectory = filepath.Join(h.state, "..", "logs", cfg.Metadata.Name)
-	resp, err := h.rt.RunPodSandbox(ctx(h.t), &runtime.RunPodSandboxRequest{Config: cfg})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	id := resp.PodSandboxId
-	h.t.Cleanup(func() {
-		if h.rt == nil || h.conn == nil {
-			return
-		}
-		c, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		h.rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: id})
-		h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: id})
-	})
-	return id
 }
 
 // infraOf reads the infra process's pid from the sandbox's record.
@@ -116,7 +94,7 @@ func TestPodSharedPidNamespace(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.importImage("busybox")
-	pod := h.runPodWith(podWithPid(podConfig("shared"), runtime.NamespaceMode_POD))
+	pod := h.runPodConfig(podWithPid(podConfig("shared"), runtime.NamespaceMode_POD))
 	infra := h.infraOf(pod)
 
 	// The infra process: pid 1 of its namespace, uid 65535, no capabilities,
@@ -198,7 +176,7 @@ func TestPodInfraDeath(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.importImage("busybox")
-	pod := h.runPodWith(podWithPid(podConfig("dies"), runtime.NamespaceMode_POD))
+	pod := h.runPodConfig(podWithPid(podConfig("dies"), runtime.NamespaceMode_POD))
 	a := h.createContainer(pod, nil, ctrWithPid(containerConfig("a", busybox, "sleep", "1000"), runtime.NamespaceMode_POD, ""))
 	h.startContainer(a)
 	events, err := h.rt.GetContainerEvents(ctx(t), &runtime.GetEventsRequest{})
@@ -268,7 +246,7 @@ func TestHostPidPod(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.importImage("busybox")
-	pod := h.runPodWith(podWithPid(podConfig("hostpid"), runtime.NamespaceMode_NODE))
+	pod := h.runPodConfig(podWithPid(podConfig("hostpid"), runtime.NamespaceMode_NODE))
 	c := h.createContainer(pod, nil, ctrWithPid(containerConfig("c", busybox, "sleep", "1000"), runtime.NamespaceMode_POD, ""))
 	h.startContainer(c)
 	self, err := os.Readlink("/proc/self/ns/pid")
@@ -290,8 +268,8 @@ func TestCrashRecoveryKeepsPidNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
-	keep := h.runPodWith(podWithPid(podConfig("keep"), runtime.NamespaceMode_POD))
-	lose := h.runPodWith(podWithPid(podConfig("lose"), runtime.NamespaceMode_POD))
+	keep := h.runPodConfig(podWithPid(podConfig("keep"), runtime.NamespaceMode_POD))
+	lose := h.runPodConfig(podWithPid(podConfig("lose"), runtime.NamespaceMode_POD))
 	a := h.createContainer(keep, nil, ctrWithPid(containerConfig("a", busybox, "sleep", "1006"), runtime.NamespaceMode_POD, ""))
 	h.startContainer(a)
 	keepInfra, loseInfra := h.infraOf(keep), h.infraOf(lose)

@@ -64,16 +64,7 @@ func TestUserNamespacePod(t *testing.T) {
 	}
 
 	cfg := usernsPod("userns", 200000)
-	cfg.LogDirectory = filepath.Join(h.state, "..", "logs", "userns")
-	resp, err := h.rt.RunPodSandbox(c, &runtime.RunPodSandboxRequest{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod := resp.PodSandboxId
-	t.Cleanup(func() {
-		h.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
-		h.rt.RemovePodSandbox(ctx(t), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	})
+	pod := h.runPodConfig(cfg)
 	userCtr := func(name string, cmd ...string) string {
 		cc := containerConfig(name, busybox, cmd...)
 		cc.Linux.SecurityContext.NamespaceOptions = cfg.Linux.SecurityContext.NamespaceOptions

@@ -37,8 +37,18 @@ func (c *debCache) unpack(ctx context.Context, pkg string) (root, version string
 	}
 	// As root apt-get downloads as the _apt user when it can write the directory;
 	// it cannot here, so say so instead of warning about it.
-	if _, err := output(ctx, dl, "apt-get", "-o", "APT::Sandbox::User=root", "download", pkg); err != nil {
-		return "", "", fmt.Errorf("download Debian package %s: %w", pkg, err)
+	download := func() error {
+		_, err := output(ctx, dl, "apt-get", "-o", "APT::Sandbox::User=root", "download", pkg)
+		return err
+	}
+	if err := download(); err != nil {
+		// A fresh machine may have no package lists yet: fetch them once and retry.
+		if _, uerr := output(ctx, "", "apt-get", "update", "-qq"); uerr != nil {
+			return "", "", fmt.Errorf("download Debian package %s: %w (apt-get update: %v)", pkg, err, uerr)
+		}
+		if err := download(); err != nil {
+			return "", "", fmt.Errorf("download Debian package %s: %w", pkg, err)
+		}
 	}
 	debs, _ := filepath.Glob(filepath.Join(dl, "*.deb"))
 	if len(debs) != 1 {
