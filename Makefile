@@ -20,7 +20,7 @@ APT_PACKAGES := gcc libc6-dev libseccomp-dev pkg-config busybox-static iproute2 
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_output/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: setup build images test unit vet run bench clean
+.PHONY: setup build images test unit vet run run-cri bench clean
 
 ## setup: install missing Debian packages and a default CNI config (idempotent; needs root)
 setup:
@@ -40,8 +40,11 @@ setup:
 			echo "setup: wrote the default CNI network config $(CNI_CONF_DIR)/10-nodekit.conflist (bridge nodekit0, 10.88.0.0/16)"; fi; \
 	fi
 
-## build: every binary into bin/ (nodekit-cri, nodekit-monitor, runc, crictl)
-build: $(BIN)/nodekit-cri $(BIN)/nodekit-monitor $(BIN)/runc $(BIN)/crictl
+## build: every binary into bin/ (nodekit-kubelet, nodekit-cri, nodekit-monitor, runc, crictl)
+build: $(BIN)/nodekit-kubelet $(BIN)/nodekit-cri $(BIN)/nodekit-monitor $(BIN)/runc $(BIN)/crictl
+
+$(BIN)/nodekit-kubelet: $(GO_SOURCES)
+	$(GO) build -trimpath -o $@ ./examples/kubelet
 
 $(BIN)/nodekit-cri: $(GO_SOURCES)
 	$(GO) build -trimpath -o $@ ./examples/cri
@@ -94,20 +97,35 @@ test: setup build images vet
 	NODEKIT_REQUIRE_INTEGRATION=1 NODEKIT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory critest
 
-## run: build and run the sample web pod through crictl against nodekit-cri
+## run: the sample kubelet runs the sample static pods (examples/pods) until Ctrl-C
 run: setup build images
+	./examples/kubelet/run.sh
+
+## run-cri: the CRI shim alone: the sample web pod through crictl against nodekit-cri
+run-cri: setup build images
 	./examples/cri/demo.sh
 
-## bench: CRI shim benchmark, runc floor vs nodekit-cri vs containerd (bench/README.md; root)
+## bench: CRI shim benchmarks, runc floor vs nodekit-cri vs containerd, then bench-critest (bench/README.md; root)
 # Extra flags for the program: make bench BENCH_FLAGS='-iterations 10 -keep-going'
-bench: setup build images
+bench: setup build images bench-containerd
+	$(GO) run ./bench/crishim -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/crishim.json $(BENCH_FLAGS)
+	$(MAKE) --no-print-directory bench-critest
+
+.PHONY: bench-containerd bench-critest
+# Debian's containerd, the runtime the benchmarks compare with.
+bench-containerd:
 	@dpkg-query -W -f='$${Status}' containerd 2>/dev/null | grep -q 'ok installed' || { \
 		echo "bench: installing containerd"; \
 		if [ "$$(id -u)" != 0 ]; then echo "bench: run as root (sudo make bench) to install containerd" >&2; exit 1; fi; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends containerd >/dev/null; \
 	}
-	$(GO) run ./bench/crishim -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/crishim.json $(BENCH_FLAGS)
+
+## bench-critest: `critest -benchmark` against nodekit-cri and containerd, and the exit-to-event latency (bench/README.md; root)
+# Extra flags: make bench-critest BENCH_CRITEST_FLAGS='-critest-rounds 1 -exits 50'
+bench-critest: setup build images bench-containerd $(BIN)/critest
+	$(GO) run ./bench/crishim -mode critest -bin $(BIN) -images $(OUT)/images -critest-out $(OUT)/bench/critest \
+		-json $(OUT)/bench/critest.json $(BENCH_CRITEST_FLAGS)
 
 .PHONY: critest
 ## critest: the CRI conformance suite against a private nodekit-cri, offline (examples/critest; root)

@@ -1,0 +1,491 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	kubetypes "k8s.io/kubelet/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/nodekit-dev/nodekit/agent/podruntime"
+	"github.com/nodekit-dev/nodekit/agent/podsource"
+	"github.com/nodekit-dev/nodekit/agent/server"
+	"github.com/nodekit-dev/nodekit/agent/stats"
+	"github.com/nodekit-dev/nodekit/agent/status"
+	"github.com/nodekit-dev/nodekit/pleg"
+	"github.com/nodekit-dev/nodekit/probes"
+)
+
+// Options configures an Agent.
+type Options struct {
+	// Config is the agent's configuration (LoadConfig or Flags.Load).
+	Config *Config
+	// Runtime and Images are the CRI services the agent drives.
+	Runtime internalapi.RuntimeService
+	Images  internalapi.ImageManagerService
+	// Logger receives the agent's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Registry receives the agent's metrics and is served on /metrics (default:
+	// a new registry).
+	Registry *prometheus.Registry
+	// Clock drives timers (default the real clock).
+	Clock clock.WithTicker
+	// DisableEventedPLEG makes the agent relist the runtime every second instead
+	// of following its container events.
+	DisableEventedPLEG bool
+	// StopPodsOnExit terminates every pod gracefully when Run returns, as a node
+	// shutdown does. The kubelet's default (false) leaves them running for the
+	// next start to adopt.
+	StopPodsOnExit bool
+	// DisableServer turns the HTTP API off (for embedding and tests).
+	DisableServer bool
+}
+
+// Agent is the node agent.
+type Agent struct {
+	opts    Options
+	cfg     *Config
+	log     *slog.Logger
+	clock   clock.WithTicker
+	rtName  string
+	hostIPs []string
+
+	cache   pleg.Cache
+	pleg    pleg.PLEG
+	probes  probes.Manager
+	status  status.Manager
+	sink    *status.MemorySink
+	pods    *podruntime.Manager
+	source  *podsource.ManifestDir
+	workers *podWorkers
+	server  *server.Server
+	node    *stats.Node
+	metrics *metrics
+
+	mu           sync.RWMutex
+	desired      map[types.UID]*v1.Pod
+	sourcesReady atomic.Bool
+	sourceErrors []error
+}
+
+// New builds an Agent. It asks the runtime for its name and version, so the
+// runtime must answer.
+func New(o Options) (*Agent, error) {
+	if o.Config == nil {
+		return nil, errors.New("agent: no config")
+	}
+	if o.Runtime == nil || o.Images == nil {
+		return nil, errors.New("agent: no CRI runtime or image service")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	a := &Agent{opts: o, cfg: o.Config, log: o.Logger, clock: o.Clock, desired: map[types.UID]*v1.Pod{}}
+	k := &a.cfg.Kubelet
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := o.Runtime.Version(ctx, "v1")
+	if err != nil {
+		return nil, fmt.Errorf("agent: the container runtime does not answer: %w", err)
+	}
+	a.rtName = v.GetRuntimeName()
+	a.hostIPs = nodeIPs(a.cfg.NodeIP)
+	a.log.Info("container runtime", "name", v.GetRuntimeName(), "version", v.GetRuntimeVersion(), "api", v.GetRuntimeApiVersion())
+
+	a.metrics = newMetrics(o.Registry)
+	a.cache = pleg.NewCache()
+	a.pleg = pleg.New(pleg.Options{
+		Runtime:        o.Runtime,
+		Cache:          a.cache,
+		Clock:          a.clock,
+		Logger:         a.log.With("component", "pleg"),
+		Metrics:        a.metrics.pleg(),
+		DisableEvented: o.DisableEventedPLEG,
+	})
+	a.sink = &status.MemorySink{}
+	a.status = status.NewManager(a.sink, a.clock, a.log.With("component", "status"))
+	a.probes = probes.New(probes.Options{
+		Exec:    o.Runtime,
+		Status:  a.status,
+		Clock:   a.clock,
+		Logger:  a.log.With("component", "probes"),
+		Metrics: a.metrics.probes(),
+	})
+	a.pods, err = podruntime.New(podruntime.Options{
+		Runtime:       a.instrumented(o.Runtime),
+		Images:        o.Images,
+		RuntimeName:   a.rtName,
+		RootDir:       a.cfg.RootDir,
+		PodLogsDir:    k.PodLogsDir,
+		CgroupDriver:  k.CgroupDriver,
+		CgroupRoot:    k.CgroupRoot,
+		NodeName:      a.cfg.NodeName,
+		HostIPs:       a.hostIPs,
+		ClusterDNS:    k.ClusterDNS,
+		ClusterDomain: k.ClusterDomain,
+		Probes: func(kind podruntime.ProbeKind, containerID string) podruntime.ProbeResult {
+			t := probes.Liveness
+			if kind == podruntime.StartupProbe {
+				t = probes.Startup
+			}
+			r, _ := a.probes.Get(t, containerID)
+			return podruntime.ProbeResult(r)
+		},
+		Clock:  a.clock,
+		Logger: a.log.With("component", "podruntime"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if k.StaticPodPath != "" {
+		a.source, err = podsource.NewManifestDir(podsource.Options{
+			Dir:      k.StaticPodPath,
+			NodeName: a.cfg.NodeName,
+			Period:   k.FileCheckFrequency.Duration,
+			Clock:    a.clock,
+			Logger:   a.log.With("component", "manifests"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	a.workers = newPodWorkers(a, a.clock, k.SyncFrequency.Duration, a.log.With("component", "podworkers"))
+	a.workers.onSync = a.metrics.observeSync
+	a.node = stats.NewNode(stats.NodeOptions{NodeName: a.cfg.NodeName, FsPath: a.cfg.RootDir, Clock: a.clock})
+	if !o.DisableServer {
+		if err := a.newServer(); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Run runs the agent until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	a.status.Start()
+	defer a.status.Stop()
+	a.pleg.Start()
+	defer a.pleg.Stop()
+	a.probes.Start()
+	defer a.probes.Stop()
+
+	var bg sync.WaitGroup
+	serverErr := make(chan error, 1)
+	if a.server != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			serverErr <- a.server.Run(ctx)
+		}()
+	}
+	var updates <-chan podsource.Update
+	if a.source != nil {
+		updates = a.source.Updates()
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			a.source.Run(ctx)
+		}()
+	} else {
+		a.sourcesReady.Store(true)
+	}
+	housekeeping := a.clock.NewTicker(2 * time.Second)
+	defer housekeeping.Stop()
+	a.log.Info("agent running", "node", a.cfg.NodeName, "manifests", a.cfg.Kubelet.StaticPodPath, "evented-pleg", pleg.IsEvented(a.pleg))
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-serverErr:
+			runErr = fmt.Errorf("kubelet API: %w", err)
+			break loop
+		case u, ok := <-updates:
+			if !ok {
+				updates = nil
+				continue
+			}
+			a.applySourceUpdate(workCtx, u)
+		case ev := <-a.pleg.Watch():
+			if ev.Type != pleg.ContainerChanged {
+				a.workers.kick(ev.ID)
+			}
+		case u := <-a.probes.Liveness():
+			if u.Result == probes.Failure {
+				a.log.Info("liveness probe failed; the container will be restarted", "pod", u.PodUID, "container", u.ContainerName)
+				a.workers.kick(u.PodUID)
+			}
+		case u := <-a.probes.Readiness():
+			a.status.SetContainerReadiness(u.PodUID, u.ContainerID, u.Result == probes.Success)
+		case u := <-a.probes.Startup():
+			a.status.SetContainerStartup(u.PodUID, u.ContainerID, u.Result == probes.Success)
+			a.workers.kick(u.PodUID)
+		case <-housekeeping.C():
+			a.housekeeping(workCtx)
+		}
+	}
+	if a.opts.StopPodsOnExit {
+		a.stopAllPods(workCtx)
+	}
+	stopWork()
+	a.workers.wait()
+	bg.Wait()
+	return runErr
+}
+
+// applySourceUpdate makes the desired set the update's pods.
+func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update) {
+	for _, err := range u.Errors {
+		a.log.Warn("pod manifest rejected", "err", err)
+	}
+	next := make(map[types.UID]*v1.Pod, len(u.Pods))
+	for _, p := range u.Pods {
+		if p.CreationTimestamp.IsZero() {
+			// A static pod is created when the agent first sees its manifest.
+			seen, err := time.Parse(time.RFC3339Nano, p.Annotations[podsource.AnnotationSeen])
+			if err != nil {
+				seen = a.clock.Now()
+			}
+			p.CreationTimestamp = metav1.NewTime(seen)
+		}
+		next[p.UID] = p
+	}
+	a.mu.Lock()
+	prev := a.desired
+	a.desired = next
+	a.sourceErrors = u.Errors
+	a.mu.Unlock()
+	for uid, p := range next {
+		if _, ok := prev[uid]; !ok {
+			a.log.Info("pod added", "pod", podRef(p), "uid", uid)
+		}
+		a.workers.update(ctx, p)
+	}
+	for uid, p := range prev {
+		if _, ok := next[uid]; !ok {
+			a.log.Info("pod removed", "pod", podRef(p), "uid", uid)
+			a.workers.remove(uid)
+		}
+	}
+	a.sourcesReady.Store(true)
+	a.metrics.desiredPods.Set(float64(len(next)))
+}
+
+// syncPod is one pod worker sync (podSyncer).
+func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
+	rs, err := pleg.Inspect(ctx, a.opts.Runtime, pod.UID)
+	if err != nil {
+		return false, 0, fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
+	}
+	api := a.generateStatus(pod, rs, false)
+	a.status.SetPodStatus(pod, api)
+	if api.Phase == v1.PodSucceeded || api.Phase == v1.PodFailed {
+		return true, 0, nil
+	}
+	a.probes.AddPod(pod)
+	res := a.pods.SyncPod(ctx, pod, rs, nil)
+	if res.Err != nil {
+		// The sync's waiting reasons (CrashLoopBackOff, ErrImagePull...) belong
+		// in the status now, not at the next sync.
+		a.status.SetPodStatus(pod, a.generateStatus(pod, rs, false))
+		return false, res.RetryAfter, res.Err
+	}
+	if err := a.pods.GarbageCollect(ctx, rs); err != nil {
+		a.log.Warn("container garbage collection", "pod", podRef(pod), "err", err)
+	}
+	return false, res.RetryAfter, nil
+}
+
+func (a *Agent) generateStatus(pod *v1.Pod, rs *pleg.PodStatus, terminal bool) v1.PodStatus {
+	old, _ := a.status.GetPodStatus(pod.UID)
+	return status.Generate(pod, rs, old, status.GenerateOptions{
+		RuntimeName:        a.rtName,
+		Now:                a.clock.Now(),
+		HostIPs:            a.hostIPs,
+		PodIsTerminal:      terminal,
+		WaitingReason:      a.pods.WaitingReason,
+		ProbeStatus:        a.probes.UpdatePodStatus,
+		TerminationMessage: a.pods.TerminationMessage,
+	})
+}
+
+// terminatePod stops the pod's containers and sandbox, gracefully (podSyncer).
+func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
+	a.probes.StopLivenessAndStartup(pod)
+	rs, err := pleg.Inspect(ctx, a.opts.Runtime, pod.UID)
+	if err != nil {
+		return fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
+	}
+	if err := a.pods.KillPod(ctx, pod, rs, nil); err != nil {
+		return err
+	}
+	if rs, err = pleg.Inspect(ctx, a.opts.Runtime, pod.UID); err == nil {
+		a.status.SetPodStatus(pod, a.generateStatus(pod, rs, true))
+	}
+	a.log.Info("pod stopped", "pod", podRef(pod))
+	return nil
+}
+
+// cleanupPod removes a pod that left the desired set (podSyncer).
+func (a *Agent) cleanupPod(ctx context.Context, pod *v1.Pod) error {
+	a.probes.RemovePod(pod)
+	if err := a.pods.RemovePod(ctx, pod.UID); err != nil {
+		return err
+	}
+	a.cache.Delete(pod.UID)
+	a.mu.RLock()
+	keep := make(map[types.UID]bool, len(a.desired))
+	for uid := range a.desired {
+		keep[uid] = true
+	}
+	a.mu.RUnlock()
+	a.status.RemoveOrphanedStatuses(keep)
+	a.log.Info("pod removed from the node", "pod", podRef(pod))
+	return nil
+}
+
+// housekeeping removes pods the runtime runs for the agent but nobody wants any
+// more (their manifest went while the agent was down), and forgets probe
+// workers of pods that are gone.
+func (a *Agent) housekeeping(ctx context.Context) {
+	if !a.sourcesReady.Load() {
+		return // until the sources spoke, every pod would look orphaned
+	}
+	a.mu.RLock()
+	desired := make(map[types.UID]sets.Empty, len(a.desired))
+	for uid := range a.desired {
+		desired[uid] = sets.Empty{}
+	}
+	a.mu.RUnlock()
+	a.probes.CleanupPods(desired)
+
+	sandboxes, err := a.opts.Runtime.ListPodSandbox(ctx, nil)
+	if err != nil {
+		a.log.Warn("housekeeping: list pod sandboxes", "err", err)
+		return
+	}
+	orphans := sets.New[types.UID]()
+	for _, sb := range sandboxes {
+		uid := types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel])
+		if uid == "" {
+			continue // not the agent's
+		}
+		if _, ok := desired[uid]; ok || a.workers.known(uid) {
+			continue
+		}
+		orphans.Insert(uid)
+	}
+	for uid := range orphans {
+		a.log.Info("removing a pod no source wants", "uid", uid)
+		rs, err := pleg.Inspect(ctx, a.opts.Runtime, uid)
+		if err != nil {
+			a.log.Warn("housekeeping: inspect orphaned pod", "uid", uid, "err", err)
+			continue
+		}
+		if err := a.pods.KillPod(ctx, nil, rs, nil); err != nil {
+			a.log.Warn("housekeeping: stop orphaned pod", "uid", uid, "err", err)
+			continue
+		}
+		if err := a.pods.RemovePod(ctx, uid); err != nil {
+			a.log.Warn("housekeeping: remove orphaned pod", "uid", uid, "err", err)
+		}
+		a.cache.Delete(uid)
+	}
+}
+
+// stopAllPods terminates and removes every pod, for StopPodsOnExit.
+func (a *Agent) stopAllPods(ctx context.Context) {
+	a.mu.Lock()
+	uids := make([]types.UID, 0, len(a.desired))
+	for uid := range a.desired {
+		uids = append(uids, uid)
+	}
+	a.desired = map[types.UID]*v1.Pod{}
+	a.mu.Unlock()
+	a.log.Info("stopping every pod before exiting", "pods", len(uids))
+	for _, uid := range uids {
+		a.workers.remove(uid)
+	}
+	deadline := a.clock.Now().Add(2 * time.Minute)
+	for a.workers.count() > 0 && a.clock.Now().Before(deadline) {
+		a.clock.Sleep(100 * time.Millisecond)
+	}
+	a.housekeeping(ctx) // whatever the workers did not own
+}
+
+// Pods returns the desired pods with their current statuses.
+func (a *Agent) Pods() []*v1.Pod {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make([]*v1.Pod, 0, len(a.desired))
+	for _, p := range a.desired {
+		c := p.DeepCopy()
+		if st, ok := a.status.GetPodStatus(p.UID); ok {
+			c.Status = st
+		}
+		out = append(out, c)
+	}
+	sortPods(out)
+	return out
+}
+
+// Healthy reports whether the agent keeps up: the PLEG relists in time.
+func (a *Agent) Healthy() error {
+	if ok, err := a.pleg.Healthy(); !ok {
+		if err == nil {
+			err = errors.New("PLEG is not healthy")
+		}
+		return err
+	}
+	return nil
+}
+
+// nodeIPs returns the node's IPs: the configured one, else the addresses of the
+// interface of the default route (first non-loopback address as a fallback).
+func nodeIPs(configured string) []string {
+	if configured != "" {
+		return []string{configured}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		if ip4 := ipn.IP.To4(); ip4 != nil {
+			out = append(out, ip4.String())
+			break
+		}
+	}
+	return out
+}
+
+func (a *Agent) certDir() string { return filepath.Join(a.cfg.RootDir, "pki") }

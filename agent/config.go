@@ -1,0 +1,255 @@
+package agent
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletconfig "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the agent's configuration: a KubeletConfiguration (v1beta1), from a
+// file and kubelet-compatible flags, plus the few settings the kubelet takes only
+// as flags.
+type Config struct {
+	Kubelet kubeletconfig.KubeletConfiguration
+	// RootDir is the agent's directory for pod data (--root-dir).
+	RootDir string
+	// NodeName is the node's name (--hostname-override, else the host name).
+	NodeName string
+	// RuntimeEndpoint is the CRI endpoint (--container-runtime-endpoint); empty
+	// means the embedded nodekit shim.
+	RuntimeEndpoint string
+	// NodeIP is the node's address used for the downward API's hostIP.
+	NodeIP string
+}
+
+// DefaultRootDir is the agent's default --root-dir. It is not the kubelet's
+// /var/lib/kubelet, so both can live on one machine.
+const DefaultRootDir = "/var/lib/nodekit-kubelet"
+
+// LoadConfig reads a KubeletConfiguration file (YAML or JSON, apiVersion
+// kubelet.config.k8s.io/v1beta1) and applies the kubelet's defaults to what it
+// leaves unset. An empty path gives the defaults.
+func LoadConfig(path string) (*Config, error) {
+	c := &Config{RootDir: DefaultRootDir}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet config: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(data, &c.Kubelet); err != nil {
+			return nil, fmt.Errorf("kubelet config %s: %w", path, err)
+		}
+		if c.Kubelet.Kind != "" && c.Kubelet.Kind != "KubeletConfiguration" {
+			return nil, fmt.Errorf("kubelet config %s: kind %q, want KubeletConfiguration", path, c.Kubelet.Kind)
+		}
+		if v := c.Kubelet.APIVersion; v != "" && v != kubeletconfig.SchemeGroupVersion.String() {
+			return nil, fmt.Errorf("kubelet config %s: apiVersion %q, want %s", path, v, kubeletconfig.SchemeGroupVersion)
+		}
+	}
+	setDefaults(&c.Kubelet)
+	return c, nil
+}
+
+// setDefaults fills unset fields with the kubelet's defaults (those the agent
+// uses).
+func setDefaults(k *kubeletconfig.KubeletConfiguration) {
+	dur := func(d *metav1.Duration, def time.Duration) {
+		if d.Duration == 0 {
+			d.Duration = def
+		}
+	}
+	i32 := func(p **int32, def int32) {
+		if *p == nil {
+			v := def
+			*p = &v
+		}
+	}
+	dur(&k.SyncFrequency, time.Minute)
+	dur(&k.FileCheckFrequency, 20*time.Second)
+	dur(&k.RuntimeRequestTimeout, 2*time.Minute)
+	dur(&k.NodeStatusUpdateFrequency, 10*time.Second)
+	if k.Address == "" {
+		k.Address = "0.0.0.0"
+	}
+	if k.Port == 0 {
+		k.Port = 10250
+	}
+	i32(&k.HealthzPort, 10248)
+	if k.HealthzBindAddress == "" {
+		k.HealthzBindAddress = "127.0.0.1"
+	}
+	if k.CgroupDriver == "" {
+		k.CgroupDriver = "cgroupfs"
+	}
+	if k.PodLogsDir == "" {
+		k.PodLogsDir = "/var/log/pods"
+	}
+	if k.MaxPods == 0 {
+		k.MaxPods = 110
+	}
+	if k.Authentication.Anonymous.Enabled == nil {
+		f := false
+		k.Authentication.Anonymous.Enabled = &f
+	}
+	if k.ContainerLogMaxFiles == nil {
+		v := int32(5)
+		k.ContainerLogMaxFiles = &v
+	}
+	if k.ContainerLogMaxSize == "" {
+		k.ContainerLogMaxSize = "10Mi"
+	}
+}
+
+// Flags are the kubelet command-line flags the agent understands. Register them
+// with RegisterFlags, parse, then Apply them over a loaded Config: a flag given on
+// the command line wins over the file, as in the kubelet.
+type Flags struct {
+	fs                 *flag.FlagSet
+	Config             string
+	PodManifestPath    string
+	RootDir            string
+	HostnameOverride   string
+	RuntimeEndpoint    string
+	NodeIP             string
+	Address            string
+	Port               int
+	ReadOnlyPort       int
+	HealthzPort        int
+	HealthzBindAddress string
+	CgroupDriver       string
+	AnonymousAuth      bool
+	ClientCAFile       string
+	TLSCertFile        string
+	TLSKeyFile         string
+	SyncFrequency      time.Duration
+	FileCheckFrequency time.Duration
+	PodLogsDir         string
+}
+
+// RegisterFlags defines the kubelet flags on fs.
+func RegisterFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs}
+	fs.StringVar(&f.Config, "config", "", "path of a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1)")
+	fs.StringVar(&f.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (staticPodPath)")
+	fs.StringVar(&f.RootDir, "root-dir", DefaultRootDir, "directory for the agent's files (pods, volumes, certificates, the embedded runtime)")
+	fs.StringVar(&f.HostnameOverride, "hostname-override", "", "the node's name instead of the host name")
+	fs.StringVar(&f.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint, e.g. unix:///run/containerd/containerd.sock (default: nodekit's embedded shim)")
+	fs.StringVar(&f.NodeIP, "node-ip", "", "the node's IP address (default: the first non-loopback address)")
+	fs.StringVar(&f.Address, "address", "", "address of the kubelet API (default 0.0.0.0)")
+	fs.IntVar(&f.Port, "port", 0, "port of the kubelet API, served over TLS (default 10250)")
+	fs.IntVar(&f.ReadOnlyPort, "read-only-port", 0, "port of the read-only API without authentication (0 = off, the default)")
+	fs.IntVar(&f.HealthzPort, "healthz-port", 0, "port of /healthz (default 10248; 0 from the file keeps the default)")
+	fs.StringVar(&f.HealthzBindAddress, "healthz-bind-address", "", "address of /healthz (default 127.0.0.1)")
+	fs.StringVar(&f.CgroupDriver, "cgroup-driver", "", "cgroup driver: cgroupfs (default) or systemd")
+	fs.BoolVar(&f.AnonymousAuth, "anonymous-auth", false, "allow anonymous requests to the kubelet API")
+	fs.StringVar(&f.ClientCAFile, "client-ca-file", "", "CA bundle whose client certificates may use the kubelet API")
+	fs.StringVar(&f.TLSCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (default: self-signed, generated into the root dir)")
+	fs.StringVar(&f.TLSKeyFile, "tls-private-key-file", "", "private key of --tls-cert-file")
+	fs.DurationVar(&f.SyncFrequency, "sync-frequency", 0, "how often running pods are synced at most (default 1m)")
+	fs.DurationVar(&f.FileCheckFrequency, "file-check-frequency", 0, "how often the manifest directory is rescanned (default 20s)")
+	fs.StringVar(&f.PodLogsDir, "pod-logs-dir", "", "directory of container logs (default /var/log/pods)")
+	return f
+}
+
+// Load reads the file named by --config and applies the flags given on the
+// command line over it.
+func (f *Flags) Load() (*Config, error) {
+	c, err := LoadConfig(f.Config)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	k := &c.Kubelet
+	if set["pod-manifest-path"] {
+		k.StaticPodPath = f.PodManifestPath
+	}
+	c.RootDir = f.RootDir
+	if set["address"] {
+		k.Address = f.Address
+	}
+	if set["port"] {
+		k.Port = int32(f.Port)
+	}
+	if set["read-only-port"] {
+		k.ReadOnlyPort = int32(f.ReadOnlyPort)
+	}
+	if set["healthz-port"] {
+		v := int32(f.HealthzPort)
+		k.HealthzPort = &v
+	}
+	if set["healthz-bind-address"] {
+		k.HealthzBindAddress = f.HealthzBindAddress
+	}
+	if set["cgroup-driver"] {
+		k.CgroupDriver = f.CgroupDriver
+	}
+	if set["anonymous-auth"] {
+		v := f.AnonymousAuth
+		k.Authentication.Anonymous.Enabled = &v
+	}
+	if set["client-ca-file"] {
+		k.Authentication.X509.ClientCAFile = f.ClientCAFile
+	}
+	if set["tls-cert-file"] {
+		k.TLSCertFile = f.TLSCertFile
+	}
+	if set["tls-private-key-file"] {
+		k.TLSPrivateKeyFile = f.TLSKeyFile
+	}
+	if set["sync-frequency"] {
+		k.SyncFrequency.Duration = f.SyncFrequency
+	}
+	if set["file-check-frequency"] {
+		k.FileCheckFrequency.Duration = f.FileCheckFrequency
+	}
+	if set["pod-logs-dir"] {
+		k.PodLogsDir = f.PodLogsDir
+	}
+	c.RuntimeEndpoint = f.RuntimeEndpoint
+	if k.ContainerRuntimeEndpoint != "" && !set["container-runtime-endpoint"] {
+		c.RuntimeEndpoint = k.ContainerRuntimeEndpoint
+	}
+	c.NodeIP = f.NodeIP
+	c.NodeName = strings.ToLower(f.HostnameOverride)
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("node name: %w", err)
+		}
+		c.NodeName = strings.ToLower(h)
+	}
+	if !filepath.IsAbs(c.RootDir) {
+		return nil, fmt.Errorf("--root-dir %q: want an absolute path", c.RootDir)
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	k := &c.Kubelet
+	switch k.CgroupDriver {
+	case "cgroupfs", "systemd":
+	default:
+		return fmt.Errorf("cgroupDriver %q: want cgroupfs or systemd", k.CgroupDriver)
+	}
+	if k.Port < 0 || k.Port > 65535 {
+		return fmt.Errorf("port %d: out of range", k.Port)
+	}
+	if k.ReadOnlyPort < 0 || k.ReadOnlyPort > 65535 {
+		return fmt.Errorf("readOnlyPort %d: out of range", k.ReadOnlyPort)
+	}
+	if *k.HealthzPort < 0 || *k.HealthzPort > 65535 {
+		return fmt.Errorf("healthzPort %d: out of range", *k.HealthzPort)
+	}
+	if k.SyncFrequency.Duration < time.Second {
+		return fmt.Errorf("syncFrequency %s: want at least 1s", k.SyncFrequency.Duration)
+	}
+	return nil
+}

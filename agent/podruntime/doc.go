@@ -1,0 +1,35 @@
+// Package podruntime runs pods on a CRI runtime: it is the node agent's
+// counterpart of the kubelet's kuberuntime manager, smaller.
+//
+// SyncPod compares a pod's spec with its runtime status (a pleg.PodStatus) and
+// acts: it creates the pod sandbox (again, with attempt+1, when it is gone or
+// changed), pulls images per pull policy with a back-off, runs init containers
+// strictly in order, starts sidecars (init containers with restartPolicy
+// Always) in order, each started before the next init container, then the app
+// containers; it restarts exited containers per the restart policy behind a
+// crash-loop back-off (10 s doubling to 5 min, forgiven after 10 min of
+// running), kills containers whose liveness or startup probe failed, and runs
+// postStart hooks. KillPod stops a pod gracefully: preStop hooks within the
+// grace period, then SIGTERM and SIGKILL at its end, app containers first and
+// sidecars after them in reverse order, then the sandbox. RemovePod deletes what
+// is left; GarbageCollect trims old exited containers.
+//
+// The manager writes the kubelet's labels and annotations on CRI objects
+// (io.kubernetes.pod.*, io.kubernetes.container.*), so a restarted agent
+// adopts running pods and can stop containers whose pod spec is gone.
+//
+// Paths are the kubelet's: pod directories <RootDir>/pods/<uid> (emptyDir
+// volumes in volumes/kubernetes.io~empty-dir/<name>, termination message files
+// in containers/<name>/<random>), CRI logs in
+// <PodLogsDir>/<namespace>_<name>_<uid>/<container>/<restartCount>.log.
+//
+// What the status generator needs from here: WaitingReason (why a container is
+// not started: CrashLoopBackOff, ErrImagePull, ...) and TerminationMessage (the
+// message an exited container left, read once and cached). Probe results come
+// in through Options.Probes.
+//
+// Volumes are minimal: emptyDir (disk, or Memory as a tmpfs the manager
+// mounts) and hostPath with type checks. ConfigMap and Secret references (env
+// or volumes) cannot be resolved without an API server and fail the container
+// with CreateContainerConfigError unless optional.
+package podruntime

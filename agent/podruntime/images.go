@@ -1,0 +1,204 @@
+package podruntime
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// pulledImage is an image ready for a container.
+type pulledImage struct {
+	ref  string // the runtime's image ID
+	uid  *int64 // the image's user, for runAsNonRoot and RunAsUser
+	user string
+}
+
+// ensureImage makes sure the container's image is present per its pull policy
+// (the kubelet's EnsureImageExists): a failed pull puts the image in back-off
+// (ErrImagePull, then ImagePullBackOff until the back-off ends). It returns the
+// remaining back-off with ImagePullBackOff.
+func (m *Manager) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig) (pulledImage, *failure) {
+	image, err := defaultTag(c.Image)
+	if err != nil {
+		return pulledImage{}, fail(ErrInvalidImageName, "Failed to apply default image tag %q: %v", c.Image, err)
+	}
+	spec := &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: c.Image, Annotations: pod.Annotations}
+	present, err := m.imageStatus(ctx, spec)
+	if err != nil {
+		return pulledImage{}, fail(ErrImageInspect, "Failed to inspect image %q: %v", image, err)
+	}
+	policy := c.ImagePullPolicy
+	if policy == "" {
+		policy = defaultPullPolicy(image)
+	}
+	pull := policy == v1.PullAlways || (policy == v1.PullIfNotPresent && present == nil)
+	if !pull {
+		if present != nil {
+			return *present, nil
+		}
+		return pulledImage{}, fail(ErrImageNeverPull, "Container image %q is not present with pull policy of Never", image)
+	}
+
+	key := string(pod.UID) + "_" + image
+	if d := m.imageBackOff.remainingSinceUpdate(key); d > 0 {
+		f := fail(ErrImagePullBackOff, "Back-off pulling image %q", image)
+		f.retry = d
+		return pulledImage{}, f
+	}
+	ref, err := m.pull(ctx, spec, secrets, sandbox)
+	if err != nil {
+		m.imageBackOff.next(key, m.clock.Now())
+		f := fail(ErrImagePull, "Failed to pull image %q: %v", image, err)
+		f.retry = m.imageBackOff.remainingSinceUpdate(key)
+		return pulledImage{}, f
+	}
+	m.imageBackOff.gc()
+	m.log.Info("pulled image", "pod", podRef(pod), "container", c.Name, "image", image, "ref", ref)
+	got, err := m.imageStatus(ctx, &runtimeapi.ImageSpec{Image: ref, UserSpecifiedImage: c.Image})
+	if err != nil || got == nil {
+		// The runtime found the image by ref; its user is unknown.
+		return pulledImage{ref: ref}, nil
+	}
+	got.ref = ref
+	return *got, nil
+}
+
+// imageStatus returns the image if the runtime has it.
+func (m *Manager) imageStatus(ctx context.Context, spec *runtimeapi.ImageSpec) (*pulledImage, error) {
+	resp, err := m.img.ImageStatus(ctx, spec, false)
+	if err != nil {
+		return nil, err
+	}
+	img := resp.GetImage()
+	if img == nil {
+		return nil, nil
+	}
+	p := &pulledImage{ref: img.GetId(), user: img.GetUsername()}
+	if img.GetUid() != nil {
+		v := img.GetUid().GetValue()
+		p.uid = &v
+	}
+	return p, nil
+}
+
+// pull pulls with each matching registry credential of the pull secrets in
+// turn, anonymously if none matches.
+func (m *Manager) pull(ctx context.Context, spec *runtimeapi.ImageSpec, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig) (string, error) {
+	auths, err := registryAuths(spec.Image, secrets)
+	if err != nil {
+		return "", err
+	}
+	if len(auths) == 0 {
+		return m.img.PullImage(ctx, spec, nil, sandbox)
+	}
+	var last error
+	for _, a := range auths {
+		ref, err := m.img.PullImage(ctx, spec, a, sandbox)
+		if err == nil {
+			return ref, nil
+		}
+		last = err
+	}
+	return "", last
+}
+
+// defaultTag validates an image reference and gives it the tag "latest" when it
+// has neither tag nor digest (the kubelet's applyDefaultImageTag).
+func defaultTag(image string) (string, error) {
+	if image == "" {
+		return "", fmt.Errorf("empty image name")
+	}
+	if _, err := name.ParseReference(image); err != nil {
+		return "", err
+	}
+	if strings.Contains(image, "@") {
+		return image, nil
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	if !strings.Contains(last, ":") {
+		image += ":latest"
+	}
+	return image, nil
+}
+
+// defaultPullPolicy is the API's default: Always for :latest, IfNotPresent for
+// other tags and digests.
+func defaultPullPolicy(image string) v1.PullPolicy {
+	if !strings.Contains(image, "@") && strings.HasSuffix(image, ":latest") {
+		return v1.PullAlways
+	}
+	return v1.PullIfNotPresent
+}
+
+// dockerAuth is an entry of a docker config file.
+type dockerAuth struct {
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+	Auth          string `json:"auth"`
+	IdentityToken string `json:"identitytoken"`
+	RegistryToken string `json:"registrytoken"`
+}
+
+// registryAuths returns the credentials of secrets (kubernetes.io/dockerconfigjson
+// or kubernetes.io/dockercfg) for the registry of image.
+func registryAuths(image string, secrets []v1.Secret) ([]*runtimeapi.AuthConfig, error) {
+	if len(secrets) == 0 {
+		return nil, nil
+	}
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return nil, err
+	}
+	want := canonicalRegistry(ref.Context().RegistryStr())
+	var out []*runtimeapi.AuthConfig
+	for _, s := range secrets {
+		var entries map[string]dockerAuth
+		if data, ok := s.Data[v1.DockerConfigJsonKey]; ok {
+			var cfg struct {
+				Auths map[string]dockerAuth `json:"auths"`
+			}
+			if err := json.Unmarshal(data, &cfg); err != nil {
+				return nil, fmt.Errorf("pull secret %s: %s: %w", s.Name, v1.DockerConfigJsonKey, err)
+			}
+			entries = cfg.Auths
+		} else if data, ok := s.Data[v1.DockerConfigKey]; ok {
+			if err := json.Unmarshal(data, &entries); err != nil {
+				return nil, fmt.Errorf("pull secret %s: %s: %w", s.Name, v1.DockerConfigKey, err)
+			}
+		}
+		for host, a := range entries {
+			if canonicalRegistry(host) != want {
+				continue
+			}
+			ac := &runtimeapi.AuthConfig{
+				Username: a.Username, Password: a.Password, Auth: a.Auth,
+				ServerAddress: host, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken,
+			}
+			if ac.Username == "" && a.Auth != "" {
+				if raw, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
+					ac.Username, ac.Password, _ = strings.Cut(string(raw), ":")
+				}
+			}
+			out = append(out, ac)
+		}
+	}
+	return out, nil
+}
+
+// canonicalRegistry reduces a registry key ("https://index.docker.io/v1/",
+// "docker.io", "ghcr.io") to its host, Docker Hub's aliases to one.
+func canonicalRegistry(s string) string {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://")
+	s, _, _ = strings.Cut(s, "/")
+	switch s {
+	case "docker.io", "index.docker.io", "registry-1.docker.io":
+		return "index.docker.io"
+	}
+	return s
+}

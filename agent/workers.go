@@ -1,0 +1,275 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+)
+
+// A pod worker drives one pod through its life, on its own goroutine:
+//
+//	syncing ──(pod left the desired set, or reached a terminal phase)──▶ terminating
+//	terminating ──(its containers and sandbox are stopped)──▶ terminated
+//	terminated ──(pod left the desired set)──▶ cleaned up; the worker exits
+//
+// Updates never queue up: a worker holds only the latest desired pod, and any
+// number of wake-ups while it syncs collapse into one more sync (latest update
+// wins).
+
+type workerState int
+
+const (
+	stateSyncing workerState = iota
+	stateTerminating
+	stateTerminated
+)
+
+func (s workerState) String() string {
+	return [...]string{"syncing", "terminating", "terminated"}[s]
+}
+
+// podSyncer is what pod workers call; the Agent implements it.
+type podSyncer interface {
+	// syncPod brings the pod toward its spec. terminal says the pod has reached
+	// Succeeded or Failed and must not run again; retry asks for another sync
+	// after that long (0: only when something happens).
+	syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, retry time.Duration, err error)
+	// terminatePod stops every container and the sandbox of the pod, gracefully.
+	terminatePod(ctx context.Context, pod *v1.Pod) error
+	// cleanupPod removes what is left of a pod that left the desired set.
+	cleanupPod(ctx context.Context, pod *v1.Pod) error
+}
+
+type podWorker struct {
+	uid     types.UID
+	wake    chan struct{}
+	mu      sync.Mutex
+	pod     *v1.Pod
+	removed bool
+	state   workerState
+	done    chan struct{}
+}
+
+func (w *podWorker) kick() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) snapshot() (*v1.Pod, bool, workerState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod, w.removed, w.state
+}
+
+func (w *podWorker) setState(s workerState) {
+	w.mu.Lock()
+	w.state = s
+	w.mu.Unlock()
+}
+
+// podWorkers owns the workers, one per pod UID.
+type podWorkers struct {
+	syncer    podSyncer
+	clock     clock.WithTicker
+	resync    time.Duration // sync a quiet pod at least this often
+	errorWait time.Duration // retry a failed sync after this long
+	onSync    func(state workerState, d time.Duration, err error)
+	log       logger
+
+	mu      sync.Mutex
+	workers map[types.UID]*podWorker
+	wg      sync.WaitGroup
+}
+
+type logger interface {
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+	Debug(msg string, args ...any)
+}
+
+func newPodWorkers(s podSyncer, c clock.WithTicker, resync time.Duration, log logger) *podWorkers {
+	return &podWorkers{syncer: s, clock: c, resync: resync, errorWait: 10 * time.Second, log: log, workers: map[types.UID]*podWorker{}}
+}
+
+// update sets the desired pod of its worker, starting one if needed.
+func (p *podWorkers) update(ctx context.Context, pod *v1.Pod) {
+	p.mu.Lock()
+	w, ok := p.workers[pod.UID]
+	if !ok {
+		w = &podWorker{uid: pod.UID, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		p.workers[pod.UID] = w
+		p.wg.Add(1)
+		go p.run(ctx, w)
+	}
+	p.mu.Unlock()
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+	w.kick()
+}
+
+// remove tells the worker of uid that its pod left the desired set.
+func (p *podWorkers) remove(uid types.UID) {
+	p.mu.Lock()
+	w := p.workers[uid]
+	p.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.removed = true
+	w.mu.Unlock()
+	w.kick()
+}
+
+// kick wakes the worker of uid for a sync now (a lifecycle event, a probe result).
+func (p *podWorkers) kick(uid types.UID) {
+	p.mu.Lock()
+	w := p.workers[uid]
+	p.mu.Unlock()
+	if w != nil {
+		w.kick()
+	}
+}
+
+// known reports whether a worker runs for uid.
+func (p *podWorkers) known(uid types.UID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.workers[uid]
+	return ok
+}
+
+// states returns each worker's state.
+func (p *podWorkers) states() map[types.UID]workerState {
+	p.mu.Lock()
+	ws := make([]*podWorker, 0, len(p.workers))
+	for _, w := range p.workers {
+		ws = append(ws, w)
+	}
+	p.mu.Unlock()
+	out := make(map[types.UID]workerState, len(ws))
+	for _, w := range ws {
+		_, _, st := w.snapshot()
+		out[w.uid] = st
+	}
+	return out
+}
+
+// count returns how many workers run.
+func (p *podWorkers) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.workers)
+}
+
+// wait waits for every worker to exit (after ctx ends, or all pods are removed).
+func (p *podWorkers) wait() { p.wg.Wait() }
+
+func (p *podWorkers) run(ctx context.Context, w *podWorker) {
+	defer p.wg.Done()
+	defer close(w.done)
+	timer := p.clock.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-timer.C():
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C():
+			default:
+			}
+		}
+		next, exit := p.step(ctx, w)
+		if exit {
+			p.mu.Lock()
+			delete(p.workers, w.uid)
+			p.mu.Unlock()
+			return
+		}
+		if next > 0 {
+			timer.Reset(next)
+		}
+	}
+}
+
+// step does one unit of work for w and says when to come back (0: only when
+// woken) and whether the worker is done.
+func (p *podWorkers) step(ctx context.Context, w *podWorker) (time.Duration, bool) {
+	pod, removed, state := w.snapshot()
+	start := p.clock.Now()
+	switch state {
+	case stateSyncing:
+		if removed {
+			w.setState(stateTerminating)
+			return p.step(ctx, w)
+		}
+		terminal, retry, err := p.syncer.syncPod(ctx, pod)
+		p.observe(stateSyncing, start, err)
+		if terminal {
+			p.log.Info("pod reached a terminal phase; stopping it", "pod", podRef(pod))
+			w.setState(stateTerminating)
+			return p.step(ctx, w)
+		}
+		if err != nil {
+			p.log.Warn("pod sync failed; retrying", "pod", podRef(pod), "err", err)
+			if retry == 0 || retry > p.errorWait {
+				retry = p.errorWait
+			}
+		}
+		if retry == 0 || retry > p.resync {
+			retry = p.resync
+		}
+		return retry, false
+	case stateTerminating:
+		err := p.syncer.terminatePod(ctx, pod)
+		p.observe(stateTerminating, start, err)
+		if err != nil {
+			p.log.Warn("pod termination failed; retrying", "pod", podRef(pod), "err", err)
+			return p.errorWait / 5, false
+		}
+		w.setState(stateTerminated)
+		if removed {
+			return p.step(ctx, w)
+		}
+		return 0, false
+	case stateTerminated:
+		if !removed {
+			// A finished pod stays (with its status and logs) until its
+			// manifest goes.
+			return 0, false
+		}
+		err := p.syncer.cleanupPod(ctx, pod)
+		p.observe(stateTerminated, start, err)
+		if err != nil {
+			p.log.Warn("pod cleanup failed; retrying", "pod", podRef(pod), "err", err)
+			return p.errorWait / 5, false
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+func (p *podWorkers) observe(state workerState, start time.Time, err error) {
+	if p.onSync != nil {
+		p.onSync(state, p.clock.Since(start), err)
+	}
+}
+
+func podRef(pod *v1.Pod) string {
+	if pod == nil {
+		return "<nil>"
+	}
+	return pod.Namespace + "/" + pod.Name
+}
