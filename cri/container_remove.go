@@ -42,11 +42,8 @@ func (s *Server) removeContainer(ctx context.Context, c *container) error {
 	if _, err := s.objs.container(rec.ID); err != nil {
 		return nil // removed meanwhile
 	}
-	// The monitor deletes the runtime's state once the exit is recorded; wait for it
-	// to finish, then make sure nothing is left whoever did the work.
-	if rec.MonitorPid > 0 && !waitProcessGone(rec.MonitorPid, rec.MonitorTime, 10_000) {
-		s.log.Warn("monitor still running after the container exited", "container", rec.ID, "monitor", rec.MonitorPid)
-	}
+	// A container that ran was released when it stopped; one that never ran may
+	// still have runtime state from a start that failed midway.
 	if err := s.runc.Delete(ctx, rec.ID); err != nil {
 		return status.Errorf(codes.Internal, "remove container %s: %v", rec.ID, err)
 	}
@@ -70,18 +67,20 @@ func (s *Server) removeContainer(ctx context.Context, c *container) error {
 }
 
 // teardownContainer removes a container's mounts and files; safe to repeat. The
-// record goes last, so a crash midway leaves a record to retry with.
+// record goes last, so a crash midway leaves a record to retry with. Directories
+// are moved to the trash (a rename) and deleted in the background: a writable
+// layer can take long to delete, and nothing refers to it any more.
 func (s *Server) teardownContainer(id string) error {
 	if err := unmount(s.paths.rootfs(id)); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(s.paths.containerRoot(id)); err != nil {
+	if err := s.trash(s.paths.containerRoot(id)); err != nil {
 		return err
 	}
 	if err := os.Remove(s.paths.exitFile(id)); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	return os.RemoveAll(s.paths.containerState(id))
+	return s.trash(s.paths.containerState(id))
 }
 
 // gcLayers removes the layers that neither an image nor a container uses.

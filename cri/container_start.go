@@ -65,6 +65,7 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 	if err != nil {
 		s.failStart(c, err)
 		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		s.startRelease(c)
 		return nil, status.Errorf(codes.Unknown, "start container %s: %v", rec.ID, err)
 	}
 	go proc.Monitor.Wait() // reap our child; after a shim restart init does

@@ -43,7 +43,7 @@ func (s *Server) stopContainer(ctx context.Context, c *container, timeout time.D
 	rec := c.snapshot()
 	switch rec.State {
 	case runtime.ContainerState_CONTAINER_EXITED:
-		return nil
+		return waitReleased(ctx, c)
 	case runtime.ContainerState_CONTAINER_CREATED:
 		// Never started: nothing runs. It stays created; RemoveContainer cleans up.
 		return nil
@@ -53,7 +53,8 @@ func (s *Server) stopContainer(ctx context.Context, c *container, timeout time.D
 			return err
 		}
 		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
-		return nil
+		s.startRelease(c)
+		return waitReleased(ctx, c)
 	}
 	if timeout > 0 {
 		sig := stopSignal(rec.StopSignal)
@@ -61,7 +62,7 @@ func (s *Server) stopContainer(ctx context.Context, c *container, timeout time.D
 			return status.Errorf(codes.Internal, "stop container %s: %v", rec.ID, err)
 		}
 		if waitExit(ctx, c, timeout) {
-			return nil
+			return waitReleased(ctx, c)
 		}
 		s.log.Info("container did not stop in time; killing it", "container", rec.ID, "timeout", timeout)
 	}
@@ -74,7 +75,22 @@ func (s *Server) stopContainer(ctx context.Context, c *container, timeout time.D
 		}
 		return status.Errorf(codes.DeadlineExceeded, "container %s did not exit %s after SIGKILL", rec.ID, killWait)
 	}
-	return nil
+	return waitReleased(ctx, c)
+}
+
+// waitReleased waits until an exited container's monitor, runtime state and
+// rootfs mount are gone (Server.release).
+func waitReleased(ctx context.Context, c *container) error {
+	t := time.NewTimer(killWait)
+	defer t.Stop()
+	select {
+	case <-c.released:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	case <-t.C:
+		return status.Errorf(codes.DeadlineExceeded, "container %s exited but was not released within %s", c.rec.ID, killWait)
+	}
 }
 
 // signal delivers sig to the container: to its init process when the container owns

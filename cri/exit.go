@@ -1,9 +1,11 @@
 package cri
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -28,6 +30,7 @@ func (s *Server) onExit(id string) {
 	if s.applyExit(c, ex) {
 		s.emit(id, c.rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	}
+	s.startRelease(c)
 }
 
 // applyExit moves c to exited with the status of ex and wakes its waiters. It
@@ -65,4 +68,38 @@ func exitRecordID(name string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSuffix(name, ".json"), true
+}
+
+// startRelease gives back, in the background, what the exited container c still
+// holds on the node; c.released closes when that is done. It runs once per
+// container.
+func (s *Server) startRelease(c *container) {
+	c.releaseOnce.Do(func() {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			defer close(c.released)
+			s.release(c)
+		}()
+	})
+}
+
+// release waits for the monitor of an exited container to finish (it deletes the
+// runtime's state after writing the exit record), makes sure the runtime's state
+// is gone, and unmounts the rootfs. The writable layer stays until
+// RemoveContainer. As containerd does, this is part of stopping: StopContainer
+// returns once it is done.
+func (s *Server) release(c *container) {
+	rec := c.snapshot()
+	if rec.MonitorPid > 0 && !waitProcessGone(rec.MonitorPid, rec.MonitorTime, 10_000) {
+		s.log.Warn("monitor still running after the container exited", "container", rec.ID, "monitor", rec.MonitorPid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.runc.Delete(ctx, rec.ID); err != nil {
+		s.log.Warn("delete the runtime state of an exited container", "container", rec.ID, "err", err)
+	}
+	if err := unmount(s.paths.rootfs(rec.ID)); err != nil {
+		s.log.Warn("unmount the rootfs of an exited container", "container", rec.ID, "err", err)
+	}
 }

@@ -37,10 +37,22 @@ func mountOverlay(lowers []string, upper, work, target string) error {
 	if len(data) >= unix.Getpagesize() {
 		return fmt.Errorf("mount overlay at %s: %d layers make mount options of %d bytes, over the kernel's limit of one page", target, len(lowers), len(data))
 	}
-	if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+	if err := mountOverlayData(target, data); err != nil {
 		return fmt.Errorf("mount overlay at %s: %w", target, err)
 	}
 	return nil
+}
+
+// mountOverlayData mounts an overlay with the options data, volatile when the
+// kernel offers it (5.10+): the writable layer of a container is thrown away
+// with it, so overlayfs need not sync it, and unmounting it then does not flush
+// the whole filesystem under --root (milliseconds per container, more under
+// load). containerd mounts its overlays the same way.
+func mountOverlayData(target, data string) error {
+	if err := unix.Mount("overlay", target, "overlay", 0, data+",volatile"); err == nil || !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return unix.Mount("overlay", target, "overlay", 0, data)
 }
 
 // unmount unmounts target, retrying briefly while it is busy and detaching as the
@@ -125,7 +137,7 @@ func mountOverlayIDMapped(lowers []string, upper, work, target, usernsPath strin
 	if len(data) >= unix.Getpagesize() {
 		return fmt.Errorf("mount overlay at %s: %d layers make mount options of %d bytes, over the kernel's limit of one page", target, len(lowers), len(data))
 	}
-	if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
+	if err := mountOverlayData(target, data); err != nil {
 		return fmt.Errorf("mount id-mapped overlay at %s: %w", target, err)
 	}
 	return nil

@@ -35,10 +35,16 @@ type container struct {
 	mu     sync.Mutex
 	rec    *containerRecord
 	exited chan struct{} // closed once the exit is recorded
+
+	// released is closed once what an exited container held on the node is
+	// given back: its monitor has exited, the runtime's state is deleted and
+	// the rootfs is unmounted (see Server.release).
+	released    chan struct{}
+	releaseOnce sync.Once
 }
 
 func newContainer(rec *containerRecord) *container {
-	c := &container{rec: rec, exited: make(chan struct{})}
+	c := &container{rec: rec, exited: make(chan struct{}), released: make(chan struct{})}
 	if rec.State == runtime.ContainerState_CONTAINER_EXITED || rec.State == runtime.ContainerState_CONTAINER_UNKNOWN {
 		close(c.exited)
 	}

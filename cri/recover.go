@@ -63,7 +63,11 @@ func (s *Server) recover(ctx context.Context) error {
 			}
 		}
 		s.reconcile(ctx, c)
+		if c.snapshot().State == runtime.ContainerState_CONTAINER_EXITED {
+			s.startRelease(c) // idempotent: unmounts what a previous run left mounted
+		}
 	}
+	s.emptyTrash()
 
 	// Leftovers that no record owns: writable layers, exit records, runtime state.
 	for _, dir := range []string{filepath.Join(s.paths.root, "containers"), filepath.Join(s.paths.root, "sandboxes")} {

@@ -318,3 +318,23 @@ func (r *criRuntime) removeAllPods(ctx context.Context) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// objectIDs lists the ids of every pod and container the runtime knows (for
+// cleanup: cgroups named after them).
+func (r *criRuntime) objectIDs(ctx context.Context) []string {
+	if r.rt == nil {
+		return nil
+	}
+	var ids []string
+	if ls, err := r.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{}); err == nil {
+		for _, p := range ls.GetItems() {
+			ids = append(ids, p.GetId())
+		}
+	}
+	if ls, err := r.rt.ListContainers(ctx, &runtime.ListContainersRequest{}); err == nil {
+		for _, c := range ls.GetContainers() {
+			ids = append(ids, c.GetId())
+		}
+	}
+	return ids
+}

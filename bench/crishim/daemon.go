@@ -23,6 +23,17 @@ type daemon struct {
 // group so a terminal's ^C reaches only the benchmark, which then cleans up through
 // the daemon before stopping it.
 func startDaemon(name, logPath string, argv ...string) (*daemon, error) {
+	return startProcess(name, logPath, false, argv)
+}
+
+// startHelper starts a process like startDaemon that also gets SIGTERM when the
+// benchmark dies (the test image server: it holds nothing that needs cleanup
+// through it, so it may as well not outlive a killed benchmark).
+func startHelper(name, logPath string, argv ...string) (*daemon, error) {
+	return startProcess(name, logPath, true, argv)
+}
+
+func startProcess(name, logPath string, dieWithParent bool, argv []string) (*daemon, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -32,6 +43,9 @@ func startDaemon(name, logPath string, argv ...string) (*daemon, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if dieWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"time"
 )
@@ -16,4 +17,17 @@ func Example_table() {
 	// | runtime |   p50 |   p95 |
 	// | ------- | ----: | ----: |
 	// | nodekit | 100.0 | 110.0 |
+}
+
+// The parameters every runtime gets in -mode critest: sequential life cycles, no
+// image benchmarks.
+func Example_critestParams() {
+	fmt.Print(critestParams(20, 20))
+	// Output:
+	// # Written by bench/crishim -mode critest.
+	// containersNumber: 20
+	// containersNumberParallel: 1
+	// podsNumber: 20
+	// podsNumberParallel: 1
+	// imagesNumber: 0
 }

@@ -7,6 +7,11 @@
 //     containerd-shim-runc-v2) with 10 and 50 running one-container pods;
 //   - the ratios the targets are stated in, and whether each target is met.
 //
+// With -mode critest it runs `critest -benchmark` (cri-tools' pod and container
+// lifecycle benchmarks, same parameters, same images from a registry on 127.0.0.1)
+// against both runtimes, prints per-operation p50/p95 and their ratios, and measures
+// the exit-to-event latency of GetContainerEvents (critest.go, exits.go).
+//
 // Run it as root from the repository root after `make build images`:
 //
 //	sudo go run ./bench/crishim [-iterations 30] [-pods 10,50] [-bin bin] [-images _output/images] [-keep-going]
@@ -44,6 +49,10 @@ type options struct {
 	runtimes   map[string]bool
 	stateTmpfs bool
 	cleanup    string
+
+	// -mode critest (critest.go, exits.go)
+	mode    string // "lifecycle" or "critest"
+	critest critestOptions
 }
 
 func parseFlags() (options, error) {
@@ -60,6 +69,8 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.stateTmpfs, "state-tmpfs", false, "keep nodekit's and containerd's state dirs on a tmpfs inside the workspace (as /run is on most distributions) instead of the workspace's own filesystem")
 	flag.StringVar(&o.cleanup, "cleanup", "", "do not measure: clean up after an earlier run that was killed (its workspace `/tmp/nkbench-<id>`)")
 	flag.StringVar(&runtimes, "runtimes", "floor,nodekit,containerd", "what to measure (subset of floor,nodekit,containerd)")
+	flag.StringVar(&o.mode, "mode", "lifecycle", "lifecycle: the pod life cycle, floor and memory (below); critest: `critest -benchmark` against both CRI runtimes plus the exit-to-event latency (critest.go)")
+	o.critest.register(flag.CommandLine)
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", flag.Args())
@@ -94,6 +105,15 @@ func parseFlags() (options, error) {
 	if o.images, err = filepath.Abs(o.images); err != nil {
 		return o, err
 	}
+	switch o.mode {
+	case "lifecycle":
+	case "critest":
+		if err := o.critest.check(o.bin); err != nil {
+			return o, err
+		}
+	default:
+		return o, fmt.Errorf("-mode: unknown %q (want lifecycle or critest)", o.mode)
+	}
 	return o, nil
 }
 
@@ -114,6 +134,7 @@ func run(o options) (code int) {
 	if o.cleanup != "" {
 		return cleanupOnly(o)
 	}
+
 	for _, f := range []string{filepath.Join(o.bin, "runc"), filepath.Join(o.bin, "nodekit-cri"), filepath.Join(o.bin, "nodekit-monitor"),
 		filepath.Join(o.images, "busybox.tar"), filepath.Join(o.images, "pause.tar")} {
 		if _, err := os.Stat(f); err != nil {
@@ -155,6 +176,9 @@ func run(o options) (code int) {
 		w.cleanup()
 	}()
 
+	if o.mode == "critest" {
+		return critestMain(ctx, o, w)
+	}
 	res, err := measure(ctx, o, w)
 	if res != nil {
 		res.Finished = time.Now().UTC().Format(time.RFC3339)
@@ -187,6 +211,9 @@ func cleanupOnly(o options) int {
 		fmt.Fprintln(os.Stderr, "crishim:", err)
 		return 2
 	}
+	// containerd's pods in critest's /test.slice (-mode critest): their cgroups go
+	// with them.
+	w.foreign = append(w.foreign, newForeignCgroups("containerd", critestCgroupParent))
 	// Daemons still serving get their pods removed through CRI first.
 	for _, r := range []*criRuntime{
 		{name: "nodekit", socket: w.path("nodekit", "cri.sock"), cgroup: w.cgroup + "/nodekit", ws: w},

@@ -180,7 +180,7 @@ func TestSummarize(t *testing.T) {
 		d = append(d, time.Duration(i)*time.Millisecond)
 	}
 	s := summarize(d)
-	want := summary{N: 20, P50: 10 * time.Millisecond, P95: 19 * time.Millisecond, Min: time.Millisecond, Max: 20 * time.Millisecond, Avg: 10500 * time.Microsecond}
+	want := summary{N: 20, P50: 10 * time.Millisecond, P95: 19 * time.Millisecond, P99: 20 * time.Millisecond, Min: time.Millisecond, Max: 20 * time.Millisecond, Avg: 10500 * time.Microsecond}
 	if s != want {
 		t.Errorf("summarize(1..20 ms) = %+v, want %+v", s, want)
 	}
@@ -193,6 +193,7 @@ func TestSummarize(t *testing.T) {
 		wantIdx int
 	}{
 		{1, 50, 0}, {1, 95, 0}, {30, 50, 14}, {30, 95, 28}, {31, 50, 15}, {2, 50, 0},
+		{100, 99, 98}, {100, 50, 49}, {101, 99, 99},
 	}
 	for _, tt := range tests {
 		sorted := make([]time.Duration, tt.n)

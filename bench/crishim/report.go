@@ -11,7 +11,7 @@ import (
 // MarshalJSON writes durations in milliseconds.
 func (s summary) MarshalJSON() ([]byte, error) {
 	f := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return json.Marshal(map[string]any{"n": s.N, "p50_ms": f(s.P50), "p95_ms": f(s.P95), "min_ms": f(s.Min), "max_ms": f(s.Max), "avg_ms": f(s.Avg)})
+	return json.Marshal(map[string]any{"n": s.N, "p50_ms": f(s.P50), "p95_ms": f(s.P95), "p99_ms": f(s.P99), "min_ms": f(s.Min), "max_ms": f(s.Max), "avg_ms": f(s.Avg)})
 }
 
 // target is one of the targets, evaluated on this run.

@@ -47,6 +47,10 @@ func startNodekit(ctx context.Context, w *workspace, bin, images string, net cni
 	argv := []string{cri, "--listen", r.socket, "--root", root, "--state", state,
 		"--runtime", filepath.Join(bin, "runc"), "--monitor", filepath.Join(bin, "nodekit-monitor"),
 		"--cgroup-parent", path.Join(w.cgroup, "nodekit-default"), "--log-level", "warn"}
+	// -mode critest: critest's registries are mirrored to the local registry.
+	if w.registries != "" {
+		argv = append(argv, "--registry-config", w.registries)
+	}
 	// A nodekit-cri with CNI gets the same network as containerd (never the
 	// host's /etc/cni/net.d, which may hold a bridge network).
 	withCNI := supportsFlag(cri, "cni-conf-dir") && supportsFlag(cri, "cni-bin-dir")
@@ -111,9 +115,17 @@ func supportsFlag(bin, flag string) bool {
 	return strings.Contains(string(out), "-"+flag+" ")
 }
 
-// containerdConfig is a version 2 config with everything under dir.
-func containerdConfig(dir, state, runc string, net cniNetwork) string {
+// containerdConfig is a version 2 config with everything under dir. With a
+// mirror (host:port of a registry on 127.0.0.1), the registries critest pulls
+// from are sent there, as nodekit's registries.toml does for nodekit-cri.
+func containerdConfig(dir, state, runc string, net cniNetwork, mirror string) string {
 	q := func(s string) string { return fmt.Sprintf("%q", s) }
+	var mirrors strings.Builder
+	if mirror != "" {
+		for _, reg := range critestRegistries {
+			fmt.Fprintf(&mirrors, "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n    endpoint = [%q]\n", reg, "http://"+mirror)
+		}
+	}
 	return `version = 2
 root = ` + q(filepath.Join(dir, "root")) + `
 state = ` + q(state) + `
@@ -149,7 +161,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = ` + q(net.binDir) + `
     conf_dir = ` + q(net.confDir) + `
-`
+` + mirrors.String()
 }
 
 // startContainerd writes a private config, starts /usr/bin/containerd, imports the
@@ -164,7 +176,7 @@ func startContainerd(ctx context.Context, w *workspace, images string, net cniNe
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(containerdConfig(dir, w.stateDir("containerd"), w.runc, net)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(containerdConfig(dir, w.stateDir("containerd"), w.runc, net, w.registry)), 0o644); err != nil {
 		return nil, err
 	}
 

@@ -7,13 +7,14 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // summary describes a set of durations. Percentiles use the nearest-rank method:
 // pQ is the smallest sample with at least Q% of the samples at or below it.
 type summary struct {
-	N                       int
-	P50, P95, Min, Max, Avg time.Duration
+	N                            int
+	P50, P95, P99, Min, Max, Avg time.Duration
 }
 
 func summarize(d []time.Duration) summary {
@@ -30,6 +31,7 @@ func summarize(d []time.Duration) summary {
 		N:   len(s),
 		P50: percentile(s, 50),
 		P95: percentile(s, 95),
+		P99: percentile(s, 99),
 		Min: s[0],
 		Max: s[len(s)-1],
 		Avg: sum / time.Duration(len(s)),
@@ -71,11 +73,13 @@ func table(w io.Writer, rows [][]string) {
 	if len(rows) == 0 {
 		return
 	}
+	// At least 2 wide, so a right-aligned column's rule is "-:"; widths in runes,
+	// as fmt pads.
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for i, c := range r {
 			if i < len(widths) {
-				widths[i] = max(widths[i], len(c))
+				widths[i] = max(widths[i], utf8.RuneCountInString(c), 2)
 			}
 		}
 	}

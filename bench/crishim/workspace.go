@@ -36,6 +36,11 @@ type workspace struct {
 	pods      []string        // sandbox ids (both runtimes): containerd shim sockets, CNI cache files
 	hostDirs  map[string]bool // host dirs containerd may create outside the workspace → existed before
 	stateFS   string          // when set, runtimes keep their state on this tmpfs (see -state-tmpfs)
+
+	// -mode critest
+	registry   string            // host:port of the test image registry on 127.0.0.1 ("": none)
+	registries string            // nodekit's registry configuration mirroring critest's registries to it
+	foreign    []*foreignCgroups // cgroups a runtime creates outside /nkbench-<id> (critest asks for /test.slice)
 }
 
 func newWorkspace(runcBin string, out io.Writer) (*workspace, error) {
@@ -163,6 +168,11 @@ func (w *workspace) cleanup() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		for _, fc := range w.foreign {
+			if fc.runtime == r.name {
+				fc.addIDs(r.objectIDs(ctx)...)
+			}
+		}
 		n, err := r.removeAllPods(ctx)
 		cancel()
 		if err != nil {
@@ -296,6 +306,12 @@ func (w *workspace) cleanup() {
 		say("removed %d cgroup directories under %s", removed, w.cgroup)
 	}
 
+	// 7b. Cgroups of our pods outside /nkbench-<id> (critest's /test.slice for
+	// containerd 1.6).
+	for _, fc := range w.foreign {
+		fc.cleanup(say)
+	}
+
 	// 8. The workspace itself.
 	if err := os.RemoveAll(w.dir); err != nil {
 		say("remove %s: %v", w.dir, err)
@@ -385,4 +401,104 @@ func stopPid(pid int, name string, grace time.Duration) string {
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitGone([]int{pid}, 5*time.Second)
 	return fmt.Sprintf("killed %s (pid %d) with SIGKILL after %s", name, pid, grace)
+}
+
+// foreignCgroups are the cgroups a runtime creates outside /nkbench-<id> because
+// its client asked for a cgroup parent: critest asks a runtime without the
+// RuntimeConfig RPC (containerd 1.6) for /test.slice. containerd 1.6 turns a
+// ".slice" parent into the systemd-style cgroupsPath "test.slice:cri-containerd:<id>"
+// even with the cgroupfs driver, and runc's cgroupfs driver takes that as one
+// directory name relative to its own cgroup (the shim's, containerd's, ours): in
+// each hierarchy, <our cgroup>/test.slice:cri-containerd:<id> (at the root where we
+// are at the root). A runtime that honoured the parent would use /test.slice/<id>.
+// runc removes them with their containers; cleanup removes those of the runtime's
+// own pods and containers that are left, found by id, and nothing else.
+type foreignCgroups struct {
+	parent  string // test.slice
+	runtime string // the criRuntime whose pods go there
+
+	mu  sync.Mutex
+	ids map[string]bool // sandbox and container ids of the runtime
+}
+
+func (w *workspace) addForeignCgroups(runtime, parent string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.foreign = append(w.foreign, newForeignCgroups(runtime, parent))
+}
+
+func newForeignCgroups(runtime, parent string) *foreignCgroups {
+	return &foreignCgroups{parent: strings.Trim(parent, "/"), runtime: runtime, ids: map[string]bool{}}
+}
+
+// noteIDs tells the foreign cgroups of runtime about ids it created.
+func (w *workspace) noteIDs(runtime string, ids ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, fc := range w.foreign {
+		if fc.runtime == runtime {
+			fc.addIDs(ids...)
+		}
+	}
+}
+
+func (fc *foreignCgroups) addIDs(ids ...string) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	for _, id := range ids {
+		if id != "" && !strings.ContainsAny(id, "/:") && id != "." && id != ".." {
+			fc.ids[id] = true
+		}
+	}
+}
+
+// owns reports whether the cgroup directory dir is one of ours.
+func (fc *foreignCgroups) owns(dir string) bool {
+	name := filepath.Base(dir)
+	if id, ok := strings.CutPrefix(name, fc.parent+":cri-containerd:"); ok {
+		return fc.ids[id]
+	}
+	return fc.ids[name] && filepath.Base(filepath.Dir(dir)) == fc.parent
+}
+
+// find walks every cgroup hierarchy (a few levels deep) for our cgroups.
+func (fc *foreignCgroups) find(mountPoints []string) []string {
+	var out []string
+	for _, mp := range mountPoints {
+		base := strings.Count(mp, "/")
+		filepath.WalkDir(mp, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if p != mp && fc.owns(p) {
+				out = append(out, p)
+				return filepath.SkipDir
+			}
+			if strings.Count(p, "/")-base >= 6 {
+				return filepath.SkipDir
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+func (fc *foreignCgroups) cleanup(say func(string, ...any)) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	mounts, err := readMounts()
+	if err != nil {
+		say("%v", err)
+		return
+	}
+	var removed int
+	deadline := time.Now().Add(5 * time.Second)
+	for _, dir := range fc.find(cgroupMountPoints(mounts)) {
+		n, err := removeCgroupTree(dir, deadline)
+		removed += n
+		if err != nil {
+			say("%v", err)
+		}
+	}
+	say("removed %d leftover cgroups of %s's pods and containers named after parent %s (%d ids known)", removed, fc.runtime, fc.parent, len(fc.ids))
 }
