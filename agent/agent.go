@@ -52,6 +52,9 @@ type Options struct {
 	StopPodsOnExit bool
 	// DisableServer turns the HTTP API off (for embedding and tests).
 	DisableServer bool
+	// StatusSink receives every new version of each pod's status (default: an
+	// in-memory sink). The API server will be one.
+	StatusSink status.Sink
 }
 
 // Agent is the node agent.
@@ -67,7 +70,6 @@ type Agent struct {
 	pleg    pleg.PLEG
 	probes  probes.Manager
 	status  status.Manager
-	sink    *status.MemorySink
 	pods    *podruntime.Manager
 	source  *podsource.ManifestDir
 	workers *podWorkers
@@ -122,8 +124,11 @@ func New(o Options) (*Agent, error) {
 		Metrics:        a.metrics.pleg(),
 		DisableEvented: o.DisableEventedPLEG,
 	})
-	a.sink = &status.MemorySink{}
-	a.status = status.NewManager(a.sink, a.clock, a.log.With("component", "status"))
+	var sink status.Sink = &status.MemorySink{}
+	if o.StatusSink != nil {
+		sink = o.StatusSink
+	}
+	a.status = status.NewManager(sink, a.clock, a.log.With("component", "status"))
 	a.probes = probes.New(probes.Options{
 		Exec:    o.Runtime,
 		Status:  a.status,
