@@ -80,7 +80,7 @@ func (c *debCache) file(ctx context.Context, pkg, rel string) (string, error) {
 	}
 	p := filepath.Join(root, rel)
 	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("Debian package %s has no %s", pkg, rel)
+		return "", fmt.Errorf("package %s (Debian) has no %s", pkg, rel)
 	} else if err != nil {
 		return "", err
 	}

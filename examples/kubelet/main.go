@@ -138,11 +138,11 @@ func connect(ctx context.Context, endpoint string, timeout time.Duration) (inter
 	if !strings.Contains(endpoint, "://") {
 		endpoint = "unix://" + endpoint
 	}
-	rt, err := remote.NewRemoteRuntimeService(ctx, endpoint, timeout, nil, false)
+	rt, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(timeout).Build(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("container runtime %s: %w", endpoint, err)
 	}
-	img, err := remote.NewRemoteImageService(ctx, endpoint, timeout, nil, false)
+	img, err := remote.NewRemoteImageServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(timeout).Build(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image service %s: %w", endpoint, err)
 	}
@@ -189,7 +189,7 @@ func importImages(args []string) error {
 	rootDir := fs.String("root-dir", agent.DefaultRootDir, "the agent's --root-dir (the embedded runtime's image store is there)")
 	fs.Parse(args)
 	if fs.NArg() == 0 {
-		return errors.New("usage: nodekit-kubelet import [--root-dir DIR] FILE...")
+		return errors.New("no image archive given (usage: nodekit-kubelet import [--root-dir DIR] FILE ...)")
 	}
 	root, _, _ := embeddedDirs(*rootDir)
 	store, err := image.New(image.Options{Root: filepath.Join(root, "images")})
