@@ -68,7 +68,12 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		s.startRelease(c)
 		return nil, status.Errorf(codes.Unknown, "start container %s: %v", rec.ID, err)
 	}
-	go proc.Monitor.Wait() // reap our child; after a shim restart init does
+	// Reap our child when it exits (after a shim restart init does).
+	if err := reapWhenDone(proc.MonitorPid, nil); err != nil {
+		go proc.Monitor.Wait()
+	} else {
+		proc.Monitor.Release()
+	}
 
 	if err := s.recordStart(c, proc); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,6 +290,8 @@ func (h *harness) assertNoLeaks() {
 	if procs := monitorsFor(h.state); len(procs) > 0 {
 		t.Errorf("leaked monitor processes: %v", procs)
 	}
+	// Monitors that exited are reaped (the shim is their parent while it runs).
+	waitFor(t, "exited children to be reaped", 10*time.Second, func() bool { return len(zombieChildren()) == 0 })
 	if entries, _ := os.ReadDir(filepath.Join(h.state, "runc")); len(entries) > 0 {
 		t.Errorf("leaked runtime state: %d containers under %s", len(entries), filepath.Join(h.state, "runc"))
 	}
@@ -397,4 +400,27 @@ func touch(t *testing.T, p string) {
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// zombieChildren lists this process's children that exited and were not reaped.
+func zombieChildren() []string {
+	procs, _ := os.ReadDir("/proc")
+	self := strconv.Itoa(os.Getpid())
+	var out []string
+	for _, p := range procs {
+		data, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == self {
+			out = append(out, p.Name()+s[strings.IndexByte(s, ' '):i+1])
+		}
+	}
+	return out
 }

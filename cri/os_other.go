@@ -35,3 +35,4 @@ func procStartTime(int) (uint64, error)                    { return 0, errLinuxO
 func alive(int, uint64) bool                               { return false }
 func signalProcess(int, uint64, unix.Signal) (bool, error) { return false, errLinuxOnly }
 func waitProcessGone(int, uint64, int) bool                { return true }
+func reapWhenDone(int, func()) error                       { return errLinuxOnly }

@@ -98,3 +98,34 @@ func waitProcessGone(pid int, start uint64, timeoutMs int) bool {
 		return err == nil && n > 0
 	}
 }
+
+// reapWhenDone reaps the child pid once it exits, without a thread blocked in
+// wait for each child (os.Process.Wait holds one): the pidfd goes on the Go
+// poller, which wakes a goroutine when the child exits; a non-blocking waitid
+// then collects it. done, when not nil, runs after the child is reaped.
+func reapWhenDone(pid int, done func()) error {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid))
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("pidfd %d: %w", pid, err)
+	}
+	go func() {
+		defer f.Close()
+		rc.Read(func(fd uintptr) bool {
+			var info unix.Siginfo
+			err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG, nil)
+			// Not exited yet (no error, no child reported): wait for the
+			// pidfd to become readable and look again.
+			return err != nil || info.Signo != 0
+		})
+		if done != nil {
+			done()
+		}
+	}()
+	return nil
+}

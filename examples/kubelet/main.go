@@ -50,9 +50,15 @@ func main() {
 	}
 }
 
-// embedded names the directories of the embedded runtime under the root dir.
+// embeddedDirs names the directories of the embedded runtime: its data under the
+// root dir, its state under /run for the default root dir and under the root dir
+// otherwise (so two agents with different root dirs never share a runtime).
 func embeddedDirs(rootDir string) (root, state, socket string) {
-	return filepath.Join(rootDir, "runtime"), "/run/nodekit-kubelet/runtime", filepath.Join(rootDir, "runtime.sock")
+	state = filepath.Join(rootDir, "runtime-state")
+	if filepath.Clean(rootDir) == agent.DefaultRootDir {
+		state = "/run/nodekit-kubelet/runtime"
+	}
+	return filepath.Join(rootDir, "runtime"), state, filepath.Join(rootDir, "runtime.sock")
 }
 
 func run(args []string) error {
@@ -60,6 +66,7 @@ func run(args []string) error {
 	kf := agent.RegisterFlags(fs)
 	runtimeBin := fs.String("runtime", "", "embedded runtime: the OCI runtime binary (default: runc next to this binary, else in PATH)")
 	monitorBin := fs.String("monitor", "", "embedded runtime: the nodekit-monitor binary (default: next to this binary, else in PATH)")
+	stateDir := fs.String("runtime-state-dir", "", "embedded runtime: its state directory (default /run/nodekit-kubelet/runtime with the default --root-dir, else <root-dir>/runtime-state)")
 	cniConfDir := fs.String("cni-conf-dir", "/etc/cni/net.d", "embedded runtime: CNI network configurations")
 	cniBinDir := fs.String("cni-bin-dir", "/usr/lib/cni:/opt/cni/bin", "embedded runtime: CNI plugin directories")
 	registryConfig := fs.String("registry-config", "/etc/nodekit/registries.toml", "embedded runtime: registry mirrors")
@@ -90,6 +97,9 @@ func run(args []string) error {
 	endpoint := cfg.RuntimeEndpoint
 	if endpoint == "" {
 		root, state, socket := embeddedDirs(cfg.RootDir)
+		if *stateDir != "" {
+			state = *stateDir
+		}
 		shim, err := cri.New(cri.Options{
 			Root:           root,
 			State:          state,
