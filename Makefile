@@ -105,11 +105,12 @@ run: setup build images
 run-cri: setup build images
 	./examples/cri/demo.sh
 
-## bench: CRI shim benchmarks, runc floor vs nodekit-cri vs containerd, then bench-critest (bench/README.md; root)
+## bench: CRI shim benchmarks, runc floor vs nodekit-cri vs containerd, then bench-critest and bench-agent (bench/README.md; root)
 # Extra flags for the program: make bench BENCH_FLAGS='-iterations 10 -keep-going'
 bench: setup build images bench-containerd
 	$(GO) run ./bench/crishim -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/crishim.json $(BENCH_FLAGS)
 	$(MAKE) --no-print-directory bench-critest
+	$(MAKE) --no-print-directory bench-agent
 
 .PHONY: bench-containerd bench-critest
 # Debian's containerd, the runtime the benchmarks compare with.
@@ -126,6 +127,12 @@ bench-containerd:
 bench-critest: setup build images bench-containerd $(BIN)/critest
 	$(GO) run ./bench/crishim -mode critest -bin $(BIN) -images $(OUT)/images -critest-out $(OUT)/bench/critest \
 		-json $(OUT)/bench/critest.json $(BENCH_CRITEST_FLAGS)
+
+.PHONY: bench-agent
+## bench-agent: the agent's benchmark: exit → status latency (evented vs generic PLEG), idle CPU/memory of nodekit-kubelet with 100 pods, relist durations (bench/README.md; root)
+# Extra flags: make bench-agent BENCH_AGENT_FLAGS='-parts idle -window 30s'
+bench-agent: setup build images
+	$(GO) run ./bench/agent -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/agent.json $(BENCH_AGENT_FLAGS)
 
 .PHONY: critest
 ## critest: the CRI conformance suite against a private nodekit-cri, offline (examples/critest; root)

@@ -227,6 +227,11 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case err := <-serverErr:
+			if err == nil {
+				// The server ended because ctx did: ctx.Done is next.
+				serverErr = nil
+				continue
+			}
 			runErr = fmt.Errorf("kubelet API: %w", err)
 			break loop
 		case u, ok := <-updates:

@@ -18,7 +18,9 @@ import (
 //
 // Updates never queue up: a worker holds only the latest desired pod, and any
 // number of wake-ups while it syncs collapse into one more sync (latest update
-// wins).
+// wins). A pod added again (same UID) while its worker stops it starts over
+// once it is cleaned up; a new instance of a pod (same namespace and name, new
+// UID: an edited manifest) starts once the previous one has stopped.
 
 type workerState int
 
@@ -50,8 +52,15 @@ type podWorker struct {
 	mu      sync.Mutex
 	pod     *v1.Pod
 	removed bool
-	state   workerState
-	done    chan struct{}
+	// restart: the pod was added again after its removal; once the old
+	// instance is cleaned up the worker starts over instead of exiting.
+	restart bool
+	// started: the pod was synced once. Before that it waits while another
+	// instance of the same pod (same namespace and name, another UID: an
+	// edited manifest) is still running, as upstream's static pods do.
+	started, waiting bool
+	state            workerState
+	done             chan struct{}
 }
 
 func (w *podWorker) kick() {
@@ -100,17 +109,23 @@ func newPodWorkers(s podSyncer, c clock.WithTicker, resync time.Duration, log lo
 
 // update sets the desired pod of its worker, starting one if needed.
 func (p *podWorkers) update(ctx context.Context, pod *v1.Pod) {
+	// p.mu is held throughout, so a worker deciding to exit (run) sees this
+	// update.
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	w, ok := p.workers[pod.UID]
 	if !ok {
-		w = &podWorker{uid: pod.UID, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		// The pod is set before the worker runs: its first timer fires at once.
+		w = &podWorker{uid: pod.UID, pod: pod, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		p.workers[pod.UID] = w
 		p.wg.Add(1)
 		go p.run(ctx, w)
 	}
-	p.mu.Unlock()
 	w.mu.Lock()
 	w.pod = pod
+	if w.removed {
+		w.restart = true
+	}
 	w.mu.Unlock()
 	w.kick()
 }
@@ -125,6 +140,7 @@ func (p *podWorkers) remove(uid types.UID) {
 	}
 	w.mu.Lock()
 	w.removed = true
+	w.restart = false
 	w.mu.Unlock()
 	w.kick()
 }
@@ -193,15 +209,31 @@ func (p *podWorkers) run(ctx context.Context, w *podWorker) {
 		}
 		next, exit := p.step(ctx, w)
 		if exit {
-			p.mu.Lock()
-			delete(p.workers, w.uid)
-			p.mu.Unlock()
+			if p.restartOrExit(w) {
+				w.kick()
+				continue
+			}
 			return
 		}
 		if next > 0 {
 			timer.Reset(next)
 		}
 	}
+}
+
+// restartOrExit is called when w cleaned up its pod: it forgets w, unless the
+// pod was added again meanwhile, in which case w starts over with it (true).
+func (p *podWorkers) restartOrExit(w *podWorker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.restart {
+		w.restart, w.removed, w.state, w.started = false, false, stateSyncing, false
+		return true
+	}
+	delete(p.workers, w.uid)
+	return false
 }
 
 // step does one unit of work for w and says when to come back (0: only when
@@ -214,6 +246,9 @@ func (p *podWorkers) step(ctx context.Context, w *podWorker) (time.Duration, boo
 		if removed {
 			w.setState(stateTerminating)
 			return p.step(ctx, w)
+		}
+		if !p.mayStart(w, pod) {
+			return 0, false // kicked when the other instance has stopped
 		}
 		terminal, retry, err := p.syncer.syncPod(ctx, pod)
 		p.observe(stateSyncing, start, err)
@@ -240,6 +275,7 @@ func (p *podWorkers) step(ctx context.Context, w *podWorker) (time.Duration, boo
 			return p.errorWait / 5, false
 		}
 		w.setState(stateTerminated)
+		p.kickInstances(w, pod)
 		if removed {
 			return p.step(ctx, w)
 		}
@@ -259,6 +295,50 @@ func (p *podWorkers) step(ctx context.Context, w *podWorker) (time.Duration, boo
 		return 0, true
 	}
 	return 0, false
+}
+
+// mayStart says whether w may sync its pod: once it has, or when no other
+// worker's instance of the same pod is still running.
+func (p *podWorkers) mayStart(w *podWorker, pod *v1.Pod) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w.mu.Lock()
+	started, waiting := w.started, w.waiting
+	w.mu.Unlock()
+	if started {
+		return true
+	}
+	for uid, o := range p.workers {
+		if o == w {
+			continue
+		}
+		op, _, st := o.snapshot()
+		if op != nil && op.Namespace == pod.Namespace && op.Name == pod.Name && st != stateTerminated {
+			if !waiting {
+				p.log.Info("pod waits for its previous instance to stop", "pod", podRef(pod), "previous", uid)
+			}
+			w.mu.Lock()
+			w.waiting = true
+			w.mu.Unlock()
+			return false
+		}
+	}
+	w.mu.Lock()
+	w.started, w.waiting = true, false
+	w.mu.Unlock()
+	return true
+}
+
+// kickInstances wakes the other workers of w's pod (same namespace and
+// name): w's instance has stopped.
+func (p *podWorkers) kickInstances(w *podWorker, pod *v1.Pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range p.workers {
+		if op, _, _ := o.snapshot(); o != w && op != nil && op.Namespace == pod.Namespace && op.Name == pod.Name {
+			o.kick()
+		}
+	}
 }
 
 func (p *podWorkers) observe(state workerState, start time.Time, err error) {

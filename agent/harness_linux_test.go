@@ -1,0 +1,710 @@
+package agent_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	criclient "k8s.io/cri-client/pkg"
+	"k8s.io/klog/v2"
+	kubetypes "k8s.io/kubelet/pkg/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodekit-dev/nodekit/agent"
+	"github.com/nodekit-dev/nodekit/cri"
+	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/pleg"
+)
+
+// The end-to-end tests run the agent on nodekit's real CRI shim (in this
+// process, served on a unix socket and reached through k8s.io/cri-client as
+// nodekit-kubelet does), with real runc, a real CNI network of the test's own
+// and per-test directories and cgroup root, so tests can run in parallel. Every
+// test ends by checking that nothing is left: no sandbox or container in the
+// runtime, no mount under its directories, no monitor process, no pod cgroup,
+// no CNI address, interface or NAT rule.
+
+const (
+	busybox  = "nodekit.local/busybox:latest"
+	nodeName = "node-e2e"
+)
+
+// harness is one test's shim and agent.
+type harness struct {
+	t          *testing.T
+	base       string
+	shimRoot   string
+	shimState  string
+	sock       string
+	cgroupRoot string
+	net        *testNetwork
+	logs       *logBuffer
+
+	srv    *cri.Server
+	grpc   *grpc.Server
+	conn   *grpc.ClientConn // the test's own connection: container events
+	rt     internalapi.RuntimeService
+	img    internalapi.ImageManagerService
+	events *eventRecorder
+
+	// The agent's directories. hostDir is mounted into the test pods at /host.
+	rootDir, manifests, podLogs, hostDir string
+
+	agent    *agent.Agent
+	registry *prometheus.Registry
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+type harnessOptions struct {
+	// server runs the kubelet API (127.0.0.1, free port, local socket).
+	server bool
+}
+
+// newHarness starts a shim and an agent for the test. The cleanups stop the
+// agent (which stops every pod: StopPodsOnExit), check that the runtime holds
+// nothing of it any more, stop the shim and check the node for leaks.
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	h := newShim(t)
+	h.startAgent(o)
+	return h
+}
+
+// quietKlog silences k8s.io/cri-client's klog output (a canceled event stream
+// at every agent stop is logged as an error).
+var quietKlog sync.Once
+
+// newShim prepares the test's directories, network and cgroup root and starts
+// the shim with the busybox image.
+func newShim(t *testing.T) *harness {
+	t.Helper()
+	testenv.RequireRoot(t)
+	quietKlog.Do(func() { klog.SetSlogLogger(slog.New(slog.DiscardHandler)) })
+	runc, monitor := testenv.Binary(t, "runc"), testenv.Binary(t, "nodekit-monitor")
+	image := testenv.Image(t, "busybox")
+	// Short paths: unix socket names are limited to 108 bytes.
+	base, err := os.MkdirTemp("", "nkae-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(base, 0o711)
+	var b [4]byte
+	rand.Read(b[:])
+	h := &harness{
+		t:          t,
+		base:       base,
+		shimRoot:   filepath.Join(base, "shim"),
+		shimState:  filepath.Join(base, "state"),
+		sock:       filepath.Join(base, "cri.sock"),
+		cgroupRoot: "/nodekit-agent-test-" + hex.EncodeToString(b[:]),
+		logs:       &logBuffer{},
+		rootDir:    filepath.Join(base, "root"),
+		manifests:  filepath.Join(base, "manifests"),
+		podLogs:    filepath.Join(base, "logs"),
+		hostDir:    filepath.Join(base, "host"),
+	}
+	for _, d := range []string{h.manifests, h.hostDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(h.hostDir, 0o777)
+	h.net = newTestNetwork(t, base)
+	t.Cleanup(func() {
+		h.assertNodeClean(h.shimState, h.cgroupRoot, base)
+		h.net.remove()
+		if t.Failed() || os.Getenv("NODEKIT_E2E_LOG") != "" {
+			t.Logf("shim and agent log:\n%s", h.logs.String())
+		}
+		os.RemoveAll(base)
+	})
+
+	srv, err := cri.New(cri.Options{
+		Root:         h.shimRoot,
+		State:        h.shimState,
+		Runtime:      runc,
+		Monitor:      monitor,
+		CgroupParent: h.cgroupRoot + "/shim",
+		CNIConfDir:   h.net.confDir,
+		CNIBinDirs:   cniBinDirs,
+		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "shim"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = srv
+	f, err := os.Open(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := srv.Images().Import(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	l, err := cri.Listen(h.sock)
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	h.grpc = grpc.NewServer()
+	srv.Register(h.grpc)
+	go h.grpc.Serve(l)
+	t.Cleanup(func() {
+		if h.conn != nil {
+			h.conn.Close()
+		}
+		h.grpc.Stop()
+		if err := h.srv.Close(); err != nil {
+			t.Errorf("shim close: %v", err)
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	endpoint := "unix://" + h.sock
+	if h.rt, err = criclient.NewRemoteRuntimeService(ctx, endpoint, 2*time.Minute, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if h.img, err = criclient.NewRemoteImageService(ctx, endpoint, 2*time.Minute, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	h.conn, err = grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.events = recordEvents(t, runtimeapi.NewRuntimeServiceClient(h.conn))
+	return h
+}
+
+// startAgent starts the agent on the shim.
+func (h *harness) startAgent(o harnessOptions) {
+	t := h.t
+	t.Helper()
+	cfg, err := agent.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RootDir = h.rootDir
+	cfg.NodeName = nodeName
+	cfg.NodeIP = "127.0.0.1"
+	k := &cfg.Kubelet
+	k.StaticPodPath = h.manifests
+	k.PodLogsDir = h.podLogs
+	k.CgroupRoot = h.cgroupRoot
+	k.Address = "127.0.0.1"
+	k.Port = 0 // a free port
+	off := int32(0)
+	k.HealthzPort = &off
+	h.registry = prometheus.NewRegistry()
+	h.agent, err = agent.New(agent.Options{
+		Config:         cfg,
+		Runtime:        h.rt,
+		Images:         h.img,
+		Logger:         slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "agent"),
+		Registry:       h.registry,
+		StopPodsOnExit: true,
+		DisableServer:  !o.server,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.agent.Run(ctx) }()
+	t.Cleanup(h.stopAgent)
+}
+
+// stopAgent stops the agent (and with it every pod) and checks that the
+// runtime and the agent's directories hold nothing of them any more.
+func (h *harness) stopAgent() {
+	t := h.t
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("agent Run: %v", err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Errorf("the agent did not stop within 3 minutes")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if sbs, err := h.rt.ListPodSandbox(ctx, nil); err != nil || len(sbs) > 0 {
+		t.Errorf("sandboxes left in the runtime after the agent stopped: %d (%v)", len(sbs), err)
+	}
+	if cs, err := h.rt.ListContainers(ctx, nil); err != nil || len(cs) > 0 {
+		t.Errorf("containers left in the runtime after the agent stopped: %d (%v)", len(cs), err)
+	}
+	for _, d := range []string{filepath.Join(h.rootDir, "pods"), h.podLogs} {
+		if entries, _ := os.ReadDir(d); len(entries) > 0 {
+			t.Errorf("pod directories left in %s: %v", d, names(entries))
+		}
+	}
+}
+
+func names(entries []os.DirEntry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// assertNodeClean checks that nothing the shim made is left on the node:
+// mounts under base, monitor processes of the shim's state, runc state, cgroups
+// under cgroupRoot other than the kubepods hierarchy itself, and the test
+// network's addresses, interfaces and NAT rules. It removes what it finds.
+func (h *harness) assertNodeClean(state, cgroupRoot string, bases ...string) {
+	t := h.t
+	for _, l := range h.net.leaks() {
+		t.Errorf("leaked pod network resources: %s", l)
+	}
+	for _, base := range bases {
+		if mounts := mountsUnder(base); len(mounts) > 0 {
+			t.Errorf("leaked mounts: %v", mounts)
+			for i := len(mounts) - 1; i >= 0; i-- {
+				unix.Unmount(mounts[i], unix.MNT_DETACH)
+			}
+		}
+	}
+	if procs := monitorsFor(state); len(procs) > 0 {
+		t.Errorf("leaked monitor processes: %v", procs)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "runc")); len(entries) > 0 {
+		t.Errorf("leaked runtime state: %d containers under %s", len(entries), filepath.Join(state, "runc"))
+	}
+	// The QoS hierarchy (kubepods, kubepods/besteffort...) may stay, as the
+	// kubelet keeps it; pod and container cgroups may not.
+	allowed := map[string]bool{"": true, "kubepods": true, "kubepods/besteffort": true, "kubepods/burstable": true, "shim": true}
+	for _, m := range cgroupMounts(t) {
+		dir := filepath.Join(m, cgroupRoot)
+		var all, leaked []string
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				all = append(all, p)
+				if rel, _ := filepath.Rel(dir, p); !allowed[strings.TrimPrefix(rel, ".")] {
+					leaked = append(leaked, p)
+				}
+			}
+			return nil
+		})
+		if len(leaked) > 0 {
+			t.Errorf("leaked cgroups: %v", leaked)
+		}
+		for i := len(all) - 1; i >= 0; i-- {
+			os.Remove(all[i])
+		}
+	}
+}
+
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+func cgroupMounts(t *testing.T) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, " - cgroup ") || strings.Contains(line, " - cgroup2 ") {
+			out = append(out, strings.Fields(line)[4])
+		}
+	}
+	return out
+}
+
+// monitorsFor lists nodekit-monitor processes working for the shim of state.
+func monitorsFor(state string) []string {
+	procs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if strings.HasSuffix(args[0], "nodekit-monitor") && strings.Contains(string(cmdline), state) {
+			out = append(out, p.Name()+" "+strings.Join(args, " "))
+		}
+	}
+	return out
+}
+
+// logBuffer collects the shim's and the agent's logs; a failed test prints
+// them (t.Log cannot be used: goroutines may log after the test returned).
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// --- manifests and pods -------------------------------------------------------
+
+// writeManifest writes pod as <name>.yaml into the manifest directory,
+// atomically (the source ignores hidden files).
+func (h *harness) writeManifest(pod *v1.Pod) {
+	h.t.Helper()
+	writeManifest(h.t, h.manifests, pod)
+}
+
+func writeManifest(t *testing.T, dir string, pod *v1.Pod) {
+	t.Helper()
+	data, err := yaml.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "."+pod.Name+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, pod.Name+".yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) removeManifest(name string) {
+	h.t.Helper()
+	if err := os.Remove(filepath.Join(h.manifests, name+".yaml")); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// pod returns the agent's pod of manifest name (nil when it has none).
+func (h *harness) pod(name string) *v1.Pod {
+	for _, p := range h.agent.Pods() {
+		if p.Name == name+"-"+nodeName {
+			return p
+		}
+	}
+	return nil
+}
+
+// waitPod polls the agent's pod of manifest name until cond holds.
+func (h *harness) waitPod(name, what string, within time.Duration, cond func(*v1.Pod) bool) *v1.Pod {
+	h.t.Helper()
+	var p *v1.Pod
+	deadline := time.Now().Add(within)
+	for {
+		if p = h.pod(name); p != nil && cond(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("pod %s: timed out after %s waiting for %s; last status:\n%s", name, within, what, describe(p))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runtimePod returns what the runtime holds of pod uid.
+func (h *harness) runtimePod(uid types.UID) *pleg.PodStatus {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rs, err := pleg.Inspect(ctx, h.rt, uid)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return rs
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func describe(p *v1.Pod) string {
+	if p == nil {
+		return "<no pod>"
+	}
+	data, _ := yaml.Marshal(p.Status)
+	return string(data)
+}
+
+// containerStatus returns the status of the pod's (init or app) container name.
+func containerStatus(p *v1.Pod, name string) *v1.ContainerStatus {
+	for _, list := range [][]v1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+func condition(p *v1.Pod, t v1.PodConditionType) v1.ConditionStatus {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+func running(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
+
+// ready: phase Running and the Ready condition true.
+func ready(p *v1.Pod) bool { return running(p) && condition(p, v1.PodReady) == v1.ConditionTrue }
+
+// testPod is a pod of busybox containers with the test's host directory at
+// /host and a short grace period.
+func (h *harness) testPod(name string, containers ...v1.Container) *v1.Pod {
+	grace := int64(5)
+	p := &v1.Pod{
+		Spec: v1.PodSpec{
+			Containers:                    containers,
+			TerminationGracePeriodSeconds: &grace,
+			Volumes: []v1.Volume{{Name: "host", VolumeSource: v1.VolumeSource{
+				HostPath: &v1.HostPathVolumeSource{Path: h.hostDir},
+			}}},
+		},
+	}
+	p.APIVersion, p.Kind = "v1", "Pod"
+	p.Name = name
+	return p
+}
+
+// shell is a busybox container running script with /host mounted and rec, a
+// function that appends "<what> <uptime>" to /host/events, defined.
+func shell(name, script string) v1.Container {
+	return v1.Container{
+		Name:            name,
+		Image:           busybox,
+		ImagePullPolicy: v1.PullIfNotPresent,
+		Command:         []string{"sh", "-c", recFunc + script},
+		VolumeMounts:    []v1.VolumeMount{{Name: "host", MountPath: "/host"}},
+	}
+}
+
+// recFunc records an event with the time since boot (/proc/uptime is the
+// node's: the same clock in every container and in the test).
+const recFunc = `rec() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> /host/events; }; `
+
+// idle waits forever in a way a trap interrupts at once.
+const idle = `while true; do sleep 1 & wait $!; done`
+
+// event is a line of /host/events.
+type event struct {
+	what string
+	at   float64 // seconds since boot
+}
+
+func (h *harness) hostEvents() []event { return readEvents(h.t, filepath.Join(h.hostDir, "events")) }
+
+// waitEvents polls /host/events until it holds the events named (a container
+// is Running before its shell wrote its first line).
+func (h *harness) waitEvents(names ...string) []event {
+	h.t.Helper()
+	var evs []event
+	waitFor(h.t, fmt.Sprintf("events %v", names), 30*time.Second, func() bool {
+		evs = h.hostEvents()
+		for _, n := range names {
+			if index(evs, n) < 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return evs
+}
+
+func readEvents(t *testing.T, path string) []event {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []event
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		at, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			t.Fatalf("events line %q: %v", l, err)
+		}
+		out = append(out, event{f[0], at})
+	}
+	return out
+}
+
+// whats lists the events' names in order.
+func whats(evs []event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.what)
+	}
+	return out
+}
+
+// index returns the position of the first event called what, or -1.
+func index(evs []event, what string) int {
+	return slices.IndexFunc(evs, func(e event) bool { return e.what == what })
+}
+
+// uptime returns the node's time since boot, the clock of rec.
+func uptime(t *testing.T) float64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.ParseFloat(strings.Fields(string(data))[0], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// --- container events ---------------------------------------------------------
+
+// eventRecorder follows the shim's container events and keeps the last status
+// seen of every container, even after the container is removed: exits and
+// their times are known however soon the agent removes the container.
+type eventRecorder struct {
+	mu   sync.Mutex
+	last map[string]*runtimeapi.ContainerStatus
+}
+
+func recordEvents(t *testing.T, rt runtimeapi.RuntimeServiceClient) *eventRecorder {
+	t.Helper()
+	r := &eventRecorder{last: map[string]*runtimeapi.ContainerStatus{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := rt.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil { // subscribed
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			for _, s := range ev.GetContainersStatuses() {
+				r.last[s.GetId()] = s
+			}
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+// instances returns the last known status of every container called name of
+// pod uid, oldest first.
+func (r *eventRecorder) instances(uid types.UID, name string) []*runtimeapi.ContainerStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*runtimeapi.ContainerStatus
+	for _, s := range r.last {
+		if s.GetLabels()[kubetypes.KubernetesPodUIDLabel] == string(uid) && s.GetMetadata().GetName() == name {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetCreatedAt() < out[j].GetCreatedAt() })
+	return out
+}
+
+// newest returns the newest instance of container name of pod uid (nil if none).
+func (r *eventRecorder) newest(uid types.UID, name string) *runtimeapi.ContainerStatus {
+	in := r.instances(uid, name)
+	if len(in) == 0 {
+		return nil
+	}
+	return in[len(in)-1]
+}
+
+// exited returns the last status of container id once it is known to have
+// exited (nil until then).
+func (r *eventRecorder) exited(id string) *runtimeapi.ContainerStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.last[id]; s != nil && s.GetState() == runtimeapi.ContainerState_CONTAINER_EXITED {
+		return s
+	}
+	return nil
+}
+
+// criID strips the runtime name from a v1.ContainerStatus container ID.
+func criID(id string) string {
+	_, after, ok := strings.Cut(id, "://")
+	if !ok {
+		return id
+	}
+	return after
+}

@@ -1,0 +1,420 @@
+package main
+
+// Part (b): the real bin/nodekit-kubelet (agent + embedded shim in one process)
+// as a subprocess with n idle static pods: CPU and memory of the process and of
+// its nodekit-monitor children over a window, the PLEG's relist histogram from
+// its /metrics, then relist durations (pleg.MeasureRelist against its runtime
+// socket) at n pods and, after more manifests, at a larger count.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	criclient "k8s.io/cri-client/pkg"
+
+	"github.com/nodekit-dev/nodekit/agent"
+	"github.com/nodekit-dev/nodekit/agent/server"
+	"github.com/nodekit-dev/nodekit/cri/cni"
+	"github.com/nodekit-dev/nodekit/pleg"
+)
+
+type idleOptions struct {
+	pods        int           // idle pods
+	window      time.Duration // sampling window at pods
+	settle      time.Duration // after all pods run, before sampling
+	scalePods   int           // then grow to this many (0: no)
+	scaleWindow time.Duration // sampling window at scalePods (0: none)
+	relistRuns  int           // MeasureRelist calls (each: one cold relist + warm ones)
+	relistWarm  int           // warm relists per call
+}
+
+// idleResult is one nodekit-kubelet run (one PLEG).
+type idleResult struct {
+	PLEG      string         `json:"pleg"`
+	StartPods string         `json:"start_all_pods"`
+	ScalePods string         `json:"start_scale_pods,omitempty"`
+	Samples   []idleSample   `json:"samples"`
+	Relists   []relistResult `json:"relist"`
+	Stop      string         `json:"stop"`
+}
+
+// idleSample is the cost of the kubelet with some idle pods over a window.
+type idleSample struct {
+	Pods    int     `json:"pods"`
+	Seconds float64 `json:"seconds"`
+	// CPU in cores (CPU seconds per second): the nodekit-kubelet process (all
+	// threads: agent and shim), the processes it waited for during the window
+	// (runc, CNI plugins), and its nodekit-monitor children.
+	KubeletCores  float64 `json:"kubelet_cores"`
+	KubeletUser   float64 `json:"kubelet_user_cores"`
+	KubeletSys    float64 `json:"kubelet_sys_cores"`
+	ChildrenCores float64 `json:"waited_children_cores"`
+	MonitorCores  float64 `json:"monitors_cores"`
+	Wakeups       float64 `json:"kubelet_context_switches_per_s"`
+	Threads       int     `json:"kubelet_threads"`
+	// ThreadSyscalls: what the kubelet's threads are blocked in at the end of
+	// the window ("futex 7, waitid 100").
+	ThreadSyscalls string `json:"kubelet_thread_syscalls"`
+	// Memory at the end of the window, KiB.
+	Kubelet     memory `json:"kubelet_kib"`
+	Monitors    int    `json:"monitors"`
+	MonitorsMem memory `json:"monitors_kib"`
+	// From /metrics over the window.
+	Relists      float64 `json:"relists"`
+	RelistMeanMs float64 `json:"relist_mean_ms"`
+	RelistP99Le  float64 `json:"relist_p99_bucket_le_ms"`
+	SyncsPerS    float64 `json:"pod_syncs_per_s"`
+}
+
+// relistResult is pleg.MeasureRelist against the kubelet's runtime.
+type relistResult struct {
+	Pods int     `json:"pods"`
+	Cold summary `json:"cold"`
+	Warm summary `json:"warm_mean_per_call"`
+}
+
+// measureIdle runs part (b) for each PLEG.
+func measureIdle(ctx context.Context, w *workspace, o options) ([]*idleResult, error) {
+	if err := w.checkKubeletState(); err != nil {
+		return nil, err
+	}
+	var out []*idleResult
+	for _, p := range o.plegs {
+		r, err := measureIdleWith(ctx, w, o, p)
+		if r != nil {
+			out = append(out, r)
+		}
+		if err != nil {
+			return out, fmt.Errorf("idle, %s PLEG: %w", p, err)
+		}
+	}
+	return out, nil
+}
+
+func measureIdleWith(ctx context.Context, w *workspace, o options, plegName string) (res *idleResult, err error) {
+	opt := o.idle
+	net, err := w.network()
+	if err != nil {
+		return nil, err
+	}
+	// Short paths: the runtime socket lives in the root dir (108-byte limit).
+	root := w.path("k" + plegName[:1])
+	manifests := w.path("k" + plegName[:1] + "-manifests")
+	kubelet := filepath.Join(o.bin, "nodekit-kubelet")
+	w.addRuntime(filepath.Join(root, "runtime"), kubeletStateDir)
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, err
+	}
+	if out, err := exec.CommandContext(ctx, kubelet, "import", "--root-dir", root, filepath.Join(o.images, "busybox.tar")).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("nodekit-kubelet import: %w: %s", err, out)
+	}
+	config := filepath.Join(root, "kubelet.yaml")
+	conf := "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupRoot: " + w.cgroup + "/k" + plegName[:1] + "\n"
+	if err := os.WriteFile(config, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	prefix := "idle"
+	if err := writeManifests(manifests, prefix, 0, opt.pods, v1.RestartPolicyAlways); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	healthz, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{kubelet,
+		"--config", config,
+		"--root-dir", root,
+		"--pod-manifest-path", manifests,
+		"--pod-logs-dir", filepath.Join(root, "logs"),
+		"--hostname-override", nodeName,
+		"--node-ip", "127.0.0.1",
+		"--address", "127.0.0.1",
+		"--port", strconv.Itoa(port),
+		"--healthz-port", strconv.Itoa(healthz),
+		"--stop-pods-on-exit",
+		"--runtime", filepath.Join(o.bin, "runc"),
+		"--monitor", filepath.Join(o.bin, "nodekit-monitor"),
+		"--cni-conf-dir", net.confDir,
+		"--cni-bin-dir", strings.Join(cni.DefaultBinDirs, ":"),
+		"--registry-config", filepath.Join(root, "registries.toml"), // none
+		"--log-level", "info",
+	}
+	if plegName == "generic" {
+		args = append(args, "--generic-pleg")
+	}
+	fmt.Printf("idle, %s PLEG: starting nodekit-kubelet with %d pods\n", plegName, opt.pods)
+	started := time.Now()
+	d, err := startDaemon("nodekit-kubelet ("+plegName+" PLEG)", filepath.Join(root, "kubelet.log"), args...)
+	if err != nil {
+		return nil, err
+	}
+	w.addDaemon(d)
+	defer func() {
+		if !d.exited() {
+			fmt.Printf("idle, %s PLEG: stopping nodekit-kubelet and its pods\n", plegName)
+			t := time.Now()
+			msg := d.stop(3 * time.Minute)
+			if res != nil {
+				res.Stop = time.Since(t).Round(time.Millisecond).String()
+			}
+			fmt.Printf("idle, %s PLEG: %s\n", plegName, msg)
+		}
+		if left := objectsIn(kubeletStateDir); left != "" && err == nil {
+			err = fmt.Errorf("nodekit-kubelet left %s in %s after it stopped with --stop-pods-on-exit: pods %s (see its log)",
+				left, kubeletStateDir, strings.Join(sandboxPods(kubeletStateDir), ", "))
+		}
+	}()
+	sock := agent.LocalSocket(root)
+	if err := waitKubeletPods(ctx, d, sock, prefix, opt.pods, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	res = &idleResult{PLEG: plegName, StartPods: time.Since(started).Round(time.Millisecond).String()}
+	fmt.Printf("idle, %s PLEG: %d pods running after %s; settling %s\n", plegName, opt.pods, res.StartPods, opt.settle)
+	if err := sleepCtx(ctx, opt.settle); err != nil {
+		return res, err
+	}
+	s, err := sampleIdle(ctx, d, sock, opt.window, opt.pods)
+	if err != nil {
+		return res, err
+	}
+	res.Samples = append(res.Samples, s)
+	printSample(plegName, s)
+	rtSock := filepath.Join(root, "runtime.sock")
+	if opt.relistRuns > 0 {
+		r, err := measureRelist(ctx, rtSock, opt.relistRuns, opt.relistWarm)
+		if err != nil {
+			return res, err
+		}
+		res.Relists = append(res.Relists, r)
+	}
+	if opt.scalePods <= opt.pods {
+		return res, nil
+	}
+	fmt.Printf("idle, %s PLEG: growing to %d pods\n", plegName, opt.scalePods)
+	t := time.Now()
+	if err := writeManifests(manifests, prefix, opt.pods, opt.scalePods, v1.RestartPolicyAlways); err != nil {
+		return res, err
+	}
+	if err := waitKubeletPods(ctx, d, sock, prefix, opt.scalePods, 5*time.Minute); err != nil {
+		return res, err
+	}
+	res.ScalePods = time.Since(t).Round(time.Millisecond).String()
+	if err := sleepCtx(ctx, opt.settle); err != nil {
+		return res, err
+	}
+	if opt.scaleWindow > 0 {
+		s, err := sampleIdle(ctx, d, sock, opt.scaleWindow, opt.scalePods)
+		if err != nil {
+			return res, err
+		}
+		res.Samples = append(res.Samples, s)
+		printSample(plegName, s)
+	}
+	if opt.relistRuns > 0 {
+		r, err := measureRelist(ctx, rtSock, opt.relistRuns, opt.relistWarm)
+		if err != nil {
+			return res, err
+		}
+		res.Relists = append(res.Relists, r)
+	}
+	return res, nil
+}
+
+func printSample(plegName string, s idleSample) {
+	fmt.Printf("idle, %s PLEG, %d pods: nodekit-kubelet %.4f cores, RSS %s MiB (Pss %s); %d monitors %.4f cores, Pss %s MiB; %.0f relists (mean %.2f ms)\n",
+		plegName, s.Pods, s.KubeletCores, mib(float64(s.Kubelet.Rss)), mib(float64(s.Kubelet.Pss)),
+		s.Monitors, s.MonitorCores, mib(float64(s.MonitorsMem.Pss)), s.Relists, s.RelistMeanMs)
+}
+
+// waitKubeletPods polls the kubelet's local API until the n pods prefix-<i>
+// are Running with their containers ready.
+func waitKubeletPods(ctx context.Context, d *daemon, sock, prefix string, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var have int
+	var lastErr error
+	for {
+		if d.exited() {
+			return fmt.Errorf("nodekit-kubelet exited: %v\n%s", d.waitErr, d.logTail(20))
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		list, err := server.ListPods(cctx, sock)
+		cancel()
+		if err == nil {
+			want := map[string]bool{}
+			for i := range n {
+				want[podName(manifestName(prefix, i))] = true
+			}
+			have = 0
+			for i := range list.Items {
+				if want[list.Items[i].Name] && podRunning(&list.Items[i].Status) {
+					have++
+				}
+			}
+			if have == n {
+				return nil
+			}
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d pods running after %s (last error: %v)\n%s", have, n, limit, lastErr, d.logTail(20))
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// sampleIdle measures the kubelet d (and its monitors) over window.
+func sampleIdle(ctx context.Context, d *daemon, sock string, window time.Duration, pods int) (idleSample, error) {
+	s := idleSample{Pods: pods}
+	pid := d.pid()
+	m0, err := scrapeSocket(ctx, sock)
+	if err != nil {
+		return s, err
+	}
+	monitors, err := monitorsOf(pid)
+	if err != nil {
+		return s, err
+	}
+	if len(monitors) != pods {
+		return s, fmt.Errorf("%d nodekit-monitor children of nodekit-kubelet, want one per pod (%d)", len(monitors), pods)
+	}
+	mon0 := map[int]procStat{}
+	for _, m := range monitors {
+		st, err := readStat(m)
+		if err != nil {
+			return s, fmt.Errorf("monitor %d: %w", m, err)
+		}
+		mon0[m] = st
+	}
+	st0, err := readStat(pid)
+	if err != nil {
+		return s, err
+	}
+	cs0, _ := ctxSwitches(pid)
+	t0 := time.Now()
+	fmt.Printf("  sampling %d pods for %s\n", pods, window)
+	select {
+	case <-time.After(window):
+	case <-ctx.Done():
+		return s, ctx.Err()
+	case <-d.done:
+		return s, fmt.Errorf("nodekit-kubelet exited during the window: %v\n%s", d.waitErr, d.logTail(20))
+	}
+	st1, err := readStat(pid)
+	if err != nil {
+		return s, err
+	}
+	cs1, _ := ctxSwitches(pid)
+	var monTicks uint64
+	for _, m := range monitors {
+		st, err := readStat(m)
+		if err != nil {
+			return s, fmt.Errorf("monitor %d ended during the window: %w", m, err)
+		}
+		monTicks += st.utime + st.stime - mon0[m].utime - mon0[m].stime
+	}
+	el := time.Since(t0).Seconds()
+	s.Seconds = el
+	cores := func(ticks uint64) float64 { return float64(ticks) / clockTicks / el }
+	s.KubeletUser, s.KubeletSys = cores(st1.utime-st0.utime), cores(st1.stime-st0.stime)
+	s.KubeletCores = s.KubeletUser + s.KubeletSys
+	s.ChildrenCores = cores(st1.cutime + st1.cstime - st0.cutime - st0.cstime)
+	s.MonitorCores = cores(monTicks)
+	s.Wakeups = float64(cs1-cs0) / el
+	s.Threads = st1.threads
+	s.ThreadSyscalls = threadSyscalls(pid)
+	if s.Kubelet, err = readMemory(pid); err != nil {
+		return s, err
+	}
+	s.Monitors = len(monitors)
+	for _, m := range monitors {
+		mm, err := readMemory(m)
+		if err != nil {
+			return s, err
+		}
+		s.MonitorsMem.Rss += mm.Rss
+		s.MonitorsMem.Pss += mm.Pss
+		s.MonitorsMem.Anon += mm.Anon
+	}
+	m1, err := scrapeSocket(ctx, sock)
+	if err != nil {
+		return s, err
+	}
+	h := m1.histogram(mRelistDuration).minus(m0.histogram(mRelistDuration))
+	s.Relists = h.count
+	s.RelistMeanMs = h.mean() * 1000
+	s.RelistP99Le = h.quantileBound(0.99) * 1000
+	s.SyncsPerS = (m1.get(mWorkerSyncs) - m0.get(mWorkerSyncs)) / el
+	return s, nil
+}
+
+// monitorsOf lists the nodekit-monitor children of pid.
+func monitorsOf(pid int) ([]int, error) {
+	procs, err := listProcs()
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, p := range procs {
+		if p.ppid == pid && len(p.args) > 0 && filepath.Base(p.args[0]) == "nodekit-monitor" {
+			out = append(out, p.pid)
+		}
+	}
+	return out, nil
+}
+
+// measureRelist times generic relists against the runtime at socket with
+// pleg.MeasureRelist, runs times (each a fresh relister: one cold relist, then
+// warm ones).
+func measureRelist(ctx context.Context, socket string, runs, warm int) (relistResult, error) {
+	var r relistResult
+	rt, err := criclient.NewRemoteRuntimeService(ctx, "unix://"+socket, 2*time.Minute, nil, false)
+	if err != nil {
+		return r, fmt.Errorf("relist: connect %s: %w", socket, err)
+	}
+	defer rt.Close(context.Background())
+	var cold, warmMeans []time.Duration
+	for range runs {
+		t, err := pleg.MeasureRelist(ctx, pleg.Options{Runtime: rt, Logger: discardLogger}, warm)
+		if err != nil {
+			return r, fmt.Errorf("relist: %w", err)
+		}
+		if r.Pods != 0 && t.Pods != r.Pods {
+			return r, fmt.Errorf("relist: %d pods, then %d", r.Pods, t.Pods)
+		}
+		r.Pods = t.Pods
+		cold = append(cold, t.Cold)
+		warmMeans = append(warmMeans, t.Warm)
+	}
+	r.Cold, r.Warm = summarize(cold), summarize(warmMeans)
+	fmt.Printf("  relist at %d pods: cold p50 %s ms (min %s, max %s), warm p50 %s ms\n", r.Pods, ms(r.Cold.P50), ms(r.Cold.Min), ms(r.Cold.Max), ms(r.Warm.P50))
+	return r, nil
+}
+
+// freePort returns a TCP port free on 127.0.0.1 right now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	addr, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, errors.New("free port: not a TCP address")
+	}
+	return addr.Port, nil
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodekit-dev/nodekit/agent/podsource"
+	"github.com/nodekit-dev/nodekit/agent/status"
+)
+
+var _ status.Sink = (*recorder)(nil)
+
+func TestPodManifestParses(t *testing.T) {
+	name := manifestName("idle", 7)
+	pod, err := podsource.Parse(name+".yaml", []byte(podManifest(name, v1.RestartPolicyNever)), nodeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pod.Name != podName(name) || pod.Name != "idle-007-nkbench" {
+		t.Errorf("pod name %q, want %q", pod.Name, podName(name))
+	}
+	if pod.Spec.RestartPolicy != v1.RestartPolicyNever || len(pod.Spec.Containers) != 1 || pod.Spec.Containers[0].Image != busybox {
+		t.Errorf("unexpected spec: %+v", pod.Spec)
+	}
+}
+
+func runningStatus(id string) v1.PodStatus {
+	return v1.PodStatus{Phase: v1.PodRunning, ContainerStatuses: []v1.ContainerStatus{{
+		Name: "sleep", ContainerID: "nodekit://" + id, Ready: true,
+		State: v1.ContainerState{Running: &v1.ContainerStateRunning{}},
+	}}}
+}
+
+func terminatedStatus(id string) v1.PodStatus {
+	return v1.PodStatus{Phase: v1.PodFailed, ContainerStatuses: []v1.ContainerStatus{{
+		Name: "sleep", ContainerID: "nodekit://" + id,
+		State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 137}},
+	}}}
+}
+
+func TestRecorder(t *testing.T) {
+	r := newRecorder()
+	pod := &v1.Pod{}
+	pod.Name, pod.UID = "exit-e-000-nkbench", types.UID("u1")
+	ctx := context.Background()
+
+	r.Put(ctx, pod, runningStatus("c1"), 1)
+	if got := r.running(); got[pod.Name].containerID != "c1" {
+		t.Fatalf("running() = %+v, want the pod with container c1", got)
+	}
+	ch := r.terminatedCh("c1")
+	select {
+	case <-ch:
+		t.Fatal("terminated before any Put showed it")
+	default:
+	}
+	before := time.Now()
+	r.Put(ctx, pod, terminatedStatus("c1"), 2)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("waiter not released by the Put showing the container terminated")
+	}
+	first, ok := r.terminatedAt("c1")
+	if !ok || first.Before(before) {
+		t.Fatalf("terminatedAt = %v, %v; want a time after %v", first, ok, before)
+	}
+	// Later Puts showing it terminated do not move the first time.
+	r.Put(ctx, pod, terminatedStatus("c1"), 3)
+	if again, _ := r.terminatedAt("c1"); !again.Equal(first) {
+		t.Errorf("terminatedAt moved from %v to %v", first, again)
+	}
+	if len(r.running()) != 0 {
+		t.Errorf("a failed pod is listed as running")
+	}
+	if r.putCount() != 3 {
+		t.Errorf("putCount = %d, want 3", r.putCount())
+	}
+	// A waiter registered after the fact is released at once.
+	r.Put(ctx, pod, terminatedStatus("c2"), 4)
+	select {
+	case <-r.terminatedCh("c2"):
+	default:
+		t.Error("waiter for an already terminated container blocks")
+	}
+}
+
+func TestPodRunning(t *testing.T) {
+	notReady := runningStatus("c")
+	notReady.ContainerStatuses[0].Ready = false
+	for _, tc := range []struct {
+		name string
+		s    v1.PodStatus
+		want bool
+	}{
+		{"running and ready", runningStatus("c"), true},
+		{"not ready", notReady, false},
+		{"terminated", terminatedStatus("c"), false},
+		{"pending without containers", v1.PodStatus{Phase: v1.PodPending}, false},
+		{"running without containers", v1.PodStatus{Phase: v1.PodRunning}, false},
+	} {
+		if got := podRunning(&tc.s); got != tc.want {
+			t.Errorf("%s: podRunning = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	s := summarize(d)
+	if s.N != 100 || s.P50 != 50*time.Millisecond || s.P99 != 99*time.Millisecond || s.Max != 100*time.Millisecond || s.Min != time.Millisecond {
+		t.Errorf("summarize(1..100 ms) = %+v", s)
+	}
+	if got := summarize(nil); got.N != 0 {
+		t.Errorf("summarize(nil) = %+v", got)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-parts", "idle", "-plegs", "generic,evented", "-pods", "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.parts["idle"] || o.parts["exits"] || len(o.plegs) != 2 || o.plegs[0] != "generic" || o.idle.pods != 10 {
+		t.Errorf("parseFlags: %+v", o)
+	}
+	for _, bad := range [][]string{{"-parts", "nope"}, {"-plegs", "fast"}, {"-exits", "0"}, {"extra"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q): no error", bad)
+		}
+	}
+}

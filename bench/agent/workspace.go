@@ -1,0 +1,566 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodekit-dev/nodekit/cri/cni"
+)
+
+// kubeletStateDir is where nodekit-kubelet's embedded runtime keeps its state
+// whatever --root-dir says (examples/kubelet: embeddedDirs). It is shared by
+// every nodekit-kubelet of the machine, so the benchmark refuses to start one
+// while another runs or the directory holds pods (checkKubeletState).
+const kubeletStateDir = "/run/nodekit-kubelet/runtime"
+
+// workspace is everything one benchmark run creates: a temp dir
+// /tmp/nkagent-<id> holding files, sockets and mounts, a cgroup /nkagent-<id>
+// holding every cgroup, and a CNI bridge network of its own (no iptables
+// rules: no masquerading, no port mappings). cleanup undoes all of it and says
+// what it did, on success, failure and interrupt alike.
+type workspace struct {
+	dir    string // /tmp/nkagent-<id>
+	id     string
+	cgroup string // /nkagent-<id>
+	bin    string // runc, nodekit-monitor, nodekit-kubelet
+	out    io.Writer
+	meta   workspaceMeta
+
+	netOnce sync.Once
+	net     *network
+	netErr  error
+
+	mu      sync.Mutex
+	daemons []*daemon // nodekit-kubelet subprocesses, stopped first
+	shims   []*shim   // in-process shims: pods removed through CRI, then closed
+	// runtimes are root/state pairs of nodekit runtimes the run started: after
+	// their server is gone, pods left in them are removed by a recovering
+	// in-process shim, then their runc roots, monitors and mounts are swept.
+	runtimes []runtimeDirs
+}
+
+// runtimeDirs are a nodekit runtime's directories.
+type runtimeDirs struct {
+	Root  string `json:"root"`
+	State string `json:"state"`
+}
+
+// workspaceMeta is what -cleanup needs to know about a run, kept in
+// <workspace>/workspace.json.
+type workspaceMeta struct {
+	Bridge   string        `json:"bridge"`
+	Runtimes []runtimeDirs `json:"runtimes"`
+	// CreatedKubeletRun: /run/nodekit-kubelet did not exist before the run.
+	CreatedKubeletRun bool `json:"created_kubelet_run"`
+}
+
+func newWorkspace(bin string, out io.Writer) (*workspace, error) {
+	dir, err := os.MkdirTemp("/tmp", "nkagent-")
+	if err != nil {
+		return nil, fmt.Errorf("create the workspace: %w", err)
+	}
+	os.Chmod(dir, 0o711)
+	id := strings.TrimPrefix(filepath.Base(dir), "nkagent-")
+	return &workspace{dir: dir, id: id, cgroup: "/nkagent-" + id, bin: bin, out: out}, nil
+}
+
+// existingWorkspace is the workspace of a run that was killed before it could
+// clean up (-cleanup /tmp/nkagent-<id>).
+func existingWorkspace(dir, bin string, out io.Writer) (*workspace, error) {
+	dir = filepath.Clean(dir)
+	id, ok := strings.CutPrefix(dir, "/tmp/nkagent-")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return nil, fmt.Errorf("-cleanup %s: not a benchmark workspace (/tmp/nkagent-<id>)", dir)
+	}
+	w := &workspace{dir: dir, id: id, cgroup: "/nkagent-" + id, bin: bin, out: out}
+	data, err := os.ReadFile(w.path("workspace.json"))
+	if err != nil {
+		return nil, fmt.Errorf("-cleanup: %w", err)
+	}
+	if err := json.Unmarshal(data, &w.meta); err != nil {
+		return nil, fmt.Errorf("-cleanup: %s: %w", w.path("workspace.json"), err)
+	}
+	w.runtimes = w.meta.Runtimes
+	return w, nil
+}
+
+func (w *workspace) path(elem ...string) string {
+	return filepath.Join(append([]string{w.dir}, elem...)...)
+}
+
+// saveMeta writes workspace.json; w.mu must be held.
+func (w *workspace) saveMeta() {
+	w.meta.Runtimes = w.runtimes
+	data, _ := json.MarshalIndent(w.meta, "", "  ")
+	if err := os.WriteFile(w.path("workspace.json"), data, 0o644); err != nil {
+		fmt.Fprintf(w.out, "warning: %v (-cleanup will not know everything)\n", err)
+	}
+}
+
+func (w *workspace) addDaemon(d *daemon) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.daemons = append(w.daemons, d)
+}
+
+func (w *workspace) addShim(s *shim) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.shims = append(w.shims, s)
+}
+
+func (w *workspace) addRuntime(root, state string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.runtimes = append(w.runtimes, runtimeDirs{Root: root, State: state})
+	w.saveMeta()
+}
+
+// --- the CNI network ---------------------------------------------------------
+
+// network is the run's own CNI network: a bridge, a /22 nobody else uses and a
+// host-local data directory in the workspace. No ipMasq and no portmap: the
+// plugins add no iptables rules, so there is nothing to undo but the bridge.
+type network struct {
+	name    string // network and bridge name
+	confDir string
+	ipamDir string
+	subnet  *net.IPNet
+}
+
+// cniPlugins are the plugins the network uses (Debian's containernetworking-plugins).
+var cniPlugins = []string{"bridge", "host-local", "loopback"}
+
+// network returns the run's network, set up on first use.
+func (w *workspace) network() (*network, error) {
+	w.netOnce.Do(func() { w.net, w.netErr = w.newNetwork(cni.DefaultBinDirs) })
+	return w.net, w.netErr
+}
+
+func (w *workspace) newNetwork(binDirs []string) (*network, error) {
+	for _, p := range cniPlugins {
+		found := false
+		for _, d := range binDirs {
+			if _, err := os.Stat(filepath.Join(d, p)); err == nil {
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("CNI plugin %s not found in %s (run `sudo make setup`)", p, strings.Join(binDirs, ":"))
+		}
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	n := &network{
+		name:    "nkag" + hex.EncodeToString(b[:]), // bridge names have at most 15 bytes
+		confDir: w.path("net.d"),
+		ipamDir: w.path("ipam"),
+	}
+	var err error
+	if n.subnet, err = freeSubnet(); err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.meta.Bridge = n.name
+	w.saveMeta()
+	w.mu.Unlock()
+	if err := os.MkdirAll(n.confDir, 0o755); err != nil {
+		return nil, err
+	}
+	conf, err := json.MarshalIndent(map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       n.name,
+		"plugins": []any{
+			map[string]any{
+				"type": "bridge", "bridge": n.name, "isGateway": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": n.subnet.String()}}},
+					"dataDir": n.ipamDir,
+				},
+			},
+			map[string]any{"type": "loopback"},
+		},
+	}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(n.confDir, "10-nkagent.conflist"), conf, 0o644); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// freeSubnet picks a random 10.x.y.0/22 (x in 64..127, clear of the agent
+// tests' 10.128.0.0/10) that no interface of the node is in.
+func freeSubnet() (*net.IPNet, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	for range 100 {
+		var b [2]byte
+		rand.Read(b[:])
+		sub := &net.IPNet{IP: net.IPv4(10, 64+b[0]%64, b[1]&^3, 0).To4(), Mask: net.CIDRMask(22, 32)}
+		free := true
+		for _, a := range addrs {
+			if in, ok := a.(*net.IPNet); ok && (in.Contains(sub.IP) || sub.Contains(in.IP)) {
+				free = false
+			}
+		}
+		if free {
+			return sub, nil
+		}
+	}
+	return nil, errors.New("no free 10.x.y.0/22 for the benchmark's pod network")
+}
+
+// --- the shared state dir of nodekit-kubelet ----------------------------------
+
+// checkKubeletState makes sure the benchmark may use kubeletStateDir: no other
+// nodekit-kubelet with the embedded runtime runs, and the directory holds no
+// sandbox or container. It notes whether /run/nodekit-kubelet exists, so cleanup
+// removes it only if the run created it.
+func (w *workspace) checkKubeletState() error {
+	procs, err := listProcs()
+	if err != nil {
+		return err
+	}
+	for _, p := range procs {
+		if isEmbeddedKubelet(p.args) {
+			return fmt.Errorf("another nodekit-kubelet with the embedded runtime runs (pid %d: %s); its runtime state is %s, which every nodekit-kubelet shares: stop it first",
+				p.pid, strings.Join(p.args, " "), kubeletStateDir)
+		}
+	}
+	for _, sub := range []string{"sandboxes", "containers", "runc"} {
+		entries, _ := os.ReadDir(filepath.Join(kubeletStateDir, sub))
+		if len(entries) > 0 {
+			return fmt.Errorf("%s holds %d entries of an earlier nodekit-kubelet; the benchmark needs it empty (start that kubelet again and stop its pods, or clean up by hand)",
+				filepath.Join(kubeletStateDir, sub), len(entries))
+		}
+	}
+	_, err = os.Stat(filepath.Dir(kubeletStateDir))
+	w.mu.Lock()
+	w.meta.CreatedKubeletRun = errors.Is(err, fs.ErrNotExist)
+	w.saveMeta()
+	w.mu.Unlock()
+	return nil
+}
+
+// --- cleanup ----------------------------------------------------------------
+
+// cleanup removes everything the run created, in dependency order, and prints
+// each step. Every step runs, whatever failed before.
+func (w *workspace) cleanup() {
+	say := func(format string, a ...any) { fmt.Fprintf(w.out, "cleanup: "+format+"\n", a...) }
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	// 1. nodekit-kubelets, by the PIDs we started: SIGTERM makes them stop
+	// every pod (--stop-pods-on-exit). With -cleanup: those whose --root-dir
+	// is in the workspace.
+	for i := len(w.daemons) - 1; i >= 0; i-- {
+		say("%s", w.daemons[i].stop(3*time.Minute))
+	}
+	if w.daemons == nil {
+		if procs, err := listProcs(); err == nil {
+			for _, p := range procs {
+				if isEmbeddedKubelet(p.args) && strings.HasPrefix(argValue(p.args, "root-dir"), w.dir+"/") {
+					say("%s", stopPid(p.pid, "nodekit-kubelet", 3*time.Minute))
+				}
+			}
+		}
+	}
+
+	// 2. In-process shims: their pods through CRI, then the servers.
+	for _, s := range w.shims {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		n, err := removeAllPods(ctx, s.client)
+		cancel()
+		say("in-process shim %s: removed %d pods through CRI%s", s.dirs.Root, n, errSuffix(err))
+		s.close()
+	}
+
+	// 3. Pods left in runtimes whose server is gone (a kubelet that died, a
+	// killed run): a shim recovering their state removes them through CRI.
+	// Newest first: the kubelets share one state dir, the last one used it.
+	for i := len(w.runtimes) - 1; i >= 0; i-- {
+		r := w.runtimes[i]
+		if !holdsObjects(r.State) {
+			continue
+		}
+		n, err := recoverAndRemove(r, w.bin, w.path("net.d"), w.path("recover.sock"), w.path("recover.log"))
+		say("runtime %s (state %s): recovered and removed %d pods through CRI%s", r.Root, r.State, n, errSuffix(err))
+	}
+
+	// 4. Monitors left behind, by PID.
+	if procs, err := listProcs(); err != nil {
+		say("%v", err)
+	} else {
+		var killed []int
+		for _, p := range procs {
+			for _, r := range w.runtimes {
+				if isMonitorUnder(p.args, r.State) {
+					if syscall.Kill(p.pid, syscall.SIGKILL) == nil {
+						say("killed leftover nodekit-monitor (pid %d)", p.pid)
+						killed = append(killed, p.pid)
+					}
+				}
+			}
+		}
+		waitGone(killed, 5*time.Second)
+	}
+
+	// 5. Containers left in the runtimes' runc roots.
+	runc := filepath.Join(w.bin, "runc")
+	for _, r := range w.runtimes {
+		root := filepath.Join(r.State, "runc")
+		out, err := exec.Command(runc, "--root", root, "list", "-q").Output()
+		if err != nil {
+			continue
+		}
+		for _, id := range strings.Fields(string(out)) {
+			if msg, err := exec.Command(runc, "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
+				say("runc delete --force %s (root %s): %v: %s", id, root, err, strings.TrimSpace(string(msg)))
+			} else {
+				say("deleted leftover container %s (runc root %s)", id, root)
+			}
+		}
+	}
+
+	// 6. Mounts under the workspace and the runtimes' state dirs (overlay
+	// rootfs, shm, pinned namespaces), deepest first.
+	dirs := []string{w.dir}
+	for _, r := range w.runtimes {
+		if !strings.HasPrefix(r.State, w.dir+"/") && !slices.Contains(dirs, r.State) {
+			dirs = append(dirs, r.State)
+		}
+	}
+	var unmounted int
+	for round := 0; round < 5; round++ {
+		mounts, err := readMounts()
+		if err != nil {
+			say("%v", err)
+			break
+		}
+		var points []string
+		for _, d := range dirs {
+			points = append(points, mountsUnder(mounts, d)...)
+		}
+		if len(points) == 0 {
+			break
+		}
+		for _, p := range points {
+			if err := unix.Unmount(p, 0); err != nil {
+				if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+					say("unmount %s: %v", p, err)
+					continue
+				}
+			}
+			unmounted++
+		}
+	}
+	say("unmounted %d mounts under %s", unmounted, strings.Join(dirs, ", "))
+
+	// 7. Cgroups under /nkagent-<id> in every hierarchy, deepest first.
+	if mounts, err := readMounts(); err != nil {
+		say("%v", err)
+	} else {
+		var removed int
+		deadline := time.Now().Add(10 * time.Second)
+		for _, mp := range cgroupMountPoints(mounts) {
+			n, err := removeCgroupTree(filepath.Join(mp, w.cgroup), deadline)
+			removed += n
+			if err != nil {
+				say("%v", err)
+			}
+		}
+		say("removed %d cgroup directories under %s", removed, w.cgroup)
+	}
+
+	// 8. The bridge (the bridge plugin leaves it on purpose).
+	if b := w.meta.Bridge; b != "" {
+		if _, err := os.Stat(filepath.Join("/sys/class/net", b)); err == nil {
+			if out, err := exec.Command("ip", "link", "del", b).CombinedOutput(); err != nil {
+				say("delete bridge %s: %v: %s", b, err, strings.TrimSpace(string(out)))
+			} else {
+				say("deleted bridge %s", b)
+			}
+		}
+	}
+
+	// 9. nodekit-kubelet's state dir outside the workspace: emptied by its
+	// runtime; removed only if the run created /run/nodekit-kubelet.
+	if w.meta.CreatedKubeletRun && !holdsObjects(kubeletStateDir) {
+		if err := os.RemoveAll(filepath.Dir(kubeletStateDir)); err == nil {
+			say("removed %s (created by this run)", filepath.Dir(kubeletStateDir))
+		}
+	}
+
+	// 10. The workspace.
+	if err := os.RemoveAll(w.dir); err != nil {
+		say("remove %s: %v", w.dir, err)
+	} else {
+		say("removed %s", w.dir)
+	}
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "; errors: " + err.Error()
+}
+
+// holdsObjects reports whether a nodekit runtime state dir holds sandboxes or
+// containers.
+func holdsObjects(state string) bool { return objectsIn(state) != "" }
+
+// objectsIn says what a nodekit runtime state dir holds ("2 sandboxes, 2
+// containers, 2 runc containers"), or "" when nothing.
+func objectsIn(state string) string {
+	counts := map[string]int{}
+	for sub, name := range map[string]string{"sandboxes": "sandboxes", "containers": "containers", "runc": "runc containers"} {
+		if entries, _ := os.ReadDir(filepath.Join(state, sub)); len(entries) > 0 {
+			counts[name] = len(entries)
+		}
+	}
+	if len(counts) == 0 {
+		return ""
+	}
+	return formatCounts(counts)
+}
+
+var podNameLabel = regexp.MustCompile(`"io\.kubernetes\.pod\.name"\s*:\s*"([^"]+)"`)
+
+// sandboxPods names the pods of the sandbox records in a nodekit runtime state
+// dir (from the io.kubernetes.pod.name label in sandboxes/<id>/sandbox.json).
+func sandboxPods(state string) []string {
+	entries, _ := os.ReadDir(filepath.Join(state, "sandboxes"))
+	var out []string
+	for _, e := range entries {
+		name := "?"
+		if data, err := os.ReadFile(filepath.Join(state, "sandboxes", e.Name(), "sandbox.json")); err == nil {
+			if m := podNameLabel.FindSubmatch(data); m != nil {
+				name = string(m[1])
+			}
+		}
+		out = append(out, fmt.Sprintf("%s (sandbox %.12s)", name, e.Name()))
+	}
+	return out
+}
+
+// copyLogs copies the run's own log files (agent.log, kubelet.log, shim.log,
+// recover.log: not the containers' logs) into dir, named after their path in
+// the workspace.
+func (w *workspace) copyLogs(dir string) (int, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	var n int
+	err := filepath.WalkDir(w.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case "logs", "root", "runtime", "state", "pods":
+				return filepath.SkipDir // container logs, images, layers, pod data
+			}
+			return nil
+		}
+		if !strings.HasSuffix(d.Name(), ".log") || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(w.dir, p)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		if err := os.WriteFile(filepath.Join(dir, strings.ReplaceAll(rel, "/", "_")), data, 0o644); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// waitGone polls until none of pids runs any more, up to d.
+func waitGone(pids []int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for _, pid := range pids {
+		for running(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// stopPid stops a process the benchmark did not start itself (a kubelet of a
+// killed run, with -cleanup): SIGTERM, then SIGKILL after grace.
+func stopPid(pid int, name string, grace time.Duration) string {
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Sprintf("%s (pid %d): %v", name, pid, err)
+	}
+	waitGone([]int{pid}, grace)
+	if !running(pid) {
+		return fmt.Sprintf("stopped %s (pid %d) with SIGTERM", name, pid)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitGone([]int{pid}, 5*time.Second)
+	return fmt.Sprintf("killed %s (pid %d) with SIGKILL after %s", name, pid, grace)
+}
+
+// removeCgroupTree removes dir and every cgroup below it, deepest first. A cgroup
+// whose last process is still exiting is busy for a moment: retried until
+// deadline.
+func removeCgroupTree(dir string, deadline time.Time) (int, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	var removed int
+	var errs []error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		for {
+			err := os.Remove(dirs[i])
+			if err == nil {
+				removed++
+				break
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dirs[i], err))
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
