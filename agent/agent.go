@@ -61,6 +61,7 @@ type Options struct {
 type Agent struct {
 	opts    Options
 	cfg     *Config
+	rt      internalapi.RuntimeService // opts.Runtime, counted and timed
 	log     *slog.Logger
 	clock   clock.WithTicker
 	rtName  string
@@ -115,9 +116,10 @@ func New(o Options) (*Agent, error) {
 	a.log.Info("container runtime", "name", v.GetRuntimeName(), "version", v.GetRuntimeVersion(), "api", v.GetRuntimeApiVersion())
 
 	a.metrics = newMetrics(o.Registry)
+	a.rt = a.instrumented(o.Runtime)
 	a.cache = pleg.NewCache()
 	a.pleg = pleg.New(pleg.Options{
-		Runtime:        o.Runtime,
+		Runtime:        a.rt,
 		Cache:          a.cache,
 		Clock:          a.clock,
 		Logger:         a.log.With("component", "pleg"),
@@ -130,14 +132,14 @@ func New(o Options) (*Agent, error) {
 	}
 	a.status = status.NewManager(sink, a.clock, a.log.With("component", "status"))
 	a.probes = probes.New(probes.Options{
-		Exec:    o.Runtime,
+		Exec:    a.rt,
 		Status:  a.status,
 		Clock:   a.clock,
 		Logger:  a.log.With("component", "probes"),
 		Metrics: a.metrics.probes(),
 	})
 	a.pods, err = podruntime.New(podruntime.Options{
-		Runtime:       a.instrumented(o.Runtime),
+		Runtime:       a.rt,
 		Images:        o.Images,
 		RuntimeName:   a.rtName,
 		RootDir:       a.cfg.RootDir,
@@ -307,7 +309,7 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update) {
 
 // syncPod is one pod worker sync (podSyncer).
 func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
-	rs, err := pleg.Inspect(ctx, a.opts.Runtime, pod.UID)
+	rs, err := pleg.Inspect(ctx, a.rt, pod.UID)
 	if err != nil {
 		return false, 0, fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
 	}
@@ -346,14 +348,14 @@ func (a *Agent) generateStatus(pod *v1.Pod, rs *pleg.PodStatus, terminal bool) v
 // terminatePod stops the pod's containers and sandbox, gracefully (podSyncer).
 func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	a.probes.StopLivenessAndStartup(pod)
-	rs, err := pleg.Inspect(ctx, a.opts.Runtime, pod.UID)
+	rs, err := pleg.Inspect(ctx, a.rt, pod.UID)
 	if err != nil {
 		return fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
 	}
 	if err := a.pods.KillPod(ctx, pod, rs, nil); err != nil {
 		return err
 	}
-	if rs, err = pleg.Inspect(ctx, a.opts.Runtime, pod.UID); err == nil {
+	if rs, err = pleg.Inspect(ctx, a.rt, pod.UID); err == nil {
 		a.status.SetPodStatus(pod, a.generateStatus(pod, rs, true))
 	}
 	a.log.Info("pod stopped", "pod", podRef(pod))
@@ -393,7 +395,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 	a.mu.RUnlock()
 	a.probes.CleanupPods(desired)
 
-	sandboxes, err := a.opts.Runtime.ListPodSandbox(ctx, nil)
+	sandboxes, err := a.rt.ListPodSandbox(ctx, nil)
 	if err != nil {
 		a.log.Warn("housekeeping: list pod sandboxes", "err", err)
 		return
@@ -411,7 +413,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 	}
 	for uid := range orphans {
 		a.log.Info("removing a pod no source wants", "uid", uid)
-		rs, err := pleg.Inspect(ctx, a.opts.Runtime, uid)
+		rs, err := pleg.Inspect(ctx, a.rt, uid)
 		if err != nil {
 			a.log.Warn("housekeeping: inspect orphaned pod", "uid", uid, "err", err)
 			continue
@@ -440,9 +442,26 @@ func (a *Agent) stopAllPods(ctx context.Context) {
 	for _, uid := range uids {
 		a.workers.remove(uid)
 	}
-	deadline := a.clock.Now().Add(2 * time.Minute)
-	for a.workers.count() > 0 && a.clock.Now().Before(deadline) {
-		a.clock.Sleep(100 * time.Millisecond)
+	// Keep delivering lifecycle events and probe results while the workers
+	// stop their pods: a worker waiting for a container to exit is woken by
+	// them, and the PLEG's channel must not fill up.
+	deadline := a.clock.NewTimer(2 * time.Minute)
+	defer deadline.Stop()
+	check := a.clock.NewTicker(100 * time.Millisecond)
+	defer check.Stop()
+	for a.workers.count() > 0 {
+		select {
+		case ev := <-a.pleg.Watch():
+			a.workers.kick(ev.ID)
+		case <-a.probes.Liveness():
+		case <-a.probes.Readiness():
+		case <-a.probes.Startup():
+		case <-check.C():
+		case <-deadline.C():
+			a.log.Warn("pods still stopping after 2m; exiting anyway", "workers", a.workers.count())
+			a.housekeeping(ctx)
+			return
+		}
 	}
 	a.housekeeping(ctx) // whatever the workers did not own
 }

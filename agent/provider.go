@@ -83,7 +83,7 @@ func (p provider) GetPods() []*v1.Pod { return p.a.Pods() }
 // GetRunningPods lists the pods the runtime runs for the agent, in the kubelet's
 // /runningpods form: identity and containers (name, image, id), no spec beyond.
 func (p provider) GetRunningPods(ctx context.Context) ([]*v1.Pod, error) {
-	rt := p.a.opts.Runtime
+	rt := p.a.rt
 	sandboxes, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}})
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func (p provider) GetContainerLogPath(namespace, name, container string, previou
 		return "", fmt.Errorf("pod %s/%s: %w", namespace, name, server.ErrNotFound)
 	}
 	ctx := context.Background()
-	rs, err := pleg.Inspect(ctx, p.a.opts.Runtime, pod.UID)
+	rs, err := pleg.Inspect(ctx, p.a.rt, pod.UID)
 	if err != nil {
 		return "", err
 	}
@@ -166,7 +166,7 @@ func (p provider) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := p.a.opts.Runtime
+	rt := p.a.rt
 	var in stats.CRIStats
 	if in.Sandboxes, err = rt.ListPodSandbox(ctx, nil); err != nil {
 		return nil, err
