@@ -239,9 +239,3 @@ func TestCappedBuffer(t *testing.T) {
 		t.Fatalf("capped buffer holds %q", b.String())
 	}
 }
-
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/sys/fs/cgroup/with\040space`); got != "/sys/fs/cgroup/with space" {
-		t.Fatalf("unescape = %q", got)
-	}
-}
