@@ -103,15 +103,6 @@ func isDaemonOf(args []string, dir string) bool {
 	return false
 }
 
-// isShimOf reports whether args is a containerd-shim-runc-v2 serving the containerd
-// at address (`-address <sock>` or `-address=<sock>`).
-func isShimOf(args []string, address string) bool {
-	if len(args) == 0 || filepath.Base(args[0]) != "containerd-shim-runc-v2" {
-		return false
-	}
-	return argValue(args, "address") == address
-}
-
 // argValue returns the value of a Go-flag-style option (-name v, --name v,
 // -name=v, --name=v) in args, or "".
 func argValue(args []string, name string) string {

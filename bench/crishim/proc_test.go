@@ -7,30 +7,6 @@ import (
 	"time"
 )
 
-func TestIsShimOf(t *testing.T) {
-	const sock = "/tmp/nkbench-1/containerd/containerd.sock"
-	tests := []struct {
-		name string
-		args []string
-		want bool
-	}{
-		{"ours", []string{"/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "abc", "-address", sock}, true},
-		{"ours with =", []string{"containerd-shim-runc-v2", "-id", "abc", "--address=" + sock}, true},
-		{"other containerd", []string{"/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "t2", "-address", "/tmp/other/sock"}, false},
-		{"socket as a prefix only", []string{"/usr/bin/containerd-shim-runc-v2", "-address", sock + ".ttrpc"}, false},
-		{"not a shim", []string{"/usr/bin/containerd", "-address", sock}, false},
-		{"flag without value", []string{"/usr/bin/containerd-shim-runc-v2", "-address"}, false},
-		{"empty", nil, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := isShimOf(tt.args, sock); got != tt.want {
-				t.Errorf("isShimOf(%q) = %v, want %v", tt.args, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestIsMonitorOf(t *testing.T) {
 	const state = "/tmp/nkbench-1/nodekit/state"
 	tests := []struct {
@@ -162,15 +138,6 @@ func TestMountsUnder(t *testing.T) {
 	}
 	if got, want := cgroupMountPoints(mounts), []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("cgroupMountPoints = %q, want %q", got, want)
-	}
-}
-
-func TestShimSocket(t *testing.T) {
-	// Checked against a live containerd 1.6.20: the shim of sandbox 3cc2d33a... served
-	// /tmp/nkbench-manual/ctd/containerd.sock at this socket.
-	got := shimSocket("/tmp/nkbench-manual/ctd/containerd.sock", "k8s.io", "3cc2d33a19bfca53b9dd8bab9899e8483745fffb5c5b56ef428fc35325222350")
-	if want := "/run/containerd/s/36d94964381e93a67fd988fb06c50a75ab69c4c98fdb5c6f5b1695221c578ab1"; got != want {
-		t.Errorf("shimSocket = %s, want %s", got, want)
 	}
 }
 

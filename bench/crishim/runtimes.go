@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 )
 
 // startNodekit imports the images into a fresh store and starts nodekit-cri with
@@ -115,62 +117,25 @@ func supportsFlag(bin, flag string) bool {
 	return strings.Contains(string(out), "-"+flag+" ")
 }
 
-// containerdConfig is a version 2 config with everything under dir. With a
-// mirror (host:port of a registry on 127.0.0.1), the registries critest pulls
-// from are sent there, as nodekit's registries.toml does for nodekit-cri.
+// containerdConfig is a version 2 config with everything under dir
+// (containerdtest.Config). With a mirror (host:port of a registry on
+// 127.0.0.1), the registries critest pulls from are sent there, as nodekit's
+// registries.toml does for nodekit-cri.
 func containerdConfig(dir, state, runc string, net cniNetwork, mirror string) string {
-	q := func(s string) string { return fmt.Sprintf("%q", s) }
-	var mirrors strings.Builder
+	cfg := containerdtest.Config{Dir: dir, State: state, Runc: runc, CNIConfDir: net.confDir, CNIBinDir: net.binDir}
 	if mirror != "" {
 		for _, reg := range critestRegistries {
-			fmt.Fprintf(&mirrors, "  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n    endpoint = [%q]\n", reg, "http://"+mirror)
+			cfg.Mirrors = append(cfg.Mirrors, containerdtest.Mirror{Registry: reg, Endpoint: "http://" + mirror})
 		}
 	}
-	return `version = 2
-root = ` + q(filepath.Join(dir, "root")) + `
-state = ` + q(state) + `
-temp = ` + q(filepath.Join(dir, "tmp")) + `
-# Plugins that only make noise here (no such filesystems) or write outside the dir (/opt/containerd).
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = ` + q(filepath.Join(dir, "containerd.sock")) + `
-
-[ttrpc]
-  address = ` + q(filepath.Join(dir, "containerd.sock.ttrpc")) + `
-
-[debug]
-  level = "warn"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "nodekit.local/pause:latest"
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = ` + q(runc) + `
-        Root = ` + q(filepath.Join(state, "runc")) + `
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = ` + q(net.binDir) + `
-    conf_dir = ` + q(net.confDir) + `
-` + mirrors.String()
+	return cfg.TOML()
 }
 
 // startContainerd writes a private config, starts /usr/bin/containerd, imports the
 // images with ctr and waits until CRI reports RuntimeReady and NetworkReady.
 func startContainerd(ctx context.Context, w *workspace, images string, net cniNetwork) (*criRuntime, error) {
-	for _, b := range []string{"/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr"} {
-		if _, err := os.Stat(b); err != nil {
-			return nil, fmt.Errorf("containerd: %s missing (apt-get install containerd; `sudo make bench` does it): %w", b, err)
-		}
+	if err := containerdtest.Missing(); err != nil {
+		return nil, fmt.Errorf("containerd: %w", err)
 	}
 	dir := w.path("containerd")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -195,7 +160,7 @@ func startContainerd(ctx context.Context, w *workspace, images string, net cniNe
 		helpers: func(all []proc) []proc {
 			var out []proc
 			for _, p := range all {
-				if isShimOf(p.args, socket) {
+				if containerdtest.IsShim(p.args, socket) {
 					out = append(out, p)
 				}
 			}
@@ -215,7 +180,7 @@ func startContainerd(ctx context.Context, w *workspace, images string, net cniNe
 			return out
 		},
 	}
-	d, err := startDaemon("containerd", filepath.Join(dir, "containerd.log"), "/usr/bin/containerd", "--config", filepath.Join(dir, "config.toml"))
+	d, err := startDaemon("containerd", filepath.Join(dir, "containerd.log"), containerdtest.Binary, "--config", filepath.Join(dir, "config.toml"))
 	if err != nil {
 		return nil, err
 	}
@@ -225,11 +190,8 @@ func startContainerd(ctx context.Context, w *workspace, images string, net cniNe
 	if err := r.dial(ctx, 30*time.Second); err != nil {
 		return nil, err
 	}
-	for _, img := range []string{"busybox.tar", "pause.tar"} {
-		out, err := exec.CommandContext(ctx, "/usr/bin/ctr", "--address", socket, "-n", "k8s.io", "images", "import", filepath.Join(images, img)).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("ctr images import %s: %w\n%s", img, err, out)
-		}
+	if err := containerdtest.Import(ctx, socket, filepath.Join(images, "busybox.tar"), filepath.Join(images, "pause.tar")); err != nil {
+		return nil, err
 	}
 	if _, err := r.waitReady(ctx, true, 30*time.Second); err != nil {
 		return nil, err

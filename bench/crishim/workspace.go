@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 )
 
 // workspace is everything one benchmark run creates: a temp dir /tmp/nkbench-<id>
@@ -127,31 +128,17 @@ func (w *workspace) addPod(id string) {
 	w.pods = append(w.pods, id)
 }
 
-// Host directories the runtimes create outside their root and state whatever the
-// config says: containerd 1.6's shim sockets in /run/containerd/s, libcni's result
-// cache in /var/lib/cni.
-var hostDirs = []string{
-	"/run/containerd", "/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc",
-	"/var/lib/cni", "/var/lib/cni/results",
-}
-
-// noteHostDirs records which of hostDirs exist before the runtimes start,
+// noteHostDirs records which of containerdtest.HostDirs (created outside the
+// runtimes' root and state whatever their config says) exist before the runtimes start,
 // so cleanup removes only those the run created (and only when empty).
 func (w *workspace) noteHostDirs() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.hostDirs = map[string]bool{}
-	for _, d := range hostDirs {
+	for _, d := range containerdtest.HostDirs {
 		_, err := os.Stat(d)
 		w.hostDirs[d] = err == nil
 	}
-}
-
-// shimSocket is where containerd 1.6 puts the ttrpc socket of the shim serving
-// sandbox id: /run/containerd/s/sha256(<address>/<namespace>/<id>).
-func shimSocket(address, namespace, id string) string {
-	sum := sha256.Sum256([]byte(filepath.Join(address, namespace, id)))
-	return fmt.Sprintf("/run/containerd/s/%x", sum)
 }
 
 // cleanup removes everything the run created, in dependency order, and prints each
@@ -224,7 +211,7 @@ func (w *workspace) cleanup() {
 	} else {
 		var killed []int
 		for _, p := range procs {
-			shim := w.ctdUsed && isShimOf(p.args, w.containerdSocket())
+			shim := w.ctdUsed && containerdtest.IsShim(p.args, w.containerdSocket())
 			if !shim && !isMonitorOf(p.args, w.dir) {
 				continue
 			}
@@ -242,7 +229,7 @@ func (w *workspace) cleanup() {
 	// 5. Files outside the workspace: containerd's shim sockets, libcni's cache.
 	var sockets, results int
 	for _, id := range w.pods {
-		if w.ctdUsed && os.Remove(shimSocket(w.containerdSocket(), "k8s.io", id)) == nil {
+		if w.ctdUsed && os.Remove(containerdtest.ShimSocket(w.containerdSocket(), containerdtest.Namespace, id)) == nil {
 			sockets++
 		}
 		matches, _ := filepath.Glob("/var/lib/cni/results/*-" + id + "-*")
@@ -255,8 +242,8 @@ func (w *workspace) cleanup() {
 	if sockets+results > 0 {
 		say("removed %d leftover shim sockets from /run/containerd/s and %d CNI cache files from /var/lib/cni/results", sockets, results)
 	}
-	for i := len(hostDirs) - 1; i >= 0; i-- {
-		d := hostDirs[i]
+	for i := len(containerdtest.HostDirs) - 1; i >= 0; i-- {
+		d := containerdtest.HostDirs[i]
 		if existed, known := w.hostDirs[d]; known && !existed {
 			if err := os.Remove(d); err == nil {
 				say("removed %s (created by this run, now empty)", d)
