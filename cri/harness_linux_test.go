@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -310,7 +311,13 @@ func (h *harness) assertNoLeaks() {
 				os.Remove(leaked[i])
 			}
 		}
-		os.Remove(dir)
+		// The test's cgroup parent must go too: an empty directory that
+		// cannot be removed means something still lives in it.
+		var rmErr error
+		waitFor(t, "the test's cgroup parent "+dir+" to be removable", 5*time.Second, func() bool {
+			rmErr = os.Remove(dir)
+			return rmErr == nil || errors.Is(rmErr, os.ErrNotExist)
+		})
 	}
 }
 
