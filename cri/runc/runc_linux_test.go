@@ -78,8 +78,20 @@ func startContainer(t *testing.T) (*Runtime, string, *specs.Process) {
 		t.Fatalf("runc run: %v %s", err, log)
 	}
 	t.Cleanup(func() {
-		r.Delete(context.Background(), id)
-		os.Remove("/sys/fs/cgroup/memory/nodekit-runc-test")
+		if err := r.Delete(context.Background(), id); err != nil {
+			t.Errorf("cleanup: runc delete %s: %v", id, err)
+		}
+		// runc removes the container's own cgroup; the shared parent is ours to
+		// remove, in every hierarchy (v1 mounts each controller separately).
+		parents, _ := filepath.Glob("/sys/fs/cgroup/*/nodekit-runc-test")
+		if _, err := os.Stat("/sys/fs/cgroup/nodekit-runc-test"); err == nil {
+			parents = append(parents, "/sys/fs/cgroup/nodekit-runc-test")
+		}
+		for _, p := range parents {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
 	})
 	return r, id, sp.Process
 }
