@@ -164,12 +164,23 @@ func TestImportCommandWhileDaemonRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "nodekit.local/web:latest") {
-		t.Fatalf("import output does not name the image:\n%s", out)
+	if !strings.Contains(string(out), "nodekit.local/web:latest") || !strings.Contains(string(out), "sees the new images now") {
+		t.Fatalf("import output does not name the image or confirm the daemon sees it:\n%s", out)
 	}
 	st, err := h.img.ImageStatus(ctx(t), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: "nodekit.local/web:latest"}})
 	if err != nil || st.Image == nil {
 		t.Fatalf("the daemon does not see the imported image: %v, %v", st, err)
+	}
+
+	// Importing into another root while naming this daemon's socket fails and says
+	// why, instead of claiming the daemon sees the image.
+	other := t.TempDir()
+	out, err = exec.Command(bin, "import", "--root", other, "--listen", h.sock, testenv.Image(t, "busybox")).CombinedOutput()
+	if err == nil {
+		t.Fatalf("import into another root than the daemon's succeeded:\n%s", out)
+	}
+	if !strings.Contains(string(out), "another --root") || strings.Contains(string(out), "sees the new images now") {
+		t.Fatalf("import into another root: unclear message:\n%s", out)
 	}
 }
 

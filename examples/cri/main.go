@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +20,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/cri"
 	"github.com/nodekit-dev/nodekit/cri/image"
@@ -150,6 +153,7 @@ func runImport(c *config, files []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var errs []error
+	var ids []string
 	for _, file := range files {
 		f, err := os.Open(file)
 		if err != nil {
@@ -168,11 +172,44 @@ func runImport(c *config, files []string) error {
 				name = img.RepoTags[0]
 			}
 			fmt.Printf("imported %s (%s) from %s\n", name, img.ID, file)
+			ids = append(ids, img.ID)
 		}
 	}
-	if conn, err := net.Dial("unix", c.listen); err == nil {
-		conn.Close()
-		fmt.Printf("the daemon on %s sees the new images now\n", c.listen)
+	if len(ids) > 0 {
+		if err := checkDaemonSees(ctx, c, ids); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkDaemonSees asks a daemon serving on --listen, if one does, for the images
+// just imported: a daemon with another --root would not see them, and saying so
+// beats a later "image not found".
+func checkDaemonSees(ctx context.Context, c *config, ids []string) error {
+	if _, err := os.Stat(c.listen); err != nil {
+		return nil // no daemon: it will find the images when it starts with this --root
+	}
+	conn, err := grpc.NewClient("unix://"+c.listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	images := runtime.NewImageServiceClient(conn)
+	for _, id := range ids {
+		resp, err := images.ImageStatus(ctx, &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: id}})
+		if err != nil {
+			if status.Code(err) == codes.Unavailable {
+				return nil // a stale socket file: no daemon
+			}
+			return fmt.Errorf("ask the daemon on %s for %s: %w", c.listen, id, err)
+		}
+		if resp.GetImage() == nil {
+			return fmt.Errorf("the daemon on %s does not see %s: it runs with another --root than %s (pass the daemon's --root to import)", c.listen, id, c.root)
+		}
+	}
+	fmt.Printf("the daemon on %s sees the new images now\n", c.listen)
+	return nil
 }
