@@ -33,9 +33,11 @@ func reapMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "nodekit-monitor reap: run %s: %v\n", argv[0], err)
 		return 255
 	}
-	// The process the runtime starts is the runtime's child until the runtime exits,
-	// so the runtime is always reaped first.
-	ws, err := waitChild(runtimePid)
+	// Wait for the runtime alone: the process it started is handed to this
+	// subreaper when the runtime exits, and if it has already exited too, its
+	// status may be reported before the runtime's; reaping any child here would
+	// lose it.
+	ws, err := waitPid(runtimePid)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nodekit-monitor reap: %v\n", err)
 		return 255
@@ -57,6 +59,21 @@ func reapMain(args []string) int {
 		return 255
 	}
 	return statusCode(ws)
+}
+
+// waitPid reaps pid, and only pid, and returns its status.
+func waitPid(pid int) (unix.WaitStatus, error) {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("wait for process %d: %w", pid, err)
+		}
+		return ws, nil
+	}
 }
 
 // waitChild reaps children until pid exits, and returns its status.

@@ -212,7 +212,17 @@ func critest(ctx context.Context, c config, endpoint, imagesFile, report string,
 	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "critest"), args...)
 	cmd.Dir = c.out
 	groupCommand(cmd)
-	cmd.Env = append(os.Environ(), "PATH="+c.bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// critest makes a temp dir of its own (cri-test*) and never removes it: give it
+	// a private TMPDIR that goes when it is done.
+	tmp, err := os.MkdirTemp("", "nodekit-critest-tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil { // it holds pod log directories too
+		return err
+	}
+	cmd.Env = append(os.Environ(), "PATH="+c.bin+string(os.PathListSeparator)+os.Getenv("PATH"), "TMPDIR="+tmp)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if c.verbose {
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(lf, os.Stdout), io.MultiWriter(lf, os.Stderr)
