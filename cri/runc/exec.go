@@ -88,6 +88,16 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 	// runc (or the reaper), which reaps it, returns.
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	// A reaper that fails says why on its stderr (and exits with 255): keep it, in
+	// a file (a pipe would be held by whatever inherits it).
+	var reaperErr *os.File
+	if len(o.Reaper) > 0 && o.Stderr == nil {
+		if reaperErr, err = os.Create(filepath.Join(dir, "reaper.err")); err != nil {
+			return -1, fmt.Errorf("exec: %w", err)
+		}
+		defer reaperErr.Close()
+		cmd.Stderr = reaperErr
+	}
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
@@ -131,7 +141,19 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 		}
 		return -1, fmt.Errorf("exec in %s: %s", id, msg)
 	}
+	if reaperErr != nil && code == 255 {
+		if msg := reaperMessage(reaperErr); msg != "" {
+			return -1, fmt.Errorf("exec in %s: %s", id, msg)
+		}
+	}
 	return code, nil
+}
+
+// reaperMessage returns what the reaper wrote to f (its stderr), up to 4 KiB.
+func reaperMessage(f *os.File) string {
+	buf := make([]byte, 4<<10)
+	n, _ := f.ReadAt(buf, 0)
+	return strings.TrimSpace(string(buf[:n]))
 }
 
 // killExec kills the exec'd process and returns runc's wait result. runc writes
