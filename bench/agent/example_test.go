@@ -6,6 +6,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/nodekit-dev/nodekit/bench/internal/mdtable"
+	"github.com/nodekit-dev/nodekit/bench/internal/stats"
 )
 
 // Every pod of the benchmark is a static pod of one idle busybox container.
@@ -28,8 +31,8 @@ func Example_podManifest() {
 
 // The results are printed as Markdown tables, ready for bench/README.md.
 func Example_table() {
-	s := summarize([]time.Duration{4 * time.Millisecond, 5 * time.Millisecond, 30 * time.Millisecond})
-	table(os.Stdout, [][]string{
+	s := stats.Summarize([]time.Duration{4 * time.Millisecond, 5 * time.Millisecond, 30 * time.Millisecond})
+	mdtable.Write(os.Stdout, [][]string{
 		{"PLEG", "p50", "p99"},
 		{"evented", ms(s.P50), ms(s.P99)},
 	})

@@ -30,6 +30,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/nodekit-dev/nodekit/agent"
+	"github.com/nodekit-dev/nodekit/bench/internal/stats"
 )
 
 type exitOptions struct {
@@ -42,15 +43,15 @@ type exitOptions struct {
 
 // exitResult is one PLEG's exit → status latency.
 type exitResult struct {
-	PLEG      string  `json:"pleg"`
-	Evented   bool    `json:"evented_verified"` // the agent's PLEG followed container events throughout
-	Pods      int     `json:"pods"`
-	StartPods string  `json:"start_all_pods"`
-	Latency   summary `json:"kill_to_status_put"`
+	PLEG      string        `json:"pleg"`
+	Evented   bool          `json:"evented_verified"` // the agent's PLEG followed container events throughout
+	Pods      int           `json:"pods"`
+	StartPods string        `json:"start_all_pods"`
+	Latency   stats.Summary `json:"kill_to_status_put"`
 	// CRIEvent: kill → the benchmark's own GetContainerEvents subscriber had the
 	// CONTAINER_STOPPED event (what the runtime contributes).
-	CRIEvent summary `json:"kill_to_cri_event"`
-	Missed   int     `json:"missed"`
+	CRIEvent stats.Summary `json:"kill_to_cri_event"`
+	Missed   int           `json:"missed"`
 	// Relists made by the agent's PLEG while the exits were measured, and the
 	// measurement's length: generic relists every second, evented only as a
 	// safety net.
@@ -292,7 +293,7 @@ func measureExitsWith(ctx context.Context, w *workspace, s *shim, plegName strin
 	res.StreamErrors = int(m1.get(mStreamErr))
 	res.Evented = plegName == "evented" && m1.get(mStreamOK) >= 1 && res.StreamErrors == 0
 	res.StatusPuts = rec.putCount()
-	res.Latency, res.CRIEvent = summarize(res.lat), summarize(res.criEvents)
+	res.Latency, res.CRIEvent = stats.Summarize(res.lat), stats.Summarize(res.criEvents)
 	for _, d := range res.lat {
 		res.Samples = append(res.Samples, float64(d.Microseconds())/1000)
 	}

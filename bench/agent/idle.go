@@ -23,6 +23,9 @@ import (
 
 	"github.com/nodekit-dev/nodekit/agent"
 	"github.com/nodekit-dev/nodekit/agent/server"
+	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/bench/internal/stats"
 	"github.com/nodekit-dev/nodekit/cri/cni"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
@@ -65,9 +68,9 @@ type idleSample struct {
 	// the window ("futex 7, waitid 100").
 	ThreadSyscalls string `json:"kubelet_thread_syscalls"`
 	// Memory at the end of the window, KiB.
-	Kubelet     memory `json:"kubelet_kib"`
-	Monitors    int    `json:"monitors"`
-	MonitorsMem memory `json:"monitors_kib"`
+	Kubelet     procfs.Memory `json:"kubelet_kib"`
+	Monitors    int           `json:"monitors"`
+	MonitorsMem procfs.Memory `json:"monitors_kib"`
 	// From /metrics over the window.
 	Relists      float64 `json:"relists"`
 	RelistMeanMs float64 `json:"relist_mean_ms"`
@@ -77,9 +80,9 @@ type idleSample struct {
 
 // relistResult is pleg.MeasureRelist against the kubelet's runtime.
 type relistResult struct {
-	Pods int     `json:"pods"`
-	Cold summary `json:"cold"`
-	Warm summary `json:"warm_mean_per_call"`
+	Pods int           `json:"pods"`
+	Cold stats.Summary `json:"cold"`
+	Warm stats.Summary `json:"warm_mean_per_call"`
 }
 
 // measureIdle runs part (b) for each PLEG.
@@ -157,16 +160,16 @@ func measureIdleWith(ctx context.Context, w *workspace, o options, plegName stri
 	}
 	fmt.Printf("idle, %s PLEG: starting nodekit-kubelet with %d pods\n", plegName, opt.pods)
 	started := time.Now()
-	d, err := startDaemon("nodekit-kubelet ("+plegName+" PLEG)", filepath.Join(root, "kubelet.log"), args...)
+	d, err := daemon.Start("nodekit-kubelet ("+plegName+" PLEG)", filepath.Join(root, "kubelet.log"), args...)
 	if err != nil {
 		return nil, err
 	}
 	w.addDaemon(d)
 	defer func() {
-		if !d.exited() {
+		if !d.Exited() {
 			fmt.Printf("idle, %s PLEG: stopping nodekit-kubelet and its pods\n", plegName)
 			t := time.Now()
-			msg := d.stop(3 * time.Minute)
+			msg := stopMessage(d.Stop(3 * time.Minute))
 			if res != nil {
 				res.Stop = time.Since(t).Round(time.Millisecond).String()
 			}
@@ -241,13 +244,13 @@ func printSample(plegName string, s idleSample) {
 
 // waitKubeletPods polls the kubelet's local API until the n pods prefix-<i>
 // are Running with their containers ready.
-func waitKubeletPods(ctx context.Context, d *daemon, sock, prefix string, n int, limit time.Duration) error {
+func waitKubeletPods(ctx context.Context, d *daemon.Daemon, sock, prefix string, n int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var have int
 	var lastErr error
 	for {
-		if d.exited() {
-			return fmt.Errorf("nodekit-kubelet exited: %v\n%s", d.waitErr, d.logTail(20))
+		if d.Exited() {
+			return fmt.Errorf("nodekit-kubelet exited: %v\n%s", d.Err(), d.LogTail(20))
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		list, err := server.ListPods(cctx, sock)
@@ -269,7 +272,7 @@ func waitKubeletPods(ctx context.Context, d *daemon, sock, prefix string, n int,
 		}
 		lastErr = err
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d pods running after %s (last error: %v)\n%s", have, n, limit, lastErr, d.logTail(20))
+			return fmt.Errorf("%d of %d pods running after %s (last error: %v)\n%s", have, n, limit, lastErr, d.LogTail(20))
 		}
 		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
 			return err
@@ -278,9 +281,9 @@ func waitKubeletPods(ctx context.Context, d *daemon, sock, prefix string, n int,
 }
 
 // sampleIdle measures the kubelet d (and its monitors) over window.
-func sampleIdle(ctx context.Context, d *daemon, sock string, window time.Duration, pods int) (idleSample, error) {
+func sampleIdle(ctx context.Context, d *daemon.Daemon, sock string, window time.Duration, pods int) (idleSample, error) {
 	s := idleSample{Pods: pods}
-	pid := d.pid()
+	pid := d.PID()
 	m0, err := scrapeSocket(ctx, sock)
 	if err != nil {
 		return s, err
@@ -292,57 +295,57 @@ func sampleIdle(ctx context.Context, d *daemon, sock string, window time.Duratio
 	if len(monitors) != pods {
 		return s, fmt.Errorf("%d nodekit-monitor children of nodekit-kubelet, want one per pod (%d)", len(monitors), pods)
 	}
-	mon0 := map[int]procStat{}
+	mon0 := map[int]procfs.Stat{}
 	for _, m := range monitors {
-		st, err := readStat(m)
+		st, err := procfs.ReadStat(m)
 		if err != nil {
 			return s, fmt.Errorf("monitor %d: %w", m, err)
 		}
 		mon0[m] = st
 	}
-	st0, err := readStat(pid)
+	st0, err := procfs.ReadStat(pid)
 	if err != nil {
 		return s, err
 	}
-	cs0, _ := ctxSwitches(pid)
+	cs0, _ := procfs.CtxSwitches(pid)
 	t0 := time.Now()
 	fmt.Printf("  sampling %d pods for %s\n", pods, window)
 	select {
 	case <-time.After(window):
 	case <-ctx.Done():
 		return s, ctx.Err()
-	case <-d.done:
-		return s, fmt.Errorf("nodekit-kubelet exited during the window: %v\n%s", d.waitErr, d.logTail(20))
+	case <-d.Done():
+		return s, fmt.Errorf("nodekit-kubelet exited during the window: %v\n%s", d.Err(), d.LogTail(20))
 	}
-	st1, err := readStat(pid)
+	st1, err := procfs.ReadStat(pid)
 	if err != nil {
 		return s, err
 	}
-	cs1, _ := ctxSwitches(pid)
+	cs1, _ := procfs.CtxSwitches(pid)
 	var monTicks uint64
 	for _, m := range monitors {
-		st, err := readStat(m)
+		st, err := procfs.ReadStat(m)
 		if err != nil {
 			return s, fmt.Errorf("monitor %d ended during the window: %w", m, err)
 		}
-		monTicks += st.utime + st.stime - mon0[m].utime - mon0[m].stime
+		monTicks += st.UTime + st.STime - mon0[m].UTime - mon0[m].STime
 	}
 	el := time.Since(t0).Seconds()
 	s.Seconds = el
-	cores := func(ticks uint64) float64 { return float64(ticks) / clockTicks / el }
-	s.KubeletUser, s.KubeletSys = cores(st1.utime-st0.utime), cores(st1.stime-st0.stime)
+	cores := func(ticks uint64) float64 { return float64(ticks) / procfs.ClockTicks / el }
+	s.KubeletUser, s.KubeletSys = cores(st1.UTime-st0.UTime), cores(st1.STime-st0.STime)
 	s.KubeletCores = s.KubeletUser + s.KubeletSys
-	s.ChildrenCores = cores(st1.cutime + st1.cstime - st0.cutime - st0.cstime)
+	s.ChildrenCores = cores(st1.CUTime + st1.CSTime - st0.CUTime - st0.CSTime)
 	s.MonitorCores = cores(monTicks)
 	s.Wakeups = float64(cs1-cs0) / el
-	s.Threads = st1.threads
+	s.Threads = st1.Threads
 	s.ThreadSyscalls = threadSyscalls(pid)
-	if s.Kubelet, err = readMemory(pid); err != nil {
+	if s.Kubelet, err = procfs.ReadMemory(pid); err != nil {
 		return s, err
 	}
 	s.Monitors = len(monitors)
 	for _, m := range monitors {
-		mm, err := readMemory(m)
+		mm, err := procfs.ReadMemory(m)
 		if err != nil {
 			return s, err
 		}
@@ -364,14 +367,14 @@ func sampleIdle(ctx context.Context, d *daemon, sock string, window time.Duratio
 
 // monitorsOf lists the nodekit-monitor children of pid.
 func monitorsOf(pid int) ([]int, error) {
-	procs, err := listProcs()
+	procs, err := procfs.List()
 	if err != nil {
 		return nil, err
 	}
 	var out []int
 	for _, p := range procs {
-		if p.ppid == pid && len(p.args) > 0 && filepath.Base(p.args[0]) == "nodekit-monitor" {
-			out = append(out, p.pid)
+		if p.PPID == pid && len(p.Args) > 0 && filepath.Base(p.Args[0]) == "nodekit-monitor" {
+			out = append(out, p.PID)
 		}
 	}
 	return out, nil
@@ -400,7 +403,7 @@ func measureRelist(ctx context.Context, socket string, runs, warm int) (relistRe
 		cold = append(cold, t.Cold)
 		warmMeans = append(warmMeans, t.Warm)
 	}
-	r.Cold, r.Warm = summarize(cold), summarize(warmMeans)
+	r.Cold, r.Warm = stats.Summarize(cold), stats.Summarize(warmMeans)
 	fmt.Printf("  relist at %d pods: cold p50 %s ms (min %s, max %s), warm p50 %s ms\n", r.Pods, ms(r.Cold.P50), ms(r.Cold.Min), ms(r.Cold.Max), ms(r.Warm.P50))
 	return r, nil
 }

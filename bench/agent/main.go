@@ -29,14 +29,16 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/nodekit-dev/nodekit/bench/internal/interrupt"
+	"github.com/nodekit-dev/nodekit/bench/internal/mdtable"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 )
 
 type options struct {
@@ -151,7 +153,7 @@ func run(o options) (code int) {
 		return 2
 	}
 	if o.cleanup != "" {
-		signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		interrupt.Ignore()
 		w, err := existingWorkspace(o.cleanup, o.bin, os.Stdout)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench/agent:", err)
@@ -172,24 +174,10 @@ func run(o options) (code int) {
 	}
 
 	klog.SetSlogLogger(discardLogger)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	// Signals cancel the run; cleanup always runs to the end (a second ^C does
 	// not abort it, which would leave containers, mounts and cgroups behind).
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		first := true
-		for s := range sigc {
-			if first {
-				fmt.Fprintf(os.Stderr, "\nbench/agent: %v: stopping; cleaning up\n", s)
-				cancel()
-				first = false
-			} else {
-				fmt.Fprintln(os.Stderr, "bench/agent: cleanup in progress, please wait")
-			}
-		}
-	}()
+	ctx, cancel := interrupt.Context(context.Background(), "bench/agent", os.Stderr)
+	defer cancel()
 
 	w, err := newWorkspace(o.bin, os.Stdout)
 	if err != nil {
@@ -322,7 +310,7 @@ func reportExits(w io.Writer, results []*exitResult) {
 			ms(e.Latency.P99), ms(e.Latency.Max), ms(e.CRIEvent.P50) + " / " + ms(e.CRIEvent.P99),
 			fmt.Sprintf("%d in %.0f s", e.Relists, e.Seconds), fmt.Sprint(e.StatusPuts), fmt.Sprintf("%d in %s", e.Pods, e.StartPods)})
 	}
-	table(w, rows)
+	mdtable.Write(w, rows)
 	for _, e := range results {
 		if e.Missed > 0 {
 			fmt.Fprintf(w, "%s: %d exits missed\n", e.PLEG, e.Missed)
@@ -347,7 +335,7 @@ func reportIdle(w io.Writer, results []*idleResult) {
 					fmt.Sprintf("%.0f", s.Relists), fmt.Sprintf("%.2f", s.RelistMeanMs), fmt.Sprintf("%.2f", s.SyncsPerS)})
 			}
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 		fmt.Fprintf(w, "\n### (b) Memory at the end of the window (MiB)\n\n")
 		rows = [][]string{{"PLEG", "pods", "kubelet RSS", "kubelet Pss", "kubelet anon", "kubelet threads (blocked in)", "monitors", "monitors Pss (per pod)", "monitors RSS (per pod)"}}
 		for _, r := range results {
@@ -364,7 +352,7 @@ func reportIdle(w io.Writer, results []*idleResult) {
 					fmt.Sprintf("%s (%s)", mib(float64(s.MonitorsMem.Rss)), per(s.MonitorsMem.Rss))})
 			}
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 		fmt.Fprintln(w)
 		for _, r := range results {
 			fmt.Fprintf(w, "- %s PLEG: pods running %s after start", r.PLEG, r.StartPods)
@@ -386,7 +374,7 @@ func reportIdle(w io.Writer, results []*idleResult) {
 					ms(x.Warm.P50), ms(x.Warm.Min), ms(x.Warm.Max)})
 			}
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 	}
 
 }
@@ -402,7 +390,7 @@ func reportTargets(w io.Writer, targets []target) {
 			}
 			rows = append(rows, []string{t.Name, fmt.Sprintf("%.3f %s", t.Value, t.Unit), fmt.Sprintf("%g %s", t.Limit, t.Unit), met})
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 	}
 }
 
@@ -418,15 +406,11 @@ func writeJSON(path string, res *results) error {
 }
 
 func loadavg() string {
-	data, err := os.ReadFile("/proc/loadavg")
+	s, err := procfs.LoadAvg()
 	if err != nil {
 		return "?"
 	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
+	return s
 }
 
 // environment describes the machine and the build.

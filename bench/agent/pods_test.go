@@ -109,20 +109,6 @@ func TestPodRunning(t *testing.T) {
 	}
 }
 
-func TestSummarize(t *testing.T) {
-	var d []time.Duration
-	for i := 1; i <= 100; i++ {
-		d = append(d, time.Duration(i)*time.Millisecond)
-	}
-	s := summarize(d)
-	if s.N != 100 || s.P50 != 50*time.Millisecond || s.P99 != 99*time.Millisecond || s.Max != 100*time.Millisecond || s.Min != time.Millisecond {
-		t.Errorf("summarize(1..100 ms) = %+v", s)
-	}
-	if got := summarize(nil); got.N != 0 {
-		t.Errorf("summarize(nil) = %+v", got)
-	}
-}
-
 func TestParseFlags(t *testing.T) {
 	o, err := parseFlags([]string{"-parts", "idle", "-plegs", "generic,evented", "-pods", "10"})
 	if err != nil {

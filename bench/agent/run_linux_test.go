@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
 
@@ -83,18 +85,18 @@ func leftovers(t *testing.T, dir, bridge string) string {
 	if _, err := os.Stat("/sys/class/net/" + bridge); err == nil {
 		found = append(found, "bridge "+bridge)
 	}
-	mounts, err := readMounts()
+	mounts, err := leftover.MountsUnder(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	found = append(found, mountsUnder(mounts, dir)...)
-	procs, err := listProcs()
+	found = append(found, mounts...)
+	procs, err := procfs.List()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range procs {
-		if isMonitorUnder(p.args, dir) {
-			found = append(found, "monitor "+strings.Join(p.args, " "))
+		if leftover.IsMonitorUnder(p.Args, dir) {
+			found = append(found, "monitor "+strings.Join(p.Args, " "))
 		}
 	}
 	return strings.Join(found, ", ")

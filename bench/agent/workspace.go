@@ -17,11 +17,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
+	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/cri/cni"
 )
 
@@ -49,8 +49,8 @@ type workspace struct {
 	netErr  error
 
 	mu      sync.Mutex
-	daemons []*daemon // nodekit-kubelet subprocesses, stopped first
-	shims   []*shim   // in-process shims: pods removed through CRI, then closed
+	daemons []*daemon.Daemon // nodekit-kubelet subprocesses, stopped first
+	shims   []*shim          // in-process shims: pods removed through CRI, then closed
 	// runtimes are root/state pairs of nodekit runtimes the run started: after
 	// their server is gone, pods left in them are removed by a recovering
 	// in-process shim, then their runc roots, monitors and mounts are swept.
@@ -86,9 +86,9 @@ func newWorkspace(bin string, out io.Writer) (*workspace, error) {
 // clean up (-cleanup /tmp/nkagent-<id>).
 func existingWorkspace(dir, bin string, out io.Writer) (*workspace, error) {
 	dir = filepath.Clean(dir)
-	id, ok := strings.CutPrefix(dir, "/tmp/nkagent-")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return nil, fmt.Errorf("-cleanup %s: not a benchmark workspace (/tmp/nkagent-<id>)", dir)
+	id, err := leftover.WorkspaceID(dir, "nkagent-")
+	if err != nil {
+		return nil, fmt.Errorf("-cleanup %w", err)
 	}
 	w := &workspace{dir: dir, id: id, cgroup: "/nkagent-" + id, bin: bin, out: out}
 	data, err := os.ReadFile(w.path("workspace.json"))
@@ -115,7 +115,7 @@ func (w *workspace) saveMeta() {
 	}
 }
 
-func (w *workspace) addDaemon(d *daemon) {
+func (w *workspace) addDaemon(d *daemon.Daemon) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.daemons = append(w.daemons, d)
@@ -240,14 +240,14 @@ func freeSubnet() (*net.IPNet, error) {
 // sandbox or container. It notes whether /run/nodekit-kubelet exists, so cleanup
 // removes it only if the run created it.
 func (w *workspace) checkKubeletState() error {
-	procs, err := listProcs()
+	procs, err := procfs.List()
 	if err != nil {
 		return err
 	}
 	for _, p := range procs {
-		if isEmbeddedKubelet(p.args) {
+		if isEmbeddedKubelet(p.Args) {
 			return fmt.Errorf("another nodekit-kubelet with the embedded runtime runs (pid %d: %s); its runtime state is %s, which every nodekit-kubelet shares: stop it first",
-				p.pid, strings.Join(p.args, " "), kubeletStateDir)
+				p.PID, strings.Join(p.Args, " "), kubeletStateDir)
 		}
 	}
 	for _, sub := range []string{"sandboxes", "containers", "runc"} {
@@ -278,13 +278,13 @@ func (w *workspace) cleanup() {
 	// every pod (--stop-pods-on-exit). With -cleanup: those whose --root-dir
 	// is in the workspace.
 	for i := len(w.daemons) - 1; i >= 0; i-- {
-		say("%s", w.daemons[i].stop(3*time.Minute))
+		say("%s", stopMessage(w.daemons[i].Stop(3*time.Minute)))
 	}
 	if w.daemons == nil {
-		if procs, err := listProcs(); err == nil {
+		if procs, err := procfs.List(); err == nil {
 			for _, p := range procs {
-				if isEmbeddedKubelet(p.args) && strings.HasPrefix(argValue(p.args, "root-dir"), w.dir+"/") {
-					say("%s", stopPid(p.pid, "nodekit-kubelet", 3*time.Minute))
+				if isEmbeddedKubelet(p.Args) && strings.HasPrefix(procfs.FlagValue(p.Args, "root-dir"), w.dir+"/") {
+					say("%s", daemon.StopPID(p.PID, "nodekit-kubelet", 3*time.Minute))
 				}
 			}
 		}
@@ -312,37 +312,24 @@ func (w *workspace) cleanup() {
 	}
 
 	// 4. Monitors left behind, by PID.
-	if procs, err := listProcs(); err != nil {
+	killed, err := leftover.KillProcs(func(p procfs.Proc) bool {
+		return slices.ContainsFunc(w.runtimes, func(r runtimeDirs) bool { return leftover.IsMonitorUnder(p.Args, r.State) })
+	})
+	if err != nil {
 		say("%v", err)
-	} else {
-		var killed []int
-		for _, p := range procs {
-			for _, r := range w.runtimes {
-				if isMonitorUnder(p.args, r.State) {
-					if syscall.Kill(p.pid, syscall.SIGKILL) == nil {
-						say("killed leftover nodekit-monitor (pid %d)", p.pid)
-						killed = append(killed, p.pid)
-					}
-				}
-			}
-		}
-		waitGone(killed, 5*time.Second)
+	}
+	for _, p := range killed {
+		say("killed leftover nodekit-monitor (pid %d)", p.PID)
 	}
 
 	// 5. Containers left in the runtimes' runc roots.
-	runc := filepath.Join(w.bin, "runc")
 	for _, r := range w.runtimes {
-		root := filepath.Join(r.State, "runc")
-		out, err := exec.Command(runc, "--root", root, "list", "-q").Output()
+		found, err := leftover.DeleteRuncContainers(filepath.Join(w.bin, "runc"), filepath.Join(r.State, "runc"))
 		if err != nil {
-			continue
+			say("%v", err)
 		}
-		for _, id := range strings.Fields(string(out)) {
-			if msg, err := exec.Command(runc, "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
-				say("runc delete --force %s (root %s): %v: %s", id, root, err, strings.TrimSpace(string(msg)))
-			} else {
-				say("deleted leftover container %s (runc root %s)", id, root)
-			}
+		for _, c := range found {
+			say("%s", c)
 		}
 	}
 
@@ -354,47 +341,18 @@ func (w *workspace) cleanup() {
 			dirs = append(dirs, r.State)
 		}
 	}
-	var unmounted int
-	for round := 0; round < 5; round++ {
-		mounts, err := readMounts()
-		if err != nil {
-			say("%v", err)
-			break
-		}
-		var points []string
-		for _, d := range dirs {
-			points = append(points, mountsUnder(mounts, d)...)
-		}
-		if len(points) == 0 {
-			break
-		}
-		for _, p := range points {
-			if err := unix.Unmount(p, 0); err != nil {
-				if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
-					say("unmount %s: %v", p, err)
-					continue
-				}
-			}
-			unmounted++
-		}
+	unmounted, errs := leftover.Unmount(dirs...)
+	for _, err := range errs {
+		say("%v", err)
 	}
 	say("unmounted %d mounts under %s", unmounted, strings.Join(dirs, ", "))
 
 	// 7. Cgroups under /nkagent-<id> in every hierarchy, deepest first.
-	if mounts, err := readMounts(); err != nil {
+	removed, errs := leftover.RemoveCgroup(w.cgroup, time.Now().Add(10*time.Second))
+	for _, err := range errs {
 		say("%v", err)
-	} else {
-		var removed int
-		deadline := time.Now().Add(10 * time.Second)
-		for _, mp := range cgroupMountPoints(mounts) {
-			n, err := removeCgroupTree(filepath.Join(mp, w.cgroup), deadline)
-			removed += n
-			if err != nil {
-				say("%v", err)
-			}
-		}
-		say("removed %d cgroup directories under %s", removed, w.cgroup)
 	}
+	say("removed %d cgroup directories under %s", removed, w.cgroup)
 
 	// 8. The bridge (the bridge plugin leaves it on purpose).
 	if b := w.meta.Bridge; b != "" {
@@ -504,63 +462,11 @@ func (w *workspace) copyLogs(dir string) (int, error) {
 	return n, err
 }
 
-// waitGone polls until none of pids runs any more, up to d.
-func waitGone(pids []int, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for _, pid := range pids {
-		for running(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+// stopMessage says how a nodekit-kubelet the run started was stopped, with the
+// time it took to stop its pods and its exit.
+func stopMessage(s daemon.Stopped) string {
+	if s.How == daemon.Terminated {
+		return fmt.Sprintf("%s in %s (exit: %v)", s, s.Took.Round(time.Millisecond), s.Err)
 	}
-}
-
-// stopPid stops a process the benchmark did not start itself (a kubelet of a
-// killed run, with -cleanup): SIGTERM, then SIGKILL after grace.
-func stopPid(pid int, name string, grace time.Duration) string {
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return fmt.Sprintf("%s (pid %d): %v", name, pid, err)
-	}
-	waitGone([]int{pid}, grace)
-	if !running(pid) {
-		return fmt.Sprintf("stopped %s (pid %d) with SIGTERM", name, pid)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	waitGone([]int{pid}, 5*time.Second)
-	return fmt.Sprintf("killed %s (pid %d) with SIGKILL after %s", name, pid, grace)
-}
-
-// removeCgroupTree removes dir and every cgroup below it, deepest first. A cgroup
-// whose last process is still exiting is busy for a moment: retried until
-// deadline.
-func removeCgroupTree(dir string, deadline time.Time) (int, error) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	var dirs []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	var removed int
-	var errs []error
-	for i := len(dirs) - 1; i >= 0; i-- {
-		for {
-			err := os.Remove(dirs[i])
-			if err == nil {
-				removed++
-				break
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				break
-			}
-			if time.Now().After(deadline) {
-				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dirs[i], err))
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	return removed, errors.Join(errs...)
+	return s.String()
 }

@@ -13,6 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 )
 
 const benchImage = "nodekit.local/busybox:latest"
@@ -22,7 +25,7 @@ const benchImage = "nodekit.local/busybox:latest"
 type criRuntime struct {
 	name    string // "nodekit" or "containerd"
 	socket  string
-	daemon  *daemon
+	daemon  *daemon.Daemon
 	conn    *grpc.ClientConn
 	rt      runtime.RuntimeServiceClient
 	img     runtime.ImageServiceClient
@@ -32,8 +35,8 @@ type criRuntime struct {
 	version string // from the Version RPC
 	// helpers lists the per-pod helper processes (monitors or shims) for the
 	// memory measurement; pause lists the pause processes (containerd only).
-	helpers func([]proc) []proc
-	pause   func(all, helpers []proc) []proc
+	helpers func([]procfs.Proc) []procfs.Proc
+	pause   func(all, helpers []procfs.Proc) []procfs.Proc
 	// onPod is told every sandbox id the runtime returns (for cleanup).
 	onPod func(id string)
 }
@@ -53,8 +56,8 @@ func (r *criRuntime) dial(ctx context.Context, deadline time.Duration) error {
 	r.img = runtime.NewImageServiceClient(conn)
 	end := time.Now().Add(deadline)
 	for {
-		if r.daemon != nil && r.daemon.exited() {
-			return fmt.Errorf("%s exited during start-up: %v\n%s", r.name, r.daemon.waitErr, r.daemon.logTail(20))
+		if r.daemon != nil && r.daemon.Exited() {
+			return fmt.Errorf("%s exited during start-up: %v\n%s", r.name, r.daemon.Err(), r.daemon.LogTail(20))
 		}
 		if _, err := os.Stat(r.socket); err == nil {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -71,7 +74,7 @@ func (r *criRuntime) dial(ctx context.Context, deadline time.Duration) error {
 		if time.Now().After(end) {
 			tail := ""
 			if r.daemon != nil {
-				tail = "\n" + r.daemon.logTail(20)
+				tail = "\n" + r.daemon.LogTail(20)
 			}
 			return fmt.Errorf("%s: socket %s not answering after %s%s", r.name, r.socket, deadline, tail)
 		}
@@ -125,7 +128,7 @@ func (r *criRuntime) waitReady(ctx context.Context, needNetwork bool, deadline t
 		}
 		if time.Now().After(end) || ctx.Err() != nil {
 			if r.daemon != nil {
-				err = fmt.Errorf("%w\n%s", err, r.daemon.logTail(20))
+				err = fmt.Errorf("%w\n%s", err, r.daemon.LogTail(20))
 			}
 			return false, err
 		}

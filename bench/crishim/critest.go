@@ -20,6 +20,8 @@ import (
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
 )
 
 // critestRegistries are the registries critest pulls from; both runtimes mirror
@@ -256,13 +258,7 @@ func critestMain(ctx context.Context, o options, w *workspace) int {
 		res.LoadAfter = loadavg()
 		res.summarize()
 		reportCritest(os.Stdout, res)
-		if o.jsonOut != "" {
-			if err := writeJSONFile(o.jsonOut, res); err != nil {
-				fmt.Fprintln(os.Stderr, "crishim:", err)
-			} else {
-				fmt.Printf("\nresults written to %s\n", o.jsonOut)
-			}
-		}
+		saveResults(o.jsonOut, res)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crishim:", err)
@@ -293,14 +289,11 @@ func measureCritest(ctx context.Context, o options, w *workspace) (*critestResul
 		Pulls: map[string]string{},
 	}
 	res.Env["critest"] = critestVersion(c.critestBin)
-	if o.stateTmpfs {
-		if err := w.mountStateTmpfs(); err != nil {
-			return nil, err
-		}
-		res.Notes = append(res.Notes, "state dirs (nodekit --state, containerd state) on a tmpfs (-state-tmpfs); roots on "+fsType(w.dir))
-	} else {
-		res.Notes = append(res.Notes, "roots and state dirs on "+fsType(w.dir)+" (the workspace's filesystem)")
+	note, err := w.setUpState(o.stateTmpfs)
+	if err != nil {
+		return nil, err
 	}
+	res.Notes = append(res.Notes, note)
 
 	fmt.Println("starting the test image server (examples/critest -serve; the first run downloads two Debian packages)")
 	if err := startImageServer(ctx, o, w); err != nil {
@@ -557,7 +550,7 @@ func startImageServer(ctx context.Context, o options, w *workspace) error {
 			return err
 		}
 	}
-	d, err := startHelper("image server", w.path("critest-images.log"), runner, "-serve", "-bin", o.bin, "-out", c.out, "-pause", filepath.Join(o.images, "pause.tar"))
+	d, err := daemon.StartHelper("image server", w.path("critest-images.log"), runner, "-serve", "-bin", o.bin, "-out", c.out, "-pause", filepath.Join(o.images, "pause.tar"))
 	if err != nil {
 		return err
 	}
@@ -572,11 +565,11 @@ func startImageServer(ctx context.Context, o options, w *workspace) error {
 				break
 			}
 		}
-		if d.exited() {
-			return fmt.Errorf("image server exited: %v\n%s", d.waitErr, d.logTail(20))
+		if d.Exited() {
+			return fmt.Errorf("image server exited: %v\n%s", d.Err(), d.LogTail(20))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("image server: no %s after 10 minutes\n%s", imagesFile, d.logTail(20))
+			return fmt.Errorf("image server: no %s after 10 minutes\n%s", imagesFile, d.LogTail(20))
 		}
 		select {
 		case <-ctx.Done():
@@ -617,6 +610,18 @@ func registryHost(imagesFile string) (string, bool) {
 		}
 	}
 	return host, host != "" && web && strings.HasSuffix(imagesFile, "\n")
+}
+
+// saveResults writes the results as JSON to path, if it is set, and says so.
+func saveResults(path string, res any) {
+	if path == "" {
+		return
+	}
+	if err := writeJSONFile(path, res); err != nil {
+		fmt.Fprintln(os.Stderr, "crishim:", err)
+	} else {
+		fmt.Printf("\nresults written to %s\n", path)
+	}
 }
 
 // writeJSONFile writes v as indented JSON, creating the directory.

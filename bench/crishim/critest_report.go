@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/nodekit-dev/nodekit/bench/internal/mdtable"
 )
 
 // opTargetRatio: every lifecycle operation's p50 on nodekit ≤ 0.7 × containerd's.
@@ -154,7 +156,7 @@ func reportCritest(w io.Writer, res *critestResults) {
 		}
 		rows = append(rows, row)
 	}
-	table(w, rows)
+	mdtable.Write(w, rows)
 
 	// Stability: p50 of each operation in each critest run.
 	if len(res.Runs) > len(res.Runtimes) {
@@ -177,7 +179,7 @@ func reportCritest(w io.Writer, res *critestResults) {
 				rows = append(rows, row)
 			}
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 	}
 
 	fmt.Fprintf(w, "\n### Pod + container from scratch (critest's third benchmark: RunPodSandbox, CreateContainer, StartContainer, StopPodSandbox, RemovePodSandbox; one sample per run)\n\n")
@@ -186,7 +188,7 @@ func reportCritest(w io.Writer, res *critestResults) {
 		s := res.Scratch[rt]
 		rows = append(rows, []string{rt, fmt.Sprint(s.N), ms(s.P50), ms(s.Min), ms(s.Max)})
 	}
-	table(w, rows)
+	mdtable.Write(w, rows)
 
 	if len(res.Exits) > 0 {
 		fmt.Fprintf(w, "\n### Exit latency: SIGKILL of the container's init → the client knows (ms)\n\n")
@@ -202,22 +204,11 @@ func reportCritest(w io.Writer, res *critestResults) {
 			}
 			rows = append(rows, []string{e.Runtime, e.Method, fmt.Sprint(e.Latency.N), ms3(e.Latency.P50), ms3(e.Latency.P95), ms3(e.Latency.P99), ms3(e.Latency.Max), fmt.Sprint(e.Missed), server})
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 		fmt.Fprintln(w, "\nevents: GetContainerEvents, time until the CONTAINER_STOPPED event reached the client; status: ContainerStatus polled every -exit-poll until EXITED (includes up to one interval of polling delay). For context, the kubelet's generic PLEG relists every 1 s: without events an exit reaches it after 0–1 s (≈ 500 ms on average) plus the relist.")
 	}
 
-	if len(res.Targets) > 0 {
-		fmt.Fprintf(w, "\n### Targets\n\n")
-		rows = [][]string{{"target", "measured", "met"}}
-		for _, t := range res.Targets {
-			met := "yes"
-			if !t.Met {
-				met = "**no**"
-			}
-			rows = append(rows, []string{t.Name, fmt.Sprintf("%.3f", t.Value), met})
-		}
-		table(w, rows)
-	}
+	reportTargets(w, res.Targets)
 	for _, f := range res.Failures {
 		fmt.Fprintf(w, "FAILED: %s\n", strings.SplitN(f, "\n", 2)[0])
 	}

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/nodekit-dev/nodekit/bench/internal/mdtable"
 )
 
 // The results are printed as Markdown tables, ready for bench/README.md.
 func Example_table() {
 	s := summarize([]time.Duration{90 * time.Millisecond, 100 * time.Millisecond, 110 * time.Millisecond})
-	table(os.Stdout, [][]string{
+	mdtable.Write(os.Stdout, [][]string{
 		{"runtime", "p50", "p95"},
 		{"nodekit", ms(s.P50), ms(s.P95)},
 	})

@@ -23,18 +23,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/nodekit-dev/nodekit/bench/internal/interrupt"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 )
 
 type options struct {
@@ -143,24 +145,10 @@ func run(o options) (code int) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	// Signals cancel the run; cleanup always runs to the end (a second ^C does not
 	// abort it, which would leave containers, mounts and cgroups behind).
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		first := true
-		for s := range sigc {
-			if first {
-				fmt.Fprintf(os.Stderr, "\ncrishim: %v: stopping; cleaning up\n", s)
-				cancel()
-				first = false
-			} else {
-				fmt.Fprintln(os.Stderr, "crishim: cleanup in progress, please wait")
-			}
-		}
-	}()
+	ctx, cancel := interrupt.Context(context.Background(), "crishim", os.Stderr)
+	defer cancel()
 
 	w, err := newWorkspace(filepath.Join(o.bin, "runc"), os.Stdout)
 	if err != nil {
@@ -184,13 +172,7 @@ func run(o options) (code int) {
 		res.Finished = time.Now().UTC().Format(time.RFC3339)
 		res.LoadAfter = loadavg()
 		report(os.Stdout, res)
-		if o.jsonOut != "" {
-			if err := writeJSON(o.jsonOut, res); err != nil {
-				fmt.Fprintln(os.Stderr, "crishim:", err)
-			} else {
-				fmt.Printf("\nresults written to %s\n", o.jsonOut)
-			}
-		}
+		saveResults(o.jsonOut, res)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crishim:", err)
@@ -205,7 +187,7 @@ func run(o options) (code int) {
 
 // cleanupOnly is -cleanup: it removes what a killed run left behind.
 func cleanupOnly(o options) int {
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	interrupt.Ignore()
 	w, err := existingWorkspace(o.cleanup, filepath.Join(o.bin, "runc"), os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crishim:", err)
@@ -330,14 +312,11 @@ func measure(ctx context.Context, o options, w *workspace) (*results, error) {
 	}
 
 	var nk, ctd *criRuntime
-	if o.stateTmpfs {
-		if err := w.mountStateTmpfs(); err != nil {
-			return nil, err
-		}
-		res.Notes = append(res.Notes, "state dirs (nodekit --state, containerd state) on a tmpfs (-state-tmpfs); roots on "+fsType(w.dir))
-	} else {
-		res.Notes = append(res.Notes, "roots and state dirs on "+fsType(w.dir)+" (the workspace's filesystem)")
+	note, err := w.setUpState(o.stateTmpfs)
+	if err != nil {
+		return nil, err
 	}
+	res.Notes = append(res.Notes, note)
 	if o.runtimes["floor"] {
 		fmt.Println("setting up the floor (busybox layer, runc spec)")
 		f, err := newFloor(ctx, w, filepath.Join(o.bin, "nodekit-cri"), filepath.Join(o.images, "busybox.tar"))
@@ -503,20 +482,20 @@ func measureMemory(ctx context.Context, r *criRuntime, n int, settle time.Durati
 			return m, err
 		}
 	}
-	procs, err := listProcs()
+	procs, err := procfs.List()
 	if err != nil {
 		return m, err
 	}
-	dm, err := readMemory(r.daemon.pid())
+	dm, err := procfs.ReadMemory(r.daemon.PID())
 	if err != nil {
 		return m, fmt.Errorf("%s daemon memory: %w", r.name, err)
 	}
 	m.DaemonPss, m.DaemonRss = dm.Pss, dm.Rss
 	helpers := r.helpers(procs)
 	for _, h := range helpers {
-		hm, err := readMemory(h.pid)
+		hm, err := procfs.ReadMemory(h.PID)
 		if err != nil {
-			return m, fmt.Errorf("%s helper %d memory: %w", r.name, h.pid, err)
+			return m, fmt.Errorf("%s helper %d memory: %w", r.name, h.PID, err)
 		}
 		m.Helpers++
 		m.HelpersPss += hm.Pss
@@ -528,9 +507,9 @@ func measureMemory(ctx context.Context, r *criRuntime, n int, settle time.Durati
 	m.HelperPerPod = float64(m.HelpersPss) / float64(n)
 	if r.pause != nil {
 		for _, p := range r.pause(procs, helpers) {
-			pm, err := readMemory(p.pid)
+			pm, err := procfs.ReadMemory(p.PID)
 			if err != nil {
-				return m, fmt.Errorf("%s pause %d memory: %w", r.name, p.pid, err)
+				return m, fmt.Errorf("%s pause %d memory: %w", r.name, p.PID, err)
 			}
 			m.Pauses++
 			m.PausePss += pm.Pss
@@ -582,39 +561,22 @@ func environment(o options) map[string]string {
 
 // fsType names the filesystem dir is on, from /proc/self/mountinfo.
 func fsType(dir string) string {
-	mounts, err := readMounts()
+	mounts, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return "?"
 	}
 	best, fstype := "", "?"
 	for _, m := range mounts {
-		p := strings.TrimSuffix(m.point, "/") + "/"
+		p := strings.TrimSuffix(m.Mountpoint, "/") + "/"
 		if strings.HasPrefix(dir+"/", p) && len(p) >= len(best) {
-			best, fstype = p, m.fstype
+			best, fstype = p, m.FSType
 		}
 	}
 	return fstype
 }
 
+// loadavg is the load averages, "" when they cannot be read.
 func loadavg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func writeJSON(path string, res *results) error {
-	data, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	s, _ := procfs.LoadAvg()
+	return s
 }

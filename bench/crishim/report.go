@@ -1,18 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"time"
-)
 
-// MarshalJSON writes durations in milliseconds.
-func (s summary) MarshalJSON() ([]byte, error) {
-	f := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return json.Marshal(map[string]any{"n": s.N, "p50_ms": f(s.P50), "p95_ms": f(s.P95), "p99_ms": f(s.P99), "min_ms": f(s.Min), "max_ms": f(s.Max), "avg_ms": f(s.Avg)})
-}
+	"github.com/nodekit-dev/nodekit/bench/internal/mdtable"
+)
 
 // target is one of the issue's targets, evaluated on this run.
 type target struct {
@@ -20,6 +15,23 @@ type target struct {
 	Value float64 `json:"value"` // the measured ratio
 	Limit float64 `json:"limit"` // must be ≤ this
 	Met   bool    `json:"met"`
+}
+
+// reportTargets prints the targets evaluated on this run, if any, as a table.
+func reportTargets(w io.Writer, targets []target) {
+	if len(targets) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n### Targets\n\n")
+	rows := [][]string{{"target", "measured", "met"}}
+	for _, t := range targets {
+		met := "yes"
+		if !t.Met {
+			met = "**no**"
+		}
+		rows = append(rows, []string{t.Name, fmt.Sprintf("%.3f", t.Value), met})
+	}
+	mdtable.Write(w, rows)
 }
 
 func evaluate(res *results) []target {
@@ -92,7 +104,7 @@ func report(w io.Writer, res *results) {
 			[]string{title, "running", fmt.Sprint(s.Running.N), ms(s.Running.P50), ms(s.Running.P95), ms(s.Running.Min), ms(s.Running.Max)},
 			[]string{"", "full cycle", fmt.Sprint(s.Full.N), ms(s.Full.P50), ms(s.Full.P95), ms(s.Full.Min), ms(s.Full.Max)})
 	}
-	table(w, rows)
+	mdtable.Write(w, rows)
 	fmt.Fprintln(w, "\n\"running\": until `runc run -d` returns / RunPodSandbox+CreateContainer+StartContainer returned; \"full cycle\": until everything is removed again.")
 
 	nk, ctd, fl := res.series("nodekit"), res.series("containerd"), res.series(res.Floor)
@@ -112,7 +124,7 @@ func report(w io.Writer, res *results) {
 	pair("nodekit / "+floorName, nk, fl)
 	pair("containerd / "+floorName, ctd, fl)
 	if len(rows) > 1 {
-		table(w, rows)
+		mdtable.Write(w, rows)
 	}
 
 	fmt.Fprintf(w, "\n### Per step, p50 (p95) in ms\n\n")
@@ -137,7 +149,7 @@ func report(w io.Writer, res *results) {
 		for i, name := range criSteps {
 			rows = append(rows, []string{name, ms(nk.Steps[i].P50), ms(ctd.Steps[i].P50), ratio(float64(nk.Steps[i].P50), float64(ctd.Steps[i].P50))})
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 	}
 
 	if len(res.Memory) > 0 {
@@ -152,21 +164,10 @@ func report(w io.Writer, res *results) {
 			rows = append(rows, []string{m.Runtime, fmt.Sprint(m.Pods), mib(float64(m.TotalPss)), mib(float64(m.DaemonPss)),
 				fmt.Sprintf("%s (%d %s)", mib(float64(m.HelpersPss)), m.Helpers, helper), mib(m.HelperPerPod), pause, m.StartDuration})
 		}
-		table(w, rows)
+		mdtable.Write(w, rows)
 	}
 
-	if len(res.Targets) > 0 {
-		fmt.Fprintf(w, "\n### Targets\n\n")
-		rows = [][]string{{"target", "measured", "met"}}
-		for _, t := range res.Targets {
-			met := "yes"
-			if !t.Met {
-				met = "**no**"
-			}
-			rows = append(rows, []string{t.Name, fmt.Sprintf("%.3f", t.Value), met})
-		}
-		table(w, rows)
-	}
+	reportTargets(w, res.Targets)
 	for _, s := range res.Series {
 		for _, f := range s.Failures {
 			fmt.Fprintf(w, "FAILED %s: %s\n", s.Key, f)

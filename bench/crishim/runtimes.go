@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
+	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 )
 
@@ -36,14 +39,8 @@ func startNodekit(ctx context.Context, w *workspace, bin, images string, net cni
 		cgroup: path.Join(w.cgroup, "nodekit"),
 		ws:     w,
 		onPod:  w.addPod,
-		helpers: func(all []proc) []proc {
-			var out []proc
-			for _, p := range all {
-				if isMonitorOf(p.args, state) {
-					out = append(out, p)
-				}
-			}
-			return out
+		helpers: func(all []procfs.Proc) []procfs.Proc {
+			return procsWhere(all, func(p procfs.Proc) bool { return leftover.IsMonitorUnder(p.Args, state) })
 		},
 	}
 	argv := []string{cri, "--listen", r.socket, "--root", root, "--state", state,
@@ -59,7 +56,7 @@ func startNodekit(ctx context.Context, w *workspace, bin, images string, net cni
 	if withCNI {
 		argv = append(argv, "--cni-conf-dir", net.confDir, "--cni-bin-dir", net.binDir)
 	}
-	d, err := startDaemon("nodekit-cri", w.path("nodekit", "nodekit-cri.log"), argv...)
+	d, err := daemon.Start("nodekit-cri", w.path("nodekit", "nodekit-cri.log"), argv...)
 	if err != nil {
 		return nil, withCNI, err
 	}
@@ -157,30 +154,18 @@ func startContainerd(ctx context.Context, w *workspace, images string, net cniNe
 		cgroup: path.Join(w.cgroup, "containerd"),
 		ws:     w,
 		onPod:  w.addPod,
-		helpers: func(all []proc) []proc {
-			var out []proc
-			for _, p := range all {
-				if containerdtest.IsShim(p.args, socket) {
-					out = append(out, p)
-				}
-			}
-			return out
+		helpers: func(all []procfs.Proc) []procfs.Proc {
+			return procsWhere(all, func(p procfs.Proc) bool { return containerdtest.IsShim(p.Args, socket) })
 		},
-		pause: func(all, shims []proc) []proc {
+		pause: func(all, shims []procfs.Proc) []procfs.Proc {
 			parents := map[int]bool{}
 			for _, s := range shims {
-				parents[s.pid] = true
+				parents[s.PID] = true
 			}
-			var out []proc
-			for _, p := range all {
-				if parents[p.ppid] && len(p.args) > 0 && p.args[0] == "/pause" {
-					out = append(out, p)
-				}
-			}
-			return out
+			return procsWhere(all, func(p procfs.Proc) bool { return parents[p.PPID] && len(p.Args) > 0 && p.Args[0] == "/pause" })
 		},
 	}
-	d, err := startDaemon("containerd", filepath.Join(dir, "containerd.log"), containerdtest.Binary, "--config", filepath.Join(dir, "config.toml"))
+	d, err := daemon.Start("containerd", filepath.Join(dir, "containerd.log"), containerdtest.Binary, "--config", filepath.Join(dir, "config.toml"))
 	if err != nil {
 		return nil, err
 	}

@@ -7,15 +7,16 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
+	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
+	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 )
 
@@ -30,13 +31,13 @@ type workspace struct {
 	out    io.Writer
 
 	mu        sync.Mutex
-	runcRoots []string        // runc --root dirs: containers left there are deleted
-	daemons   []*daemon       // stopped in reverse order
-	runtimes  []*criRuntime   // pods removed through CRI first
-	ctdUsed   bool            // containerd was started: look for its leftovers
-	pods      []string        // sandbox ids (both runtimes): containerd shim sockets, CNI cache files
-	hostDirs  map[string]bool // host dirs containerd may create outside the workspace → existed before
-	stateFS   string          // when set, runtimes keep their state on this tmpfs (see -state-tmpfs)
+	runcRoots []string         // runc --root dirs: containers left there are deleted
+	daemons   []*daemon.Daemon // stopped in reverse order
+	runtimes  []*criRuntime    // pods removed through CRI first
+	ctdUsed   bool             // containerd was started: look for its leftovers
+	pods      []string         // sandbox ids (both runtimes): containerd shim sockets, CNI cache files
+	hostDirs  map[string]bool  // host dirs containerd may create outside the workspace → existed before
+	stateFS   string           // when set, runtimes keep their state on this tmpfs (see -state-tmpfs)
 
 	// -mode critest
 	registry   string            // host:port of the test image registry on 127.0.0.1 ("": none)
@@ -59,9 +60,9 @@ func newWorkspace(runcBin string, out io.Writer) (*workspace, error) {
 // directories are left alone (who created them is unknown).
 func existingWorkspace(dir, runcBin string, out io.Writer) (*workspace, error) {
 	dir = filepath.Clean(dir)
-	id, ok := strings.CutPrefix(dir, "/tmp/nkbench-")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return nil, fmt.Errorf("-cleanup %s: not a benchmark workspace (/tmp/nkbench-<id>)", dir)
+	id, err := leftover.WorkspaceID(dir, "nkbench-")
+	if err != nil {
+		return nil, fmt.Errorf("-cleanup %w", err)
 	}
 	w := &workspace{dir: dir, id: id, cgroup: "/nkbench-" + id, runc: runcBin, out: out, ctdUsed: true}
 	for _, state := range []string{w.path("nodekit", "state"), w.path("run", "nodekit")} {
@@ -104,7 +105,20 @@ func (w *workspace) mountStateTmpfs() error {
 	return nil
 }
 
-func (w *workspace) addDaemon(d *daemon) {
+// setUpState puts the runtimes' state dirs on a tmpfs if stateTmpfs is set
+// (mountStateTmpfs) and says where roots and state dirs are, for the results'
+// notes.
+func (w *workspace) setUpState(stateTmpfs bool) (string, error) {
+	if !stateTmpfs {
+		return "roots and state dirs on " + fsType(w.dir) + " (the workspace's filesystem)", nil
+	}
+	if err := w.mountStateTmpfs(); err != nil {
+		return "", err
+	}
+	return "state dirs (nodekit --state, containerd state) on a tmpfs (-state-tmpfs); roots on " + fsType(w.dir), nil
+}
+
+func (w *workspace) addDaemon(d *daemon.Daemon) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.daemons = append(w.daemons, d)
@@ -150,7 +164,7 @@ func (w *workspace) cleanup() {
 
 	// 1. Pods, through CRI, while the daemons still run.
 	for _, r := range w.runtimes {
-		if r.daemon != nil && r.daemon.exited() {
+		if r.daemon != nil && r.daemon.Exited() {
 			say("%s: daemon already gone, cannot remove pods through CRI", r.name)
 			continue
 		}
@@ -173,13 +187,13 @@ func (w *workspace) cleanup() {
 	// 2. Daemons, by the PIDs we started, newest first. (With -cleanup, those of
 	// the killed run: found by their command lines naming the workspace.)
 	for i := len(w.daemons) - 1; i >= 0; i-- {
-		say("%s", w.daemons[i].stop(10*time.Second))
+		say("%s", w.daemons[i].Stop(10*time.Second))
 	}
 	if w.daemons == nil {
-		if procs, err := listProcs(); err == nil {
+		if procs, err := procfs.List(); err == nil {
 			for _, p := range procs {
-				if isDaemonOf(p.args, w.dir) {
-					say("%s", stopPid(p.pid, filepath.Base(p.args[0]), 10*time.Second))
+				if isDaemonOf(p.Args, w.dir) {
+					say("%s", daemon.StopPID(p.PID, filepath.Base(p.Args[0]), 10*time.Second))
 				}
 			}
 		}
@@ -187,43 +201,30 @@ func (w *workspace) cleanup() {
 
 	// 3. Containers left in our runc roots (the floor's, nodekit's, containerd's).
 	for _, root := range w.runcRoots {
-		out, err := exec.Command(w.runc, "--root", root, "list", "-q").Output()
+		found, err := leftover.DeleteRuncContainers(w.runc, root)
 		if err != nil {
-			if _, serr := os.Stat(root); serr == nil {
-				say("runc list --root %s: %v", root, err)
-			}
-			continue
+			say("%v", err)
 		}
-		for _, id := range strings.Fields(string(out)) {
-			if msg, err := exec.Command(w.runc, "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
-				say("runc delete --force %s (root %s): %v: %s", id, root, err, strings.TrimSpace(string(msg)))
-			} else {
-				say("deleted leftover container %s (runc root %s)", id, root)
-			}
+		for _, c := range found {
+			say("%s", c)
 		}
 	}
 
 	// 4. Helper processes left behind: nodekit monitors whose config is in the
 	// workspace, containerd shims of our socket. By PID, SIGKILL, then wait for
 	// them to go. A shim's -id names its sandbox (for its socket, below).
-	if procs, err := listProcs(); err != nil {
-		say("%v", err)
-	} else {
-		var killed []int
-		for _, p := range procs {
-			shim := w.ctdUsed && containerdtest.IsShim(p.args, w.containerdSocket())
-			if !shim && !isMonitorOf(p.args, w.dir) {
-				continue
-			}
-			if shim {
-				w.pods = append(w.pods, argValue(p.args, "id"))
-			}
-			if err := syscall.Kill(p.pid, syscall.SIGKILL); err == nil {
-				say("killed leftover %s (pid %d)", filepath.Base(p.args[0]), p.pid)
-				killed = append(killed, p.pid)
-			}
+	killed, err := leftover.KillProcs(func(p procfs.Proc) bool {
+		if w.ctdUsed && containerdtest.IsShim(p.Args, w.containerdSocket()) {
+			w.pods = append(w.pods, procfs.FlagValue(p.Args, "id"))
+			return true
 		}
-		waitGone(killed, 5*time.Second)
+		return leftover.IsMonitorUnder(p.Args, w.dir)
+	})
+	if err != nil {
+		say("%v", err)
+	}
+	for _, p := range killed {
+		say("killed leftover %s (pid %d)", filepath.Base(p.Args[0]), p.PID)
 	}
 
 	// 5. Files outside the workspace: containerd's shim sockets, libcni's cache.
@@ -254,44 +255,18 @@ func (w *workspace) cleanup() {
 	}
 
 	// 6. Mounts under the workspace (overlay rootfs, shm tmpfs, pinned nsfs), deepest first.
-	var unmounted int
-	for round := 0; round < 5; round++ {
-		mounts, err := readMounts()
-		if err != nil {
-			say("%v", err)
-			break
-		}
-		points := mountsUnder(mounts, w.dir)
-		if len(points) == 0 {
-			break
-		}
-		for _, p := range points {
-			if err := unix.Unmount(p, 0); err != nil {
-				if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
-					say("unmount %s: %v", p, err)
-					continue
-				}
-			}
-			unmounted++
-		}
+	unmounted, errs := leftover.Unmount(w.dir)
+	for _, err := range errs {
+		say("%v", err)
 	}
 	say("unmounted %d mounts under %s", unmounted, w.dir)
 
 	// 7. Cgroups under /nkbench-<id> in every hierarchy, deepest first.
-	if mounts, err := readMounts(); err != nil {
+	removed, errs := leftover.RemoveCgroup(w.cgroup, time.Now().Add(10*time.Second))
+	for _, err := range errs {
 		say("%v", err)
-	} else {
-		var removed int
-		deadline := time.Now().Add(10 * time.Second)
-		for _, mp := range cgroupMountPoints(mounts) {
-			n, err := removeCgroupTree(filepath.Join(mp, w.cgroup), deadline)
-			removed += n
-			if err != nil {
-				say("%v", err)
-			}
-		}
-		say("removed %d cgroup directories under %s", removed, w.cgroup)
 	}
+	say("removed %d cgroup directories under %s", removed, w.cgroup)
 
 	// 7b. Cgroups of our pods outside /nkbench-<id> (critest's /test.slice for
 	// containerd 1.6).
@@ -307,87 +282,10 @@ func (w *workspace) cleanup() {
 	}
 }
 
-// waitGone polls until none of pids runs any more (gone, or a zombie), up to d.
-func waitGone(pids []int, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for _, pid := range pids {
-		for running(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-// running reports whether pid exists and is not a zombie.
-func running(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(stat), ')')
-	return i < 0 || !strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
-}
-
-// removeCgroupTree removes dir and every cgroup below it, deepest first. A cgroup
-// whose last process is still exiting is busy for a moment: retried until deadline
-// (a deadline in the past: one attempt each).
-func removeCgroupTree(dir string, deadline time.Time) (int, error) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	var dirs []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	var removed int
-	var errs []error
-	for i := len(dirs) - 1; i >= 0; i-- {
-		for {
-			err := os.Remove(dirs[i])
-			if err == nil {
-				removed++
-				break
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				break
-			}
-			if time.Now().After(deadline) {
-				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dirs[i], err))
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	return removed, errors.Join(errs...)
-}
-
 // removePodCgroup removes the cgroup parent a pod was given (in every hierarchy),
 // between iterations: one attempt, failures are left for the final cleanup.
 func (w *workspace) removePodCgroup(parent string) {
-	mounts, err := readMounts()
-	if err != nil {
-		return
-	}
-	for _, mp := range cgroupMountPoints(mounts) {
-		removeCgroupTree(filepath.Join(mp, parent), time.Time{})
-	}
-}
-
-// stopPid stops a process the benchmark did not start itself (a daemon of a killed
-// run, with -cleanup): SIGTERM, then SIGKILL after grace.
-func stopPid(pid int, name string, grace time.Duration) string {
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return fmt.Sprintf("%s (pid %d): %v", name, pid, err)
-	}
-	waitGone([]int{pid}, grace)
-	if !running(pid) {
-		return fmt.Sprintf("stopped %s (pid %d) with SIGTERM", name, pid)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	waitGone([]int{pid}, 5*time.Second)
-	return fmt.Sprintf("killed %s (pid %d) with SIGKILL after %s", name, pid, grace)
+	leftover.RemoveCgroup(parent, time.Time{})
 }
 
 // foreignCgroups are the cgroups a runtime creates outside /nkbench-<id> because
@@ -473,15 +371,15 @@ func (fc *foreignCgroups) find(mountPoints []string) []string {
 func (fc *foreignCgroups) cleanup(say func(string, ...any)) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	mounts, err := readMounts()
+	mountPoints, err := leftover.CgroupMountPoints()
 	if err != nil {
 		say("%v", err)
 		return
 	}
 	var removed int
 	deadline := time.Now().Add(5 * time.Second)
-	for _, dir := range fc.find(cgroupMountPoints(mounts)) {
-		n, err := removeCgroupTree(dir, deadline)
+	for _, dir := range fc.find(mountPoints) {
+		n, err := leftover.RemoveCgroupTree(dir, deadline)
 		removed += n
 		if err != nil {
 			say("%v", err)

@@ -1,7 +1,6 @@
 package containerdtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -307,26 +307,19 @@ func (c *Containerd) Cleanup(sandboxIDs ...string) []string {
 	return found
 }
 
-// MountsUnder returns the mount points below dir, deepest (latest) first.
+// MountsUnder returns the mount points below dir (not dir itself), the latest
+// mounted (so the deepest) first; none when /proc/self/mountinfo cannot be read.
 func MountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
+	dir = filepath.Clean(dir)
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	prefix := strings.TrimSuffix(filepath.Clean(dir), "/") + "/"
 	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT ...
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], prefix) {
-			out = append(out, fields[4])
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if mounts[i].Mountpoint != dir {
+			out = append(out, mounts[i].Mountpoint)
 		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
 	}
 	return out
 }

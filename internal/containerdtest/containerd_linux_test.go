@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -170,19 +172,41 @@ func TestStartCleanup(t *testing.T) {
 	}
 }
 
+// TestMountsUnder mounts tmpfs filesystems under a directory, one stacked and
+// one nested, and finds them, the latest first.
+func TestMountsUnder(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a"), filepath.Join(dir, "a", "b c"), filepath.Join(dir, "d")
+	for _, p := range []string{a, b, b, c} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", p, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatalf("mount tmpfs on %s: %v", p, err)
+		}
+		t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil { // dir itself is not under dir
+		t.Fatal(err)
+	}
+	got := MountsUnder(dir + "/")
+	unix.Unmount(dir, unix.MNT_DETACH)
+	if want := []string{c, b, b, a}; !slices.Equal(got, want) {
+		t.Errorf("MountsUnder = %q, want %q", got, want)
+	}
+}
+
 // removeCgroups removes the cgroup tree at parent in every hierarchy (runc
 // removed the containers' cgroups; the pod's parent is the client's).
 func removeCgroups(t *testing.T, parent string) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if !strings.Contains(l, " - cgroup ") && !strings.Contains(l, " - cgroup2 ") {
-			continue
-		}
+	for _, m := range mounts {
 		var dirs []string
-		filepath.WalkDir(filepath.Join(strings.Fields(l)[4], parent), func(p string, d fs.DirEntry, err error) error {
+		filepath.WalkDir(filepath.Join(m.Mountpoint, parent), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				dirs = append(dirs, p)
 			}
