@@ -385,7 +385,7 @@ func monitorsOf(pid int) ([]int, error) {
 // warm ones).
 func measureRelist(ctx context.Context, socket string, runs, warm int) (relistResult, error) {
 	var r relistResult
-	rt, err := criclient.NewRemoteRuntimeService(ctx, "unix://"+socket, 2*time.Minute, nil, false)
+	rt, err := criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + socket).WithConnectionTimeout(2 * time.Minute).Build(ctx)
 	if err != nil {
 		return r, fmt.Errorf("relist: connect %s: %w", socket, err)
 	}

@@ -116,10 +116,10 @@ func (s *shim) dial(ctx context.Context) error {
 	s.client = runtime.NewRuntimeServiceClient(s.conn)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if s.rt, err = criclient.NewRemoteRuntimeService(cctx, endpoint, 2*time.Minute, nil, false); err != nil {
+	if s.rt, err = criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(2 * time.Minute).Build(cctx); err != nil {
 		return fmt.Errorf("runtime service %s: %w", endpoint, err)
 	}
-	if s.img, err = criclient.NewRemoteImageService(cctx, endpoint, 2*time.Minute, nil, false); err != nil {
+	if s.img, err = criclient.NewRemoteImageServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(2 * time.Minute).Build(cctx); err != nil {
 		return fmt.Errorf("image service %s: %w", endpoint, err)
 	}
 	return nil
