@@ -2,8 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testnet"
 )
 
 // The agent on Debian's containerd 1.6 instead of nodekit's shim: the kubelet
@@ -50,60 +49,26 @@ func newContainerdHarness(t *testing.T) *ctdHarness {
 	quietKlog.Do(func() { klog.SetSlogLogger(slog.New(slog.DiscardHandler)) })
 	runc := testenv.Binary(t, "runc")
 	images := []string{testenv.Image(t, "busybox"), testenv.Image(t, "web"), testenv.Image(t, "pause")}
-	base, err := os.MkdirTemp("", "nkac-") // short: containerd's sockets are in it
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(base, 0o711)
-	var b [4]byte
-	rand.Read(b[:])
-	h := &harness{
-		t:          t,
-		base:       base,
-		cgroupRoot: "/nodekit-agent-test-" + hex.EncodeToString(b[:]),
-		logs:       &logBuffer{},
-		rootDir:    filepath.Join(base, "root"),
-		manifests:  filepath.Join(base, "manifests"),
-		podLogs:    filepath.Join(base, "logs"),
-		hostDir:    filepath.Join(base, "host"),
-	}
-	for _, d := range []string{h.manifests, h.hostDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chmod(h.hostDir, 0o777)
-	h.net = newTestNetwork(t, base)
+	h := prepare(t, "nkac-") // short: containerd's sockets are in it
+	// No nodekit shim runs here: base as its "state" checks that no
+	// nodekit-monitor names the test's directory.
+	h.checkState = h.base
 	ch := &ctdHarness{harness: h, sandboxes: map[string]bool{}}
 	var ctd *containerdtest.Containerd
-	t.Cleanup(func() {
-		// No nodekit shim ran here: base as its "state" checks that no
-		// nodekit-monitor names the test's directory.
-		h.assertNodeClean(base, h.cgroupRoot, base)
-		h.net.remove()
-		if t.Failed() || os.Getenv("NODEKIT_E2E_LOG") != "" {
-			t.Logf("agent log:\n%s", h.logs.String())
-			if ctd != nil {
-				t.Logf("containerd log (tail):\n%s", ctd.LogTail(100))
-			}
+	h.dumps = append(h.dumps, dump{"agent log", h.logs.String}, dump{"containerd log (tail)", func() string {
+		if ctd == nil {
+			return "<not started>"
 		}
-		os.RemoveAll(base)
-	})
+		return ctd.LogTail(100)
+	}})
 
-	binDir := ""
-	for _, d := range cniBinDirs {
-		if _, err := os.Stat(filepath.Join(d, "bridge")); err == nil {
-			binDir = d // containerd 1.6 takes one plugin directory
-			break
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ctd, err = containerdtest.Start(ctx, containerdtest.Config{
-		Dir:        filepath.Join(base, "ctd"),
+	ctd, err := containerdtest.Start(ctx, containerdtest.Config{
+		Dir:        filepath.Join(h.base, "ctd"),
 		Runc:       runc, // the same runc as nodekit's shim: a fair comparison
-		CNIConfDir: h.net.confDir,
-		CNIBinDir:  binDir,
+		CNIConfDir: h.net.ConfDir,
+		CNIBinDir:  testnet.PluginDir(), // containerd 1.6 takes one plugin directory
 		LogLevel:   "info",
 	})
 	if err != nil {
@@ -133,10 +98,12 @@ func newContainerdHarness(t *testing.T) *ctdHarness {
 		t.Fatal(err)
 	}
 	endpoint := "unix://" + ctd.Address()
-	if h.rt, err = criclient.NewRemoteRuntimeService(ctx, endpoint, 2*time.Minute, nil, false); err != nil {
+	if h.rt, err = criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).
+		WithConnectionTimeout(2 * time.Minute).WithTracerProvider(nil).Build(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if h.img, err = criclient.NewRemoteImageService(ctx, endpoint, 2*time.Minute, nil, false); err != nil {
+	if h.img, err = criclient.NewRemoteImageServiceBuilder().WithEndpoint(endpoint).
+		WithConnectionTimeout(2 * time.Minute).WithTracerProvider(nil).Build(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, ref := range []string{busybox, web, containerdtest.DefaultSandboxImage} {
@@ -208,8 +175,8 @@ func TestAgentWithContainerd(t *testing.T) {
 	// The web pod: Ready through its HTTP probe, at an address of the test's
 	// network that containerd's CNI gave its sandbox.
 	w := h.waitPod("web", "ready", 2*time.Minute, ready)
-	if !h.net.contains(w.Status.PodIP) {
-		t.Errorf("web pod IP %q is not in the test network %s", w.Status.PodIP, h.net.subnet)
+	if !h.net.Contains(w.Status.PodIP) {
+		t.Errorf("web pod IP %q is not in the test network %s", w.Status.PodIP, h.net.Subnet)
 	}
 	cs := containerStatus(w, "web")
 	if cs == nil || !cs.Ready || !strings.HasPrefix(cs.ContainerID, "containerd://") {
@@ -334,7 +301,8 @@ func TestAgentWithContainerd(t *testing.T) {
 	if m := containerdtest.MountsUnder(h.base); len(m) > 0 {
 		t.Errorf("mounts left under %s: %v", h.base, m)
 	}
-	h.assertNodeClean(h.base, h.cgroupRoot, h.base)
+	h.net.AssertClean()
+	h.assertNodeClean()
 }
 
 // sandboxesOf lists containerd's sandboxes of pod uid (every sandbox with ""),

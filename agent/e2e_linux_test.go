@@ -107,9 +107,9 @@ func TestE2EReadinessFlips(t *testing.T) {
 				condition(p, v1.PodReady) == w && condition(p, v1.ContainersReady) == w
 		}
 	}
-	p := h.waitPod("readiness", "running and not ready", time.Minute, isReady(false))
+	h.waitPod("readiness", "running and not ready", time.Minute, isReady(false))
 	waitFor(t, "two failed readiness probes", 30*time.Second, func() bool { return probeCount(t, h, "Readiness", "failed") >= 2 })
-	if p = h.pod("readiness"); p == nil || !isReady(false)(p) {
+	if p := h.pod("readiness"); p == nil || !isReady(false)(p) {
 		t.Fatalf("pod ready without its readiness file:\n%s", describe(p))
 	}
 	for i, want := range []bool{true, false, true} {
@@ -391,8 +391,8 @@ func TestE2EDeleteManifestRemovesPod(t *testing.T) {
 	p := h.waitPod("doomed", "both containers running", time.Minute, func(p *v1.Pod) bool {
 		return ready(p) && len(p.Status.ContainerStatuses) == 2
 	})
-	if !h.net.contains(p.Status.PodIP) {
-		t.Errorf("pod IP %q is not in the test network %s", p.Status.PodIP, h.net.subnet)
+	if !h.net.Contains(p.Status.PodIP) {
+		t.Errorf("pod IP %q is not in the test network %s", p.Status.PodIP, h.net.Subnet)
 	}
 	rs := h.runtimePod(p.UID)
 	if len(rs.SandboxStatuses) != 1 || len(rs.ContainerStatuses) != 2 {
@@ -437,7 +437,7 @@ func TestE2EDeleteManifestRemovesPod(t *testing.T) {
 			t.Errorf("container %s exited with %d, want 0 (its TERM trap)", s.GetMetadata().GetName(), ex.GetExitCode())
 		}
 	}
-	if leaks := h.net.leaks(); len(leaks) > 0 {
+	if leaks := h.net.Leaks(); len(leaks) > 0 {
 		t.Errorf("the pod's network is left: %v", leaks)
 	}
 }

@@ -2,8 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,7 +20,9 @@ import (
 
 	"github.com/nodekit-dev/nodekit/agent"
 	"github.com/nodekit-dev/nodekit/agent/server"
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testnet"
 )
 
 // process is a daemon of the test (nodekit-kubelet, nodekit-cri) run from bin/,
@@ -166,36 +166,21 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 	runc, monitor := testenv.Binary(t, "runc"), testenv.Binary(t, "nodekit-monitor")
 	image := testenv.Image(t, "busybox")
 
-	base, err := os.MkdirTemp("", "nkar-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(base, 0o711)
-	var b [4]byte
-	rand.Read(b[:])
-	h := &harness{t: t, base: base, logs: &logBuffer{}, hostDir: filepath.Join(base, "host"),
-		shimRoot: filepath.Join(base, "shim"), shimState: filepath.Join(base, "state"), sock: filepath.Join(base, "cri.sock"),
-		rootDir: filepath.Join(base, "root"), manifests: filepath.Join(base, "manifests"), podLogs: filepath.Join(base, "logs"),
-		cgroupRoot: "/nodekit-agent-test-" + hex.EncodeToString(b[:])}
-	h.net = newTestNetwork(t, base)
-	for _, d := range []string{h.manifests, h.hostDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chmod(h.hostDir, 0o777)
+	h := prepare(t, "nkar-")
+	base := h.base
 
 	var rt internalapi.RuntimeService
 	shim := &process{t: t, name: "nodekit-cri", bin: criBin, base: base, args: []string{
 		"--listen", h.sock, "--root", h.shimRoot, "--state", h.shimState,
 		"--runtime", runc, "--monitor", monitor, "--cgroup-parent", h.cgroupRoot + "/shim",
-		"--cni-conf-dir", h.net.confDir, "--cni-bin-dir", strings.Join(cniBinDirs, ":"),
+		"--cni-conf-dir", h.net.ConfDir, "--cni-bin-dir", strings.Join(testnet.BinDirs, ":"),
 		"--registry-config", filepath.Join(base, "registries.toml"), "--log-level", "debug",
 	}}
 	shim.ready = func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := criclient.NewRemoteRuntimeService(ctx, "unix://"+h.sock, time.Minute, nil, false)
+		c, err := criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + h.sock).
+			WithConnectionTimeout(time.Minute).WithTracerProvider(nil).Build(ctx)
 		if err != nil {
 			return false
 		}
@@ -213,14 +198,15 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 		"--address", "127.0.0.1", "--port", "0", "--healthz-port", "0", "--log-level", "debug",
 	}}
 	kubelet.ready = func() bool { return localPods(h.rootDir) != nil }
+	h.dumps = append(h.dumps, dump{"daemon logs", func() string { return shim.log() + "\n" + kubelet.log() }})
 	t.Cleanup(func() {
 		// Whatever happened: stop the kubelet and, if containers are left,
 		// run it once more without manifests to stop them all; then the shim.
 		if err := kubelet.signal(syscall.SIGTERM, 2*time.Minute); err != nil {
 			t.Error(err)
 		}
-		if len(monitorsFor(h.shimState)) > 0 {
-			t.Errorf("containers left running after nodekit-kubelet stopped with --stop-pods-on-exit: %v", monitorsFor(h.shimState))
+		if m := leakcheck.Monitors(t, h.shimState); len(m) > 0 {
+			t.Errorf("containers left running after nodekit-kubelet stopped with --stop-pods-on-exit: %v", m)
 			os.RemoveAll(h.manifests)
 			if !shim.running() {
 				shim.start()
@@ -231,17 +217,12 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 		if err := shim.signal(syscall.SIGTERM, time.Minute); err != nil {
 			t.Error(err)
 		}
-		h.assertNodeClean(h.shimState, h.cgroupRoot, base)
 		for _, d := range []string{filepath.Join(h.rootDir, "pods"), h.podLogs} {
 			if entries, _ := os.ReadDir(d); len(entries) > 0 {
 				t.Errorf("pod directories left in %s: %v", d, names(entries))
 			}
 		}
-		h.net.remove()
-		if t.Failed() || os.Getenv("NODEKIT_E2E_LOG") != "" {
-			t.Logf("daemon logs:\n%s\n%s", shim.log(), kubelet.log())
-		}
-		os.RemoveAll(base)
+		// Then the network's and the node's checks (prepare).
 	})
 
 	out, err := exec.Command(criBin, "import", "--root", h.shimRoot, "--state", h.shimState, image).CombinedOutput()
@@ -278,7 +259,7 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 	if err := shim.signal(syscall.SIGKILL, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(monitorsFor(h.shimState)); n != 3 {
+	if n := len(leakcheck.Monitors(t, h.shimState)); n != 3 {
 		t.Errorf("%d container monitors after the kill, want 3 (the containers keep running)", n)
 	}
 	// While the kubelet is down, one manifest goes: its pod must go at the

@@ -1,14 +1,11 @@
 package agent_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,21 +18,21 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	criclient "k8s.io/cri-client/pkg"
 	"k8s.io/klog/v2"
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodekit-dev/nodekit/agent"
-	"github.com/nodekit-dev/nodekit/cri"
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testnet"
+	"github.com/nodekit-dev/nodekit/internal/testshim"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -60,11 +57,14 @@ type harness struct {
 	shimState  string
 	sock       string
 	cgroupRoot string
-	net        *testNetwork
-	logs       *logBuffer
+	net        *testnet.Network
+	logs       *testenv.LogBuffer
+	// checkState is the directory whose monitors and runc state must be gone
+	// at the end: the shim's state, or base when no nodekit shim runs.
+	checkState string
+	// dumps are printed when the test failed (or NODEKIT_E2E_LOG is set).
+	dumps []dump
 
-	srv    *cri.Server
-	grpc   *grpc.Server
 	conn   *grpc.ClientConn // the test's own connection: container events
 	rt     internalapi.RuntimeService
 	img    internalapi.ImageManagerService
@@ -77,6 +77,12 @@ type harness struct {
 	registry *prometheus.Registry
 	cancel   context.CancelFunc
 	done     chan error
+}
+
+// dump is a log printed when the test failed.
+type dump struct {
+	title string
+	text  func() string
 }
 
 type harnessOptions struct {
@@ -98,20 +104,14 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 // at every agent stop is logged as an error).
 var quietKlog sync.Once
 
-// newShim prepares the test's directories, network and cgroup root and starts
-// the shim with the busybox image.
-func newShim(t *testing.T) *harness {
+// prepare makes the test's directories (under a new base named prefix...), its
+// cgroup root and its CNI network, and registers the checks that run after
+// every other cleanup of the test: the network's, then the node's
+// (assertNodeClean), then the logs of a failed test.
+func prepare(t *testing.T, prefix string) *harness {
 	t.Helper()
-	testenv.RequireRoot(t)
-	quietKlog.Do(func() { klog.SetSlogLogger(slog.New(slog.DiscardHandler)) })
-	runc, monitor := testenv.Binary(t, "runc"), testenv.Binary(t, "nodekit-monitor")
-	image := testenv.Image(t, "busybox")
 	// Short paths: unix socket names are limited to 108 bytes.
-	base, err := os.MkdirTemp("", "nkae-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(base, 0o711)
+	base := testenv.TempDir(t, prefix)
 	var b [4]byte
 	rand.Read(b[:])
 	h := &harness{
@@ -121,81 +121,57 @@ func newShim(t *testing.T) *harness {
 		shimState:  filepath.Join(base, "state"),
 		sock:       filepath.Join(base, "cri.sock"),
 		cgroupRoot: "/nodekit-agent-test-" + hex.EncodeToString(b[:]),
-		logs:       &logBuffer{},
+		logs:       &testenv.LogBuffer{},
 		rootDir:    filepath.Join(base, "root"),
 		manifests:  filepath.Join(base, "manifests"),
 		podLogs:    filepath.Join(base, "logs"),
 		hostDir:    filepath.Join(base, "host"),
 	}
+	h.checkState = h.shimState
 	for _, d := range []string{h.manifests, h.hostDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	os.Chmod(h.hostDir, 0o777)
-	h.net = newTestNetwork(t, base)
 	t.Cleanup(func() {
-		h.assertNodeClean(h.shimState, h.cgroupRoot, base)
-		h.net.remove()
 		if t.Failed() || os.Getenv("NODEKIT_E2E_LOG") != "" {
-			t.Logf("shim and agent log:\n%s", h.logs.String())
+			for _, d := range h.dumps {
+				t.Logf("%s:\n%s", d.title, d.text())
+			}
 		}
-		os.RemoveAll(base)
 	})
+	t.Cleanup(h.assertNodeClean)
+	h.net = testnet.New(t, "nka", "10.128.0.0/10")
+	return h
+}
 
-	srv, err := cri.New(cri.Options{
+// newShim prepares the test's directories, network and cgroup root and starts
+// the shim with the busybox image.
+func newShim(t *testing.T) *harness {
+	t.Helper()
+	testenv.RequireRoot(t)
+	quietKlog.Do(func() { klog.SetSlogLogger(slog.New(slog.DiscardHandler)) })
+	h := prepare(t, "nkae-")
+	h.dumps = append(h.dumps, dump{"shim and agent log", h.logs.String})
+	s := testshim.Start(t, testshim.Options{
+		Dir:          h.base,
 		Root:         h.shimRoot,
 		State:        h.shimState,
-		Runtime:      runc,
-		Monitor:      monitor,
+		Socket:       h.sock,
 		CgroupParent: h.cgroupRoot + "/shim",
-		CNIConfDir:   h.net.confDir,
-		CNIBinDirs:   cniBinDirs,
+		CNIConfDir:   h.net.ConfDir,
+		CNIBinDirs:   testnet.BinDirs,
 		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "shim"),
+		Images:       []string{"busybox"},
 	})
+	h.rt, h.img = s.Runtime, s.Images
+	var err error
+	h.conn, err = grpc.NewClient("unix://"+h.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv = srv
-	f, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := srv.Images().Import(context.Background(), f); err != nil {
-		t.Fatal(err)
-	}
-	l, err := cri.Listen(h.sock)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	h.grpc = grpc.NewServer()
-	srv.Register(h.grpc)
-	go h.grpc.Serve(l)
-	t.Cleanup(func() {
-		if h.conn != nil {
-			h.conn.Close()
-		}
-		h.grpc.Stop()
-		if err := h.srv.Close(); err != nil {
-			t.Errorf("shim close: %v", err)
-		}
-	})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	endpoint := "unix://" + h.sock
-	if h.rt, err = criclient.NewRemoteRuntimeService(ctx, endpoint, 2*time.Minute, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	if h.img, err = criclient.NewRemoteImageService(ctx, endpoint, 2*time.Minute, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	h.conn, err = grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { h.conn.Close() })
 	h.events = recordEvents(t, runtimeapi.NewRuntimeServiceClient(h.conn))
 	return h
 }
@@ -280,121 +256,20 @@ func names(entries []os.DirEntry) []string {
 	return out
 }
 
-// assertNodeClean checks that nothing the shim made is left on the node:
-// mounts under base, monitor processes of the shim's state, runc state, cgroups
-// under cgroupRoot other than the kubepods hierarchy itself, and the test
-// network's addresses, interfaces and NAT rules. It removes what it finds.
-func (h *harness) assertNodeClean(state, cgroupRoot string, bases ...string) {
+// assertNodeClean checks that nothing the runtime made is left on the node:
+// mounts under base, monitor processes and runc state of checkState, cgroups
+// under cgroupRoot other than the kubepods hierarchy itself. It removes what it
+// finds. (The test network checks its addresses, interfaces and NAT rules
+// itself, see testnet.)
+func (h *harness) assertNodeClean() {
 	t := h.t
-	for _, l := range h.net.leaks() {
-		t.Errorf("leaked pod network resources: %s", l)
-	}
-	for _, base := range bases {
-		if mounts := mountsUnder(base); len(mounts) > 0 {
-			t.Errorf("leaked mounts: %v", mounts)
-			for i := len(mounts) - 1; i >= 0; i-- {
-				unix.Unmount(mounts[i], unix.MNT_DETACH)
-			}
-		}
-	}
-	if procs := monitorsFor(state); len(procs) > 0 {
-		t.Errorf("leaked monitor processes: %v", procs)
-	}
-	if entries, _ := os.ReadDir(filepath.Join(state, "runc")); len(entries) > 0 {
-		t.Errorf("leaked runtime state: %d containers under %s", len(entries), filepath.Join(state, "runc"))
-	}
+	leakcheck.NoMounts(t, h.base)
+	leakcheck.NoMonitors(t, h.checkState)
+	leakcheck.NoRuncState(t, h.checkState)
 	// The QoS hierarchy (kubepods, kubepods/besteffort...) may stay, as the
 	// kubelet keeps it; pod and container cgroups may not.
-	allowed := map[string]bool{"": true, "kubepods": true, "kubepods/besteffort": true, "kubepods/burstable": true, "shim": true}
-	for _, m := range cgroupMounts(t) {
-		dir := filepath.Join(m, cgroupRoot)
-		var all, leaked []string
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				all = append(all, p)
-				if rel, _ := filepath.Rel(dir, p); !allowed[strings.TrimPrefix(rel, ".")] {
-					leaked = append(leaked, p)
-				}
-			}
-			return nil
-		})
-		if len(leaked) > 0 {
-			t.Errorf("leaked cgroups: %v", leaked)
-		}
-		for i := len(all) - 1; i >= 0; i-- {
-			os.Remove(all[i])
-		}
-	}
-}
-
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			out = append(out, fields[4])
-		}
-	}
-	return out
-}
-
-func cgroupMounts(t *testing.T) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.Contains(line, " - cgroup ") || strings.Contains(line, " - cgroup2 ") {
-			out = append(out, strings.Fields(line)[4])
-		}
-	}
-	return out
-}
-
-// monitorsFor lists nodekit-monitor processes working for the shim of state.
-func monitorsFor(state string) []string {
-	procs, _ := os.ReadDir("/proc")
-	var out []string
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if strings.HasSuffix(args[0], "nodekit-monitor") && strings.Contains(string(cmdline), state) {
-			out = append(out, p.Name()+" "+strings.Join(args, " "))
-		}
-	}
-	return out
-}
-
-// logBuffer collects the shim's and the agent's logs; a failed test prints
-// them (t.Log cannot be used: goroutines may log after the test returned).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	leakcheck.NoCgroups(t, h.cgroupRoot, "kubepods", "kubepods/besteffort", "kubepods/burstable", "shim")
+	leakcheck.RemoveCgroups(t, h.cgroupRoot)
 }
 
 // --- manifests and pods -------------------------------------------------------

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 )
 
 func wantCode(t *testing.T, what string, err error, code codes.Code, mention string) {
@@ -77,7 +79,7 @@ func TestRequestErrors(t *testing.T) {
 			t.Errorf("a failed create left %d entries in %s", len(entries), dir)
 		}
 	}
-	if m := mountsUnder(filepath.Join(h.state, "containers")); len(m) != 0 {
+	if m := leakcheck.Mounts(t, filepath.Join(h.state, "containers")); len(m) != 0 {
 		t.Errorf("a failed create left mounts: %v", m)
 	}
 	cfg = containerConfig("a", busybox, "true")

@@ -1,29 +1,25 @@
 package cri_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/cri"
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testnet"
 )
 
 // harness is a shim under test: either in this process (start) or as the real
@@ -41,12 +37,12 @@ type harness struct {
 	conn         *grpc.ClientConn
 	rt           runtime.RuntimeServiceClient
 	img          runtime.ImageServiceClient
-	logs         *logBuffer
-	net          *testNetwork // the test's own CNI network
+	logs         *testenv.LogBuffer
+	net          *testnet.Network // the test's own CNI network
 }
 
-// newHarness prepares directories and binaries and registers the leak check, which
-// runs after every other cleanup of the test.
+// newHarness prepares directories, binaries and the test's CNI network, and
+// registers the leak checks, which run after every other cleanup of the test.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	testenv.RequireRoot(t)
@@ -54,32 +50,22 @@ func newHarness(t *testing.T) *harness {
 		t:       t,
 		runc:    testenv.Binary(t, "runc"),
 		monitor: testenv.Binary(t, "nodekit-monitor"),
-		logs:    &logBuffer{},
+		logs:    &testenv.LogBuffer{},
 	}
-	// Short paths: unix socket names are limited to 108 bytes.
-	base, err := os.MkdirTemp("", "nkcri-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Searchable by others, as /run/nodekit is: root of a pod's user namespace
-	// must reach the pod's directories.
-	if err := os.Chmod(base, 0o711); err != nil {
-		t.Fatal(err)
-	}
+	base := testenv.TempDir(t, "nkcri-")
 	h.root, h.state = filepath.Join(base, "root"), filepath.Join(base, "state")
 	h.sock = filepath.Join(base, "cri.sock")
 	var b [4]byte
 	rand.Read(b[:])
 	h.cgroupParent = "/nodekit-test-" + hex.EncodeToString(b[:])
-	h.net = newTestNetwork(t, base)
 	t.Cleanup(func() {
-		h.assertNoLeaks()
-		h.net.remove()
 		if t.Failed() {
 			t.Logf("server log:\n%s", h.logs.String())
 		}
-		os.RemoveAll(base)
 	})
+	t.Cleanup(h.assertNoLeaks)
+	// The network checks and removes itself before the checks above.
+	h.net = testnet.New(t, "nk", "10.64.0.0/10")
 	return h
 }
 
@@ -90,8 +76,8 @@ func (h *harness) options() cri.Options {
 		Runtime:      h.runc,
 		Monitor:      h.monitor,
 		CgroupParent: h.cgroupParent,
-		CNIConfDir:   h.net.confDir,
-		CNIBinDirs:   cniBinDirs,
+		CNIConfDir:   h.net.ConfDir,
+		CNIBinDirs:   testnet.BinDirs,
 		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
@@ -274,124 +260,25 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 }
 
 // assertNoLeaks checks that nothing the shim made is left on the node: mounts under
-// its directories, cgroups under its parent, monitor processes, runtime state,
-// addresses, interfaces and NAT rules of the test network.
+// its directories, monitor processes, runtime state, cgroups under its parent.
+// (The test network checks its addresses, interfaces and NAT rules itself.)
 func (h *harness) assertNoLeaks() {
 	t := h.t
-	for _, l := range h.net.leaks() {
-		t.Errorf("leaked pod network resources: %s", l)
-	}
-	base := filepath.Dir(h.root)
-	if mounts := mountsUnder(base); len(mounts) > 0 {
-		t.Errorf("leaked mounts: %v", mounts)
-		for i := len(mounts) - 1; i >= 0; i-- {
-			forceUnmount(mounts[i])
-		}
-	}
-	if procs := monitorsFor(h.state); len(procs) > 0 {
-		t.Errorf("leaked monitor processes: %v", procs)
-	}
+	leakcheck.NoMounts(t, filepath.Dir(h.root))
+	leakcheck.NoMonitors(t, h.state)
 	// Monitors that exited are reaped (the shim is their parent while it runs).
 	waitFor(t, "exited children to be reaped", 10*time.Second, func() bool { return len(zombieChildren()) == 0 })
-	if entries, _ := os.ReadDir(filepath.Join(h.state, "runc")); len(entries) > 0 {
-		t.Errorf("leaked runtime state: %d containers under %s", len(entries), filepath.Join(h.state, "runc"))
-	}
-	for _, m := range cgroupMounts(t) {
-		dir := filepath.Join(m, h.cgroupParent)
-		var leaked []string
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() && p != dir {
-				leaked = append(leaked, p)
-			}
-			return nil
-		})
-		if len(leaked) > 0 {
-			t.Errorf("leaked cgroups: %v", leaked)
-			for i := len(leaked) - 1; i >= 0; i-- {
-				os.Remove(leaked[i])
-			}
-		}
-		// The test's cgroup parent must go too: an empty directory that
-		// cannot be removed means something still lives in it.
-		var rmErr error
-		waitFor(t, "the test's cgroup parent "+dir+" to be removable", 5*time.Second, func() bool {
-			rmErr = os.Remove(dir)
-			return rmErr == nil || errors.Is(rmErr, os.ErrNotExist)
-		})
-	}
+	leakcheck.NoRuncState(t, h.state)
+	leakcheck.NoCgroups(t, h.cgroupParent)
+	// The test's cgroup parent must go too: an empty directory that cannot be
+	// removed means something still lives in it.
+	leakcheck.CgroupRemovable(t, h.cgroupParent, 5*time.Second)
 }
 
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			out = append(out, fields[4])
-		}
-	}
-	return out
+// cniFlags are the nodekit-cri flags that select the test network.
+func (h *harness) cniFlags() []string {
+	return []string{"--cni-conf-dir", h.net.ConfDir, "--cni-bin-dir", strings.Join(testnet.BinDirs, ":")}
 }
-
-func cgroupMounts(t *testing.T) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.Contains(line, " - cgroup ") || strings.Contains(line, " - cgroup2 ") {
-			out = append(out, strings.Fields(line)[4])
-		}
-	}
-	return out
-}
-
-// monitorsFor lists monitor processes working under state.
-func monitorsFor(state string) []string {
-	procs, _ := os.ReadDir("/proc")
-	var out []string
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if strings.HasSuffix(args[0], "nodekit-monitor") && strings.Contains(string(cmdline), state) {
-			out = append(out, p.Name())
-		}
-	}
-	return out
-}
-
-// logBuffer collects the server's log; a failed test prints it. (t.Log cannot be
-// used: background goroutines may log after the test returned.)
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func forceUnmount(p string) { unix.Unmount(p, unix.MNT_DETACH) }
 
 func readLog(t *testing.T, path string) string {
 	t.Helper()

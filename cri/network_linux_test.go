@@ -17,7 +17,9 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/cri"
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testnet"
 )
 
 const web = "nodekit.local/web:latest"
@@ -44,8 +46,8 @@ func (h *harness) podIPs(id string) []string {
 func (h *harness) podIP(id string) string {
 	h.t.Helper()
 	ips := h.podIPs(id)
-	if len(ips) != 1 || !h.net.subnet.Contains(net.ParseIP(ips[0])) {
-		h.t.Fatalf("pod %s has IPs %v, want one in %s", id[:12], ips, h.net.subnet)
+	if len(ips) != 1 || !h.net.Subnet.Contains(net.ParseIP(ips[0])) {
+		h.t.Fatalf("pod %s has IPs %v, want one in %s", id[:12], ips, h.net.Subnet)
 	}
 	return ips[0]
 }
@@ -136,19 +138,19 @@ func networkCondition(t *testing.T, h *harness) *runtime.RuntimeCondition {
 // a configuration added later is picked up without a restart.
 func TestNetworkNotReadyUntilConfigured(t *testing.T) {
 	h := newHarness(t)
-	conf := filepath.Join(h.net.confDir, "10-test.conflist")
-	aside := filepath.Join(filepath.Dir(h.net.confDir), "test.conflist.aside")
+	conf := filepath.Join(h.net.ConfDir, "10-test.conflist")
+	aside := filepath.Join(filepath.Dir(h.net.ConfDir), "test.conflist.aside")
 	if err := os.Rename(conf, aside); err != nil {
 		t.Fatal(err)
 	}
 	h.start()
 
 	c := networkCondition(t, h)
-	if c.Status || c.Reason != "NetworkPluginNotReady" || !strings.Contains(c.Message, "no network config found in "+h.net.confDir) {
+	if c.Status || c.Reason != "NetworkPluginNotReady" || !strings.Contains(c.Message, "no network config found in "+h.net.ConfDir) {
 		t.Fatalf("NetworkReady with an empty config dir = %v", c)
 	}
 	_, err := h.rt.RunPodSandbox(ctx(t), &runtime.RunPodSandboxRequest{Config: podConfig("early")})
-	wantCode(t, "pod without a network config", err, codes.FailedPrecondition, h.net.confDir)
+	wantCode(t, "pod without a network config", err, codes.FailedPrecondition, h.net.ConfDir)
 	list, err := h.rt.ListPodSandbox(ctx(t), &runtime.ListPodSandboxRequest{})
 	if err != nil || len(list.Items) != 0 {
 		t.Fatalf("sandboxes after a failed RunPodSandbox: %v, %v", list.GetItems(), err)
@@ -168,7 +170,7 @@ func TestNetworkNotReadyUntilConfigured(t *testing.T) {
 	}
 
 	// A broken file first by name: not ready, and the message names the file.
-	broken := filepath.Join(h.net.confDir, "05-broken.conflist")
+	broken := filepath.Join(h.net.ConfDir, "05-broken.conflist")
 	if err := os.WriteFile(broken, []byte(`{"cniVersion": "1.0.0", "name": `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +191,8 @@ func TestNetworkNotReadyUntilConfigured(t *testing.T) {
 	h.podIP(pod)
 
 	resp, err := h.rt.Status(ctx(t), &runtime.StatusRequest{Verbose: true})
-	if err != nil || !strings.Contains(resp.Info["config"], h.net.name) {
-		t.Fatalf("verbose status does not name the network %s: %v %v", h.net.name, resp.GetInfo(), err)
+	if err != nil || !strings.Contains(resp.Info["config"], h.net.Name) {
+		t.Fatalf("verbose status does not name the network %s: %v %v", h.net.Name, resp.GetInfo(), err)
 	}
 }
 
@@ -223,8 +225,8 @@ func TestPodToPod(t *testing.T) {
 	if err != nil || !strings.Contains(string(r.Stdout), " "+ipB+"/") {
 		t.Fatalf("eth0 in pod B: %v %q %q", err, r.GetStdout(), r.GetStderr())
 	}
-	if len(h.net.vethsOnBridge()) != 2 || len(h.net.reservations()) != 2 {
-		t.Fatalf("two pods hold %v and %v", h.net.vethsOnBridge(), h.net.reservations())
+	if len(h.net.VethsOnBridge()) != 2 || len(h.net.Reservations()) != 2 {
+		t.Fatalf("two pods hold %v and %v", h.net.VethsOnBridge(), h.net.Reservations())
 	}
 }
 
@@ -247,14 +249,14 @@ func TestHostPort(t *testing.T) {
 	if body != "ok\n" {
 		t.Fatalf("GET %s = %q", url, body)
 	}
-	dnat := h.net.podChains(pod)[1]
-	if rules := h.net.natRules(pod); !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "-A "+dnat+" ") }) {
+	dnat := h.net.PodChains(pod)[1]
+	if rules := h.net.NATRules(pod); !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "-A "+dnat+" ") }) {
 		t.Fatalf("no rule in the pod's DNAT chain %s: %q", dnat, rules)
 	}
 	if _, err := h.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatal(err)
 	}
-	if rules := h.net.natRules(pod); len(rules) != 0 {
+	if rules := h.net.NATRules(pod); len(rules) != 0 {
 		t.Fatalf("NAT rules left after the pod stopped: %q", rules)
 	}
 	if _, err := httpGet(url); err == nil {
@@ -275,11 +277,11 @@ func TestNetworkAddFailureLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "nk-refuse"), []byte(failing), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.Replace(string(h.net.conflist()), `"type": "loopback"`, `"type": "nk-refuse"`, 1)
-	if err := os.WriteFile(filepath.Join(h.net.confDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
+	conf := strings.Replace(string(h.net.Conflist()), `"type": "loopback"`, `"type": "nk-refuse"`, 1)
+	if err := os.WriteFile(filepath.Join(h.net.ConfDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.startWith(func(o *cri.Options) { o.CNIBinDirs = append([]string{bin}, cniBinDirs...) })
+	h.startWith(func(o *cri.Options) { o.CNIBinDirs = append([]string{bin}, testnet.BinDirs...) })
 	_, err := h.rt.RunPodSandbox(ctx(t), &runtime.RunPodSandboxRequest{Config: hostPortPod("refused", freePort(t))})
 	wantCode(t, "pod whose network ADD fails", err, codes.Internal, "nodekit test plugin refuses ADD")
 	if entries, _ := os.ReadDir(filepath.Join(h.state, "sandboxes")); len(entries) != 0 {
@@ -288,8 +290,8 @@ func TestNetworkAddFailureLeavesNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(h.state, "cni", "results")); len(entries) != 0 {
 		t.Fatalf("libcni cache of the failed sandbox left: %d entries", len(entries))
 	}
-	if _, err := os.Stat(filepath.Join("/sys/class/net", h.net.name)); err != nil {
-		t.Fatalf("the bridge plugin never ran (no bridge %s): the test proves nothing", h.net.name)
+	if _, err := os.Stat(filepath.Join("/sys/class/net", h.net.Name)); err != nil {
+		t.Fatalf("the bridge plugin never ran (no bridge %s): the test proves nothing", h.net.Name)
 	}
 	// The harness checks reservations, veths, NAT rules and mounts.
 }
@@ -332,7 +334,7 @@ func TestNetworkSurvivesShimRestart(t *testing.T) {
 		t.Fatalf("host port while the shim is down: %q, %v", body, err)
 	}
 	// A configuration change while down must not matter to existing pods' teardown.
-	if err := os.Remove(filepath.Join(h.net.confDir, "10-test.conflist")); err != nil {
+	if err := os.Remove(filepath.Join(h.net.ConfDir, "10-test.conflist")); err != nil {
 		t.Fatal(err)
 	}
 	h.startDaemon()
@@ -345,27 +347,27 @@ func TestNetworkSurvivesShimRestart(t *testing.T) {
 	reachable("after the restart")
 
 	// Pod A's rules: its address, its chains (also an empty one).
-	chainsA := h.net.podChains(podA)
+	chainsA := h.net.PodChains(podA)
 	hasRule := func(ip string) bool {
-		return slices.ContainsFunc(h.net.natRules(), func(r string) bool {
+		return slices.ContainsFunc(h.net.NATRules(), func(r string) bool {
 			return strings.Contains(r, ip+"/") || strings.Contains(r, ip+":") || strings.Contains(r, chainsA[0]) || strings.Contains(r, chainsA[1])
 		})
 	}
 	if !hasRule(ipA) {
 		t.Fatalf("no NAT rule mentions pod A (%s) before its stop: the check below proves nothing", ipA)
 	}
-	veths := len(h.net.vethsOnBridge())
+	veths := len(h.net.VethsOnBridge())
 	if _, err := h.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: podA}); err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(h.net.reservations(), ipA) || !slices.Contains(h.net.reservations(), ipB) {
-		t.Fatalf("after stopping pod A host-local holds %v (A %s, B %s)", h.net.reservations(), ipA, ipB)
+	if slices.Contains(h.net.Reservations(), ipA) || !slices.Contains(h.net.Reservations(), ipB) {
+		t.Fatalf("after stopping pod A host-local holds %v (A %s, B %s)", h.net.Reservations(), ipA, ipB)
 	}
-	if n := len(h.net.vethsOnBridge()); n != veths-1 {
+	if n := len(h.net.VethsOnBridge()); n != veths-1 {
 		t.Fatalf("%d veths on the bridge after stopping pod A, had %d", n, veths)
 	}
 	if hasRule(ipA) {
-		t.Fatalf("NAT rules of pod A left after its stop: %q", h.net.natRules())
+		t.Fatalf("NAT rules of pod A left after its stop: %q", h.net.NATRules())
 	}
 	if _, err := httpGet(url); err == nil {
 		t.Fatal("the host port still answers after pod A stopped")
@@ -415,21 +417,21 @@ func TestNetworkNoLeaksOverManyPods(t *testing.T) {
 	}
 	t.Logf("%d pod create/delete cycles in %s (%d distinct addresses)", cycles, time.Since(start).Round(time.Millisecond), len(seen))
 
-	if r := h.net.reservations(); len(r) != 0 {
+	if r := h.net.Reservations(); len(r) != 0 {
 		t.Errorf("host-local still holds %d addresses: %v", len(r), r)
 	}
-	if v := h.net.vethsOnBridge(); len(v) != 0 {
-		t.Errorf("%d veths left on %s: %v", len(v), h.net.name, v)
+	if v := h.net.VethsOnBridge(); len(v) != 0 {
+		t.Errorf("%d veths left on %s: %v", len(v), h.net.Name, v)
 	}
 	for _, d := range []string{filepath.Join(h.state, "sandboxes"), filepath.Join(h.root, "sandboxes"), filepath.Join(h.state, "cni", "results")} {
 		if entries, _ := os.ReadDir(d); len(entries) != 0 {
 			t.Errorf("%s holds %d entries", d, len(entries))
 		}
 	}
-	if r := h.net.natRules(ids...); len(r) != 0 {
+	if r := h.net.NATRules(ids...); len(r) != 0 {
 		t.Errorf("NAT rules or chains left: %q", r)
 	}
-	if m := mountsUnder(filepath.Dir(h.root)); len(m) != 0 {
+	if m := leakcheck.Mounts(t, filepath.Dir(h.root)); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 }
@@ -446,11 +448,11 @@ func TestNetworkDelFailureIsRetried(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "nk-flaky"), []byte(plugin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.Replace(string(h.net.conflist()), `"plugins": [`, `"plugins": [{"type": "nk-flaky"},`, 1)
-	if err := os.WriteFile(filepath.Join(h.net.confDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
+	conf := strings.Replace(string(h.net.Conflist()), `"plugins": [`, `"plugins": [{"type": "nk-flaky"},`, 1)
+	if err := os.WriteFile(filepath.Join(h.net.ConfDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.startWith(func(o *cri.Options) { o.CNIBinDirs = append([]string{bin}, cniBinDirs...) })
+	h.startWith(func(o *cri.Options) { o.CNIBinDirs = append([]string{bin}, testnet.BinDirs...) })
 	pod, _ := h.runPod("flaky")
 	ip := h.podIP(pod)
 	touch(t, marker)
@@ -464,7 +466,7 @@ func TestNetworkDelFailureIsRetried(t *testing.T) {
 	if resp.Status.State != runtime.PodSandboxState_SANDBOX_READY {
 		t.Fatalf("after a failed stop the pod is %v, want it left READY for a retry", resp.Status.State)
 	}
-	if ns := filepath.Join(h.state, "sandboxes", pod, "ns", "net"); !slices.Contains(mountsUnder(filepath.Dir(h.root)), ns) {
+	if ns := filepath.Join(h.state, "sandboxes", pod, "ns", "net"); !slices.Contains(leakcheck.Mounts(t, filepath.Dir(h.root)), ns) {
 		t.Fatalf("the pod's network namespace %s was released although DEL failed", ns)
 	}
 
@@ -474,7 +476,7 @@ func TestNetworkDelFailureIsRetried(t *testing.T) {
 	if _, err := h.rt.StopPodSandbox(ctx(t), &runtime.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatalf("retried stop: %v", err)
 	}
-	if slices.Contains(h.net.reservations(), ip) {
+	if slices.Contains(h.net.Reservations(), ip) {
 		t.Fatalf("address %s still reserved after the retried stop", ip)
 	}
 }
@@ -492,8 +494,8 @@ func TestNetworkOfHalfCreatedSandboxReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.start()
-	if slices.Contains(h.net.reservations(), ip) || len(h.net.vethsOnBridge()) != 0 {
-		t.Fatalf("after recovery host-local holds %v and the bridge %v", h.net.reservations(), h.net.vethsOnBridge())
+	if slices.Contains(h.net.Reservations(), ip) || len(h.net.VethsOnBridge()) != 0 {
+		t.Fatalf("after recovery host-local holds %v and the bridge %v", h.net.Reservations(), h.net.VethsOnBridge())
 	}
 	if _, err := os.Stat(filepath.Join(h.state, "sandboxes", pod)); !os.IsNotExist(err) {
 		t.Fatalf("state of the half-created sandbox survived recovery: %v", err)

@@ -1,127 +1,53 @@
 package pleg_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"k8s.io/apimachinery/pkg/types"
-	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	criclient "k8s.io/cri-client/pkg"
 	kubetypes "k8s.io/kubelet/pkg/types"
 
-	"github.com/nodekit-dev/nodekit/cri"
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testshim"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
 const busybox = "nodekit.local/busybox:latest"
 
 // shim is nodekit's CRI shim running in this process on a unix socket, reached
-// through k8s.io/cri-client as the agent reaches it.
+// through k8s.io/cri-client as the agent reaches it. Pods use the host network.
 type shim struct {
-	t            *testing.T
-	base         string
-	cgroupParent string
-	rt           internalapi.RuntimeService
+	*testshim.Shim
+	t *testing.T
 }
 
 func startShim(t *testing.T) *shim {
 	t.Helper()
 	testenv.RequireRoot(t)
-	runc, monitor, image := testenv.Binary(t, "runc"), testenv.Binary(t, "nodekit-monitor"), testenv.Image(t, "busybox")
-	base, err := os.MkdirTemp("", "nkpleg-") // short: socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(base, 0o711)
+	base := testenv.TempDir(t, "nkpleg-") // short: socket paths are limited
 	var b [4]byte
 	rand.Read(b[:])
-	s := &shim{t: t, base: base, cgroupParent: "/nodekit-pleg-test-" + hex.EncodeToString(b[:])}
-	t.Cleanup(func() {
-		s.removeCgroups()
-		os.RemoveAll(base)
-	})
-	srv, err := cri.New(cri.Options{
-		Root:         filepath.Join(base, "root"),
-		State:        filepath.Join(base, "state"),
-		Runtime:      runc,
-		Monitor:      monitor,
-		CgroupParent: s.cgroupParent,
-		CNIConfDir:   filepath.Join(base, "net.d"), // pods use the host network
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	f, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := srv.Images().Import(context.Background(), f); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(base, "cri.sock")
-	l, err := cri.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	srv.Register(g)
-	go g.Serve(l)
-	t.Cleanup(g.Stop)
-	s.rt, err = criclient.NewRemoteRuntimeServiceBuilder().
-		WithEndpoint("unix://" + sock).
-		WithConnectionTimeout(10 * time.Second).
-		WithTracerProvider(nil).
-		Build(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// removeCgroups removes what is left under the test's cgroup parent.
-func (s *shim) removeCgroups() {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.Contains(line, " - cgroup ") && !strings.Contains(line, " - cgroup2 ") {
-			continue
-		}
-		dir := filepath.Join(strings.Fields(line)[4], s.cgroupParent)
-		var dirs []string
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			os.Remove(dirs[i])
-		}
-	}
+	cgroupParent := "/nodekit-pleg-test-" + hex.EncodeToString(b[:])
+	// Removes what is left under the test's cgroup parent, once the shim stopped.
+	t.Cleanup(func() { leakcheck.RemoveCgroups(t, cgroupParent) })
+	return &shim{t: t, Shim: testshim.Start(t, testshim.Options{
+		Dir:          base,
+		CgroupParent: cgroupParent,
+		Images:       []string{"busybox"},
+		Timeout:      10 * time.Second,
+	})}
 }
 
 func ctx(t *testing.T) context.Context {
@@ -138,7 +64,7 @@ func (s *shim) runPod(name string) (string, *runtimeapi.PodSandboxConfig) {
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "test", Uid: uid},
 		Hostname:     name,
-		LogDirectory: filepath.Join(s.base, "logs", name),
+		LogDirectory: filepath.Join(s.Dir, "logs", name),
 		Labels: map[string]string{
 			kubetypes.KubernetesPodUIDLabel:       uid,
 			kubetypes.KubernetesPodNameLabel:      name,
@@ -148,20 +74,20 @@ func (s *shim) runPod(name string) (string, *runtimeapi.PodSandboxConfig) {
 			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER},
 		}},
 	}
-	id, err := s.rt.RunPodSandbox(ctx(s.t), cfg, "")
+	id, err := s.Runtime.RunPodSandbox(ctx(s.t), cfg, "")
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cs, _ := s.rt.ListContainers(c, &runtimeapi.ContainerFilter{PodSandboxId: id})
+		cs, _ := s.Runtime.ListContainers(c, &runtimeapi.ContainerFilter{PodSandboxId: id})
 		for _, ctr := range cs {
-			s.rt.StopContainer(c, ctr.Id, 0)
-			s.rt.RemoveContainer(c, ctr.Id)
+			s.Runtime.StopContainer(c, ctr.Id, 0)
+			s.Runtime.RemoveContainer(c, ctr.Id)
 		}
-		s.rt.StopPodSandbox(c, id)
-		s.rt.RemovePodSandbox(c, id)
+		s.Runtime.StopPodSandbox(c, id)
+		s.Runtime.RemovePodSandbox(c, id)
 	})
 	return id, cfg
 }
@@ -173,7 +99,7 @@ func (s *shim) runContainer(pod string, podCfg *runtimeapi.PodSandboxConfig, nam
 	for _, k := range []string{kubetypes.KubernetesPodUIDLabel, kubetypes.KubernetesPodNameLabel, kubetypes.KubernetesPodNamespaceLabel} {
 		labels[k] = podCfg.Labels[k]
 	}
-	id, err := s.rt.CreateContainer(ctx(s.t), pod, &runtimeapi.ContainerConfig{
+	id, err := s.Runtime.CreateContainer(ctx(s.t), pod, &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: name},
 		Image:    &runtimeapi.ImageSpec{Image: busybox},
 		Command:  cmd,
@@ -187,7 +113,7 @@ func (s *shim) runContainer(pod string, podCfg *runtimeapi.PodSandboxConfig, nam
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := s.rt.StartContainer(ctx(s.t), id); err != nil {
+	if err := s.Runtime.StartContainer(ctx(s.t), id); err != nil {
 		s.t.Fatal(err)
 	}
 	return id
@@ -232,7 +158,7 @@ func TestContainerExitReachesPLEG(t *testing.T) {
 			uid := types.UID(podCfg.Labels[kubetypes.KubernetesPodUIDLabel])
 			cache := pleg.NewCache()
 			m := &streamMetrics{Metrics: nop{}}
-			o := pleg.Options{Runtime: s.rt, Cache: cache, Metrics: m, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			o := pleg.Options{Runtime: s.Runtime, Cache: cache, Metrics: m, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			var p pleg.PLEG
 			if mode.evented {
 				p = pleg.New(o)
@@ -273,7 +199,7 @@ func TestContainerExitReachesPLEG(t *testing.T) {
 				t.Fatalf("cached pod %q sandboxes %v", st.Name, st.SandboxStatuses)
 			}
 
-			if err := s.rt.RemoveContainer(ctx(t), id); err != nil {
+			if err := s.Runtime.RemoveContainer(ctx(t), id); err != nil {
 				t.Fatal(err)
 			}
 			waitEvent(t, p, uid, pleg.ContainerRemoved, id, 10*time.Second)
@@ -325,7 +251,7 @@ func TestMeasureRelistRealRuntime(t *testing.T) {
 		pod, cfg := s.runPod(fmt.Sprintf("idle-%03d", i))
 		s.runContainer(pod, cfg, "sleep", nil, "sleep", "3600")
 	}
-	timing, err := pleg.MeasureRelist(ctx(t), pleg.Options{Runtime: s.rt}, 20)
+	timing, err := pleg.MeasureRelist(ctx(t), pleg.Options{Runtime: s.Runtime}, 20)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,108 +4,40 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	criclient "k8s.io/cri-client/pkg"
 
 	"github.com/nodekit-dev/nodekit/agent/podruntime"
-	"github.com/nodekit-dev/nodekit/cri"
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testshim"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
 const busybox = "nodekit.local/busybox:latest"
 
-// shim is nodekit's CRI shim in this process, reached over a unix socket through
-// k8s.io/cri-client as the agent reaches it.
-type shim struct {
-	base string
-	rt   internalapi.RuntimeService
-	img  internalapi.ImageManagerService
-}
-
-func startShim(t *testing.T) *shim {
+// startShim starts nodekit's CRI shim in this process, reached over a unix
+// socket through k8s.io/cri-client as the agent reaches it. Pods use the host
+// network.
+func startShim(t *testing.T) *testshim.Shim {
 	t.Helper()
 	testenv.RequireRoot(t)
-	runc, monitor, image := testenv.Binary(t, "runc"), testenv.Binary(t, "nodekit-monitor"), testenv.Image(t, "busybox")
-	base, err := os.MkdirTemp("", "nkpr-") // short: socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(base, 0o711)
-	t.Cleanup(func() { os.RemoveAll(base) })
-	srv, err := cri.New(cri.Options{
-		Root:         filepath.Join(base, "root"),
-		State:        filepath.Join(base, "state"),
-		Runtime:      runc,
-		Monitor:      monitor,
+	base := testenv.TempDir(t, "nkpr-") // short: socket paths are limited
+	return testshim.Start(t, testshim.Options{
+		Dir:          base,
 		CgroupParent: "/nodekit-podruntime-shim-" + filepath.Base(base),
-		CNIConfDir:   filepath.Join(base, "net.d"), // pods use the host network
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Images:       []string{"busybox"},
+		Timeout:      10 * time.Second,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	f, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := srv.Images().Import(context.Background(), f); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(base, "cri.sock")
-	l, err := cri.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	srv.Register(g)
-	go g.Serve(l)
-	t.Cleanup(g.Stop)
-	s := &shim{base: base}
-	if s.rt, err = criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + sock).
-		WithConnectionTimeout(10 * time.Second).WithTracerProvider(nil).Build(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if s.img, err = criclient.NewRemoteImageServiceBuilder().WithEndpoint("unix://" + sock).
-		WithConnectionTimeout(10 * time.Second).WithTracerProvider(nil).Build(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// removeCgroupTree removes what a test left under a cgroup root in every
-// hierarchy.
-func removeCgroupTree(root string) {
-	entries, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, e := range entries {
-		dir := filepath.Join("/sys/fs/cgroup", e.Name(), root)
-		var dirs []string
-		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && fi.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			os.Remove(dirs[i])
-		}
-	}
 }
 
 func sh(script string) []string { return []string{"/bin/sh", "-c", script} }
@@ -119,10 +51,10 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 	var b [4]byte
 	rand.Read(b[:])
 	cgroupRoot := "/nodekit-podruntime-it-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { removeCgroupTree(cgroupRoot) })
-	root, logs := filepath.Join(s.base, "kubelet"), filepath.Join(s.base, "pods-logs")
+	t.Cleanup(func() { leakcheck.RemoveCgroups(t, cgroupRoot) })
+	root, logs := filepath.Join(s.Dir, "kubelet"), filepath.Join(s.Dir, "pods-logs")
 	m, err := podruntime.New(podruntime.Options{
-		Runtime: s.rt, Images: s.img, RuntimeName: "nodekit",
+		Runtime: s.Runtime, Images: s.Images, RuntimeName: "nodekit",
 		RootDir: root, PodLogsDir: logs, CgroupRoot: cgroupRoot,
 		NodeName: "node-it", HostIPs: []string{"127.0.0.1"},
 	})
@@ -186,7 +118,7 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if rs, err := pleg.Inspect(c, s.rt, pod.UID); err == nil {
+		if rs, err := pleg.Inspect(c, s.Runtime, pod.UID); err == nil {
 			zero := int64(0)
 			m.KillPod(c, pod, rs, &zero)
 		}
@@ -204,7 +136,7 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 	var rs *pleg.PodStatus
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		if rs, err = pleg.Inspect(ctx, s.rt, pod.UID); err != nil {
+		if rs, err = pleg.Inspect(ctx, s.Runtime, pod.UID); err != nil {
 			t.Fatal(err)
 		}
 		app, crash := latest(rs, "app"), latest(rs, "crash")
@@ -268,7 +200,7 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 	if p, a, sc := idx("prestop"), idx("app-term"), idx("sidecar-term"); p < 0 || a < 0 || sc < 0 || !(p < a && a < sc) {
 		t.Errorf("stop order %q, want prestop, app-term, sidecar-term", got)
 	}
-	rs, _ = pleg.Inspect(ctx, s.rt, pod.UID)
+	rs, _ = pleg.Inspect(ctx, s.Runtime, pod.UID)
 	for _, c := range rs.ContainerStatuses {
 		if c.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
 			t.Errorf("container %s still running after KillPod", c.GetMetadata().GetName())
@@ -278,7 +210,7 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 	if err := m.RemovePod(ctx, pod.UID); err != nil {
 		t.Fatal(err)
 	}
-	rs, _ = pleg.Inspect(ctx, s.rt, pod.UID)
+	rs, _ = pleg.Inspect(ctx, s.Runtime, pod.UID)
 	if len(rs.ContainerStatuses)+len(rs.SandboxStatuses) != 0 {
 		t.Errorf("left in the runtime: %d containers, %d sandboxes", len(rs.ContainerStatuses), len(rs.SandboxStatuses))
 	}

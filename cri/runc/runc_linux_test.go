@@ -17,34 +17,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testrootfs"
 )
 
 // bundle makes a busybox bundle running `sleep 1000` and starts it detached.
 func startContainer(t *testing.T) (*Runtime, string, *specs.Process) {
 	testenv.RequireRoot(t)
 	bin := testenv.Binary(t, "runc")
-	busybox := testenv.LookPath(t, "busybox")
 	dir, err := os.MkdirTemp("", "nkrunc-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	rootfs := filepath.Join(dir, "bundle", "rootfs")
-	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp"} {
+	for _, d := range []string{"proc", "dev", "sys", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	data, err := os.ReadFile(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"sh", "sleep", "echo", "cat"} {
-		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
-	}
+	testrootfs.Busybox(t, rootfs, "sh", "sleep", "echo", "cat")
 	bundle := filepath.Join(dir, "bundle")
 	if out, err := exec.Command(bin, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
 		t.Fatalf("runc spec: %v %s", err, out)

@@ -16,38 +16,20 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testrootfs"
 )
 
 // busyboxRootfs makes a rootfs holding the host's static busybox with its
 // applets, and the test passwd and group files.
 func busyboxRootfs(t *testing.T) string {
 	t.Helper()
-	bb := testenv.LookPath(t, "busybox")
 	root := writeRootfs(t, t.TempDir(), testPasswd, testGroup)
-	for _, d := range []string{"bin", "tmp", "work"} {
+	for _, d := range []string{"tmp", "work"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
-	}
-	for _, applet := range strings.Fields(string(out)) {
-		if applet == "busybox" {
-			continue
-		}
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testrootfs.Busybox(t, root)
 	return root
 }
 

@@ -1,10 +1,12 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -89,4 +91,43 @@ func Image(t testing.TB, name string) string {
 		Skip(t, "image archive "+p+" missing; run `make images`")
 	}
 	return p
+}
+
+// TempDir creates a directory for the test with a short path (os.TempDir()/
+// prefix<random>: unix socket paths are limited to 108 bytes), searchable by
+// others (0711, as /run/nodekit: root of a pod's user namespace must reach the
+// pod's directories), and removes it at cleanup, after the cleanups registered
+// later.
+func TempDir(t testing.TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// LogBuffer collects the logs of what a test runs in the background (a shim, an
+// agent) for the test to print when it failed: t.Log cannot be used, as
+// goroutines may log after the test returned. It is safe for concurrent use.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
