@@ -13,30 +13,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-func TestExpand(t *testing.T) {
-	vars := map[string]string{"A": "a", "EMPTY": "", "B": "$(A)"}
-	lookup := func(n string) (string, bool) { v, ok := vars[n]; return v, ok }
-	tests := map[string]string{
-		"plain":          "plain",
-		"$(A)":           "a",
-		"x$(A)y$(A)":     "xaya",
-		"$(EMPTY)-":      "-",
-		"$(MISSING)":     "$(MISSING)",
-		"$$(A)":          "$(A)",
-		"$$$(A)":         "$a",
-		"$(A":            "$(A",
-		"100$":           "100$",
-		"$x":             "$x",
-		"$(B)":           "$(A)", // no recursion
-		"a $(A) $$ $(A)": "a a $ a",
-	}
-	for in, want := range tests {
-		if got := expand(in, lookup); got != want {
-			t.Errorf("expand(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestContainerEnv(t *testing.T) {
 	pod := newPod("web", "app")
 	pod.Labels = map[string]string{"tier": "front"}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodekit-dev/nodekit/internal/expansion"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -63,7 +65,7 @@ func containerEnv(pod *v1.Pod, c *v1.Container, ec envContext) ([]envVar, error)
 
 	for i, e := range c.Env {
 		if e.ValueFrom == nil {
-			set(e.Name, expand(e.Value, lookup))
+			set(e.Name, expansion.Expand(e.Value, lookup))
 			continue
 		}
 		src := e.ValueFrom
@@ -191,44 +193,6 @@ func resourceFieldRefValue(pod *v1.Pod, self *v1.Container, f *v1.ResourceFieldS
 	return "", fmt.Errorf("resource %q is not supported", f.Resource)
 }
 
-// expand replaces $(NAME) in s by the value lookup gives for NAME, as the
-// kubelet expands env values, commands and arguments: an unknown name is left
-// as written, $$ is a literal $, and a $ not starting a reference stays.
-func expand(s string, lookup func(string) (string, bool)) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' || i+1 >= len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '(':
-			end := strings.IndexByte(s[i+2:], ')')
-			if end < 0 {
-				b.WriteString("$(")
-				i++
-				continue
-			}
-			name := s[i+2 : i+2+end]
-			if v, ok := lookup(name); ok {
-				b.WriteString(v)
-			} else {
-				b.WriteString("$(" + name + ")")
-			}
-			i += 2 + end
-		default:
-			b.WriteByte('$')
-		}
-	}
-	return b.String()
-}
-
 // expandAll expands $(NAME) references to env in each of l.
 func expandAll(l []string, env []envVar) []string {
 	if l == nil {
@@ -238,10 +202,10 @@ func expandAll(l []string, env []envVar) []string {
 	for _, e := range env {
 		m[e.name] = e.value
 	}
-	lookup := func(n string) (string, bool) { v, ok := m[n]; return v, ok }
+	lookup := expansion.Map(m)
 	out := make([]string, len(l))
 	for i, s := range l {
-		out[i] = expand(s, lookup)
+		out[i] = expansion.Expand(s, lookup)
 	}
 	return out
 }
