@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	kubetypes "k8s.io/kubelet/pkg/types"
+
+	"github.com/nodekit-dev/nodekit/agent/status"
 )
 
 // Container annotations the manager writes on CRI containers (the kubelet's
@@ -19,8 +21,8 @@ import (
 const (
 	AnnotationHash                     = "io.kubernetes.container.hash"
 	AnnotationRestartCount             = "io.kubernetes.container.restartCount"
-	AnnotationTerminationMessagePath   = "io.kubernetes.container.terminationMessagePath"
-	AnnotationTerminationMessagePolicy = "io.kubernetes.container.terminationMessagePolicy"
+	AnnotationTerminationMessagePath   = status.TerminationMessagePathAnnotation // read back by status.ReadTerminationMessage
+	AnnotationTerminationMessagePolicy = status.TerminationMessagePolicyAnnotation
 	AnnotationPreStopHandler           = "io.kubernetes.container.preStopHandler"
 	AnnotationPorts                    = "io.kubernetes.container.ports"
 	AnnotationTerminationGracePeriod   = "io.kubernetes.pod.terminationGracePeriod"

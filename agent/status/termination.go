@@ -96,7 +96,10 @@ func readTail(path string, max int64) ([]byte, error) {
 func logTail(path string) string {
 	data, err := readTail(path, logTailWindow)
 	if err != nil {
-		return ""
+		if errors.Is(err, fs.ErrNotExist) {
+			return ""
+		}
+		return fmt.Sprintf("Error on reading termination message from logs: %v", err)
 	}
 	lines := bytes.Split(data, []byte("\n"))
 	if len(data) >= logTailWindow && len(lines) > 0 {
