@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/cri/runc"
 )
 
 // killWait bounds how long the shim waits for a container to die after SIGKILL.
@@ -103,10 +106,18 @@ func (s *Server) signal(ctx context.Context, rec *containerRecord, sig unix.Sign
 			return err
 		}
 	}
+	// Checking that the runtime still has the container does not make the kill safe:
+	// the container may exit and its monitor delete it in between. It is only a
+	// shortcut; a kill that finds the container gone or stopped has done its job.
 	if !s.runc.Exists(rec.ID) {
 		return nil
 	}
-	return s.runc.Kill(ctx, rec.ID, sig, true)
+	err := s.runc.Kill(ctx, rec.ID, sig, true)
+	if errors.Is(err, runc.ErrNotExist) || errors.Is(err, runc.ErrNotRunning) {
+		s.log.Debug("container exited before it was signalled", "container", rec.ID, "signal", sig)
+		return nil
+	}
+	return err
 }
 
 // waitExit waits until the container's exit is recorded, the timeout passes or ctx

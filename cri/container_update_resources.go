@@ -14,6 +14,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/cri/atomicfile"
+	"github.com/nodekit-dev/nodekit/cri/runc"
 	"github.com/nodekit-dev/nodekit/cri/spec"
 )
 
@@ -65,8 +66,10 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 		if err != nil {
 			return nil, grpcError(codes.Internal, err, "encode resources")
 		}
-		if err := s.runc.Update(ctx, rec.ID, live); err != nil {
-			// A container that exited meanwhile just keeps the new spec.
+		// A container that exited meanwhile (its exit may not be recorded yet) just
+		// keeps the new spec.
+		err = s.runc.Update(ctx, rec.ID, live)
+		if err != nil && !errors.Is(err, runc.ErrNotExist) && !errors.Is(err, runc.ErrNotRunning) {
 			if now := c.snapshot(); now.State == runtime.ContainerState_CONTAINER_RUNNING {
 				return nil, grpcError(codes.Unknown, err, "update container %s", rec.ID)
 			}

@@ -206,10 +206,12 @@ func findBinary(name string) (string, error) {
 // Images returns the server's image store.
 func (s *Server) Images() *image.Store { return s.images }
 
-// Register adds the RuntimeService and ImageService to g.
+// Register adds the RuntimeService and ImageService to g. Every call goes through
+// one wrapper (instrument.go): a panic becomes an Internal error, and every failed
+// call is logged here as well as returned to the client.
 func (s *Server) Register(g *grpc.Server) {
-	runtime.RegisterRuntimeServiceServer(g, s)
-	runtime.RegisterImageServiceServer(g, s)
+	g.RegisterService(instrument(&runtime.RuntimeService_ServiceDesc, s.log), s)
+	g.RegisterService(instrument(&runtime.ImageService_ServiceDesc, s.log), s)
 }
 
 // Listen opens the unix socket at path (replacing a stale one) with mode 0660.

@@ -68,6 +68,10 @@ type State struct {
 // ErrNotExist is returned when the runtime does not know the container.
 var ErrNotExist = errors.New("container does not exist in the runtime")
 
+// ErrNotRunning is returned by Kill when the container exists but has no process
+// left to signal.
+var ErrNotRunning = errors.New("container is not running")
+
 // Exists reports whether the runtime still holds state for id. It only looks at the
 // runtime's state directory, without running the binary.
 func (r *Runtime) Exists(id string) bool {
@@ -109,6 +113,12 @@ func (r *Runtime) List(ctx context.Context) ([]State, error) {
 
 // Kill sends sig to the container's init process, or to all its processes when all
 // is set (needed when the container does not own its PID namespace).
+//
+// A container's process can exit, and its supervisor delete it, at any moment, so
+// whatever a caller checked before is stale by the time the runtime runs. Kill
+// therefore classifies the runtime's own failure instead: a container that is gone
+// gives an error wrapping ErrNotExist, one that has stopped an error wrapping
+// ErrNotRunning; callers that only want the container dead treat both as done.
 func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
 	args := []string{"kill"}
 	if all {
@@ -116,6 +126,24 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all b
 	}
 	args = append(args, id, fmt.Sprint(int(sig)))
 	_, err := r.run(ctx, args...)
+	return r.classify(id, err)
+}
+
+// classify turns a failed command on container id into an error wrapping
+// ErrNotExist when the runtime no longer has the container, or ErrNotRunning when it
+// has stopped, so that callers can tell "too late" from a real failure.
+func (r *Runtime) classify(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "container does not exist") || !r.Exists(id):
+		return fmt.Errorf("%w: %v", ErrNotExist, err)
+	case strings.Contains(msg, "container not running") || strings.Contains(msg, "process already finished") ||
+		strings.Contains(msg, "stopped container"):
+		return fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
 	return err
 }
 
@@ -137,11 +165,12 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 }
 
 // Update applies a resources JSON document (runtime-spec LinuxResources) to a
-// running container.
+// running container. Like Kill, a container that is gone or stopped gives an error
+// wrapping ErrNotExist or ErrNotRunning.
 func (r *Runtime) Update(ctx context.Context, id string, resources []byte) error {
 	cmd := r.command(ctx, "update", "--resources", "-", id)
 	cmd.Stdin = bytes.NewReader(resources)
-	return runCmd(cmd, "update "+id)
+	return r.classify(id, runCmd(cmd, "update "+id))
 }
 
 func (r *Runtime) command(ctx context.Context, args ...string) *exec.Cmd {
