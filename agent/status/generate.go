@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 
+	"github.com/nodekit-dev/nodekit/agent/qos"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -79,7 +80,7 @@ func Generate(pod *v1.Pod, rs *pleg.PodStatus, old v1.PodStatus, opts GenerateOp
 
 	var s v1.PodStatus
 	s.ObservedGeneration = pod.Generation
-	s.QOSClass = podQOS(pod)
+	s.QOSClass = qos.StatusClass(pod)
 	g.setIPs(&s)
 
 	hasInit := len(pod.Spec.InitContainers) > 0
