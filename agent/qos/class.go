@@ -97,4 +97,3 @@ func collectLimits(from, into v1.ResourceList) bool {
 	}
 	return found == 2
 }
-

@@ -29,7 +29,10 @@ func pod(containers ...v1.Container) *v1.Pod {
 // pod-level ones the agent's status and podruntime used to disagree on.
 func TestClass(t *testing.T) {
 	always := v1.ContainerRestartPolicyAlways
-	withInit := func(p *v1.Pod, c v1.Container) *v1.Pod { p.Spec.InitContainers = append(p.Spec.InitContainers, c); return p }
+	withInit := func(p *v1.Pod, c v1.Container) *v1.Pod {
+		p.Spec.InitContainers = append(p.Spec.InitContainers, c)
+		return p
+	}
 	withPodLevel := func(p *v1.Pod, req, lim v1.ResourceList) *v1.Pod {
 		p.Spec.Resources = &v1.ResourceRequirements{Requests: req, Limits: lim}
 		return p
