@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -17,11 +18,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"k8s.io/utils/clock"
 
 	"github.com/nodekit-dev/nodekit/agent/podruntime"
 	"github.com/nodekit-dev/nodekit/agent/podsource"
+	"github.com/nodekit-dev/nodekit/agent/qos"
 	"github.com/nodekit-dev/nodekit/agent/server"
 	"github.com/nodekit-dev/nodekit/agent/stats"
 	"github.com/nodekit-dev/nodekit/agent/status"
@@ -72,11 +75,17 @@ type Agent struct {
 	probes  probes.Manager
 	status  status.Manager
 	pods    *podruntime.Manager
-	source  *podsource.ManifestDir
-	workers *podWorkers
-	server  *server.Server
-	node    *stats.Node
-	metrics *metrics
+	cgroups qos.Manager // nil without cgroupsPerQOS
+	// qosMilli and qosUpdated: the burstable pods' CPU requests and the time at
+	// the last tier update (housekeeping's goroutine only).
+	qosMilli   int64
+	qosUpdated time.Time
+	node0      nodeResources
+	source     *podsource.ManifestDir
+	workers    *podWorkers
+	server     *server.Server
+	node       *stats.Node
+	metrics    *metrics
 
 	mu           sync.RWMutex
 	desired      map[types.UID]*v1.Pod
@@ -138,18 +147,49 @@ func New(o Options) (*Agent, error) {
 		Logger:  a.log.With("component", "probes"),
 		Metrics: a.metrics.probes(),
 	})
+	if err := os.MkdirAll(a.cfg.RootDir, 0o711); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	machine := machineResources(fsCapacity(a.cfg.RootDir))
+	a.node0, err = computeNodeResources(k, machine, hardEvictionReservation(k.EvictionHard, machine))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	var podCgroups podruntime.PodCgroups
+	if *k.CgroupsPerQOS {
+		a.cgroups, err = qos.New(qos.Options{
+			Driver: k.CgroupDriver,
+			Root:   k.CgroupRoot,
+			Pod: qos.PodOptions{
+				CPUCFSQuota:       *k.CPUCFSQuota,
+				CPUCFSQuotaPeriod: k.CPUCFSQuotaPeriod.Duration,
+				PodPidsLimit:      *k.PodPidsLimit,
+			},
+			NodeAllocatable: a.node0.enforced,
+			Logger:          a.log.With("component", "cgroups"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		podCgroups = a.cgroups
+	}
 	a.pods, err = podruntime.New(podruntime.Options{
-		Runtime:       a.rt,
-		Images:        o.Images,
-		RuntimeName:   a.rtName,
-		RootDir:       a.cfg.RootDir,
-		PodLogsDir:    k.PodLogsDir,
-		CgroupDriver:  k.CgroupDriver,
-		CgroupRoot:    k.CgroupRoot,
-		NodeName:      a.cfg.NodeName,
-		HostIPs:       a.hostIPs,
-		ClusterDNS:    k.ClusterDNS,
-		ClusterDomain: k.ClusterDomain,
+		Runtime:         a.rt,
+		Images:          o.Images,
+		RuntimeName:     a.rtName,
+		RootDir:         a.cfg.RootDir,
+		PodLogsDir:      k.PodLogsDir,
+		CgroupDriver:    k.CgroupDriver,
+		CgroupRoot:      k.CgroupRoot,
+		PodCgroups:      podCgroups,
+		DisableCPUQuota: !*k.CPUCFSQuota,
+		CPUQuotaPeriod:  k.CPUCFSQuotaPeriod.Duration,
+		MemoryCapacity:  a.node0.capacity.Memory().Value(),
+		NodeAllocatable: a.node0.allocatable,
+		NodeName:        a.cfg.NodeName,
+		HostIPs:         a.hostIPs,
+		ClusterDNS:      k.ClusterDNS,
+		ClusterDomain:   k.ClusterDomain,
 		Probes: func(kind podruntime.ProbeKind, containerID string) podruntime.ProbeResult {
 			t := probes.Liveness
 			if kind == podruntime.StartupProbe {
@@ -189,6 +229,12 @@ func New(o Options) (*Agent, error) {
 
 // Run runs the agent until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.cgroups != nil {
+		// As the kubelet: the QoS hierarchy exists before any pod runs.
+		if err := a.cgroups.Start(); err != nil {
+			return fmt.Errorf("pod cgroups: %w", err)
+		}
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	a.status.Start()
@@ -411,6 +457,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		}
 		orphans.Insert(uid)
 	}
+	defer a.cgroupHousekeeping(desired, sandboxes)
 	for uid := range orphans {
 		a.log.Info("removing a pod no source wants", "uid", uid)
 		rs, err := pleg.Inspect(ctx, a.rt, uid)
@@ -426,6 +473,55 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			a.log.Warn("housekeeping: remove orphaned pod", "uid", uid, "err", err)
 		}
 		a.cache.Delete(uid)
+	}
+}
+
+// cgroupHousekeeping keeps the pod cgroups in step with the pods: the tiers' CPU
+// shares follow the pods (recomputed when the set of pods changed, and every
+// minute), and the cgroups of pods that are neither wanted nor still in the
+// runtime nor being worked on are removed (pods that vanished while the agent
+// was down, removals that failed).
+func (a *Agent) cgroupHousekeeping(desired map[types.UID]sets.Empty, sandboxes []*runtimeapi.PodSandbox) {
+	if a.cgroups == nil {
+		return
+	}
+	keep := map[types.UID]bool{}
+	for uid := range desired {
+		keep[uid] = true
+	}
+	for _, sb := range sandboxes {
+		if uid := types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel]); uid != "" {
+			keep[uid] = true
+		}
+	}
+	found, err := a.cgroups.PodCgroups()
+	if err != nil {
+		a.log.Warn("housekeeping: list pod cgroups", "err", err)
+		return
+	}
+	for uid := range found {
+		if !keep[uid] && a.workers.known(uid) {
+			keep[uid] = true // still terminating: its worker removes it
+		}
+	}
+	if _, err := a.cgroups.Cleanup(keep); err != nil {
+		a.log.Warn("housekeeping: remove pod cgroups", "err", err)
+	}
+	pods := a.Pods()
+	var burstableMilli int64
+	for _, p := range pods {
+		if qos.Class(p) == v1.PodQOSBurstable {
+			req := qos.PodRequests(p)
+			burstableMilli += req.Cpu().MilliValue()
+		}
+	}
+	now := a.clock.Now()
+	if burstableMilli != a.qosMilli || now.Sub(a.qosUpdated) >= time.Minute {
+		if err := a.cgroups.UpdateQOS(pods); err != nil {
+			a.log.Warn("housekeeping: update QoS cgroups", "err", err)
+			return
+		}
+		a.qosMilli, a.qosUpdated = burstableMilli, now
 	}
 }
 

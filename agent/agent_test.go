@@ -39,7 +39,9 @@ func startFakeAgent(t *testing.T) *fakeAgent {
 	cfg.RootDir = filepath.Join(dir, "root")
 	cfg.Kubelet.StaticPodPath = filepath.Join(dir, "manifests")
 	cfg.Kubelet.PodLogsDir = filepath.Join(dir, "logs")
-	cfg.Kubelet.CgroupRoot = "/nodekit-agent-unit-test" // the fake runtime creates no cgroups
+	cfg.Kubelet.CgroupRoot = "/nodekit-agent-unit-test"
+	noCgroups := false
+	cfg.Kubelet.CgroupsPerQOS = &noCgroups // unit tests make no cgroups (no root); the e2e tests do
 	if err := os.MkdirAll(cfg.Kubelet.StaticPodPath, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,27 @@ func setDefaults(k *kubeletconfig.KubeletConfiguration) {
 	if k.ContainerLogMaxSize == "" {
 		k.ContainerLogMaxSize = "10Mi"
 	}
+	boolean := func(p **bool, def bool) {
+		if *p == nil {
+			v := def
+			*p = &v
+		}
+	}
+	boolean(&k.CgroupsPerQOS, true)
+	boolean(&k.CPUCFSQuota, true)
+	if k.CPUCFSQuotaPeriod == nil {
+		k.CPUCFSQuotaPeriod = &metav1.Duration{Duration: 100 * time.Millisecond}
+	}
+	if k.CgroupRoot == "" {
+		k.CgroupRoot = "/"
+	}
+	if k.PodPidsLimit == nil {
+		v := int64(-1)
+		k.PodPidsLimit = &v
+	}
+	if k.EnforceNodeAllocatable == nil {
+		k.EnforceNodeAllocatable = []string{"pods"}
+	}
 }
 
 // Flags are the kubelet command-line flags the agent understands. Register them

@@ -251,6 +251,14 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 	if len(sandboxes) != 1 || len(containers) != 2 {
 		t.Fatalf("runtime before the kill: sandboxes %v, containers %v", sandboxes, containers)
 	}
+	podCgroup := func(uid types.UID) string {
+		return filepath.Join("/sys/fs/cgroup/cpu", h.cgroupRoot, "kubepods/besteffort/pod"+string(uid))
+	}
+	for _, p := range []*v1.Pod{before, goner} {
+		if _, err := os.Stat(podCgroup(p.UID)); err != nil {
+			t.Fatalf("pod cgroup of %s before the kill: %v", p.Name, err)
+		}
+	}
 
 	// Both daemons die at once, as the embedded shim dies with the kubelet.
 	if err := kubelet.signal(syscall.SIGKILL, 30*time.Second); err != nil {
@@ -280,6 +288,15 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 		_, err := os.Stat(filepath.Join(h.rootDir, "pods", string(goner.UID)))
 		return len(sbs) == 0 && len(cs) == 0 && os.IsNotExist(err)
 	})
+	// The pod cgroups are consistent again: the goner's removed, the survivor's
+	// kept (its containers never stopped).
+	waitFor(t, "the goner's pod cgroup removed", time.Minute, func() bool {
+		_, err := os.Stat(podCgroup(goner.UID))
+		return os.IsNotExist(err)
+	})
+	if _, err := os.Stat(podCgroup(before.UID)); err != nil {
+		t.Errorf("the surviving pod's cgroup after the restart: %v", err)
+	}
 	if findPod(localPods(h.rootDir), "goner") != nil {
 		t.Error("the kubelet lists a pod whose manifest is gone")
 	}

@@ -25,6 +25,7 @@ import (
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"sigs.k8s.io/yaml"
 
@@ -88,6 +89,8 @@ type dump struct {
 type harnessOptions struct {
 	// server runs the kubelet API (127.0.0.1, free port, local socket).
 	server bool
+	// config adjusts the KubeletConfiguration before the agent starts.
+	config func(*kubeletconfig.KubeletConfiguration)
 }
 
 // newHarness starts a shim and an agent for the test. The cleanups stop the
@@ -195,6 +198,9 @@ func (h *harness) startAgent(o harnessOptions) {
 	k.Port = 0 // a free port
 	off := int32(0)
 	k.HealthzPort = &off
+	if o.config != nil {
+		o.config(k)
+	}
 	h.registry = prometheus.NewRegistry()
 	h.agent, err = agent.New(agent.Options{
 		Config:         cfg,

@@ -148,7 +148,11 @@ func (m *Manager) RemovePod(ctx context.Context, uid types.UID) error {
 			errs = append(errs, fmt.Errorf("remove pod log directory: %w", err))
 		}
 	}
-	if m.cgroupDriver == CgroupDriverCgroupfs {
+	if m.podCgroups != nil {
+		if err := m.podCgroups.RemovePod(uid); err != nil {
+			errs = append(errs, err)
+		}
+	} else if m.cgroupDriver == CgroupDriverCgroupfs {
 		for _, qos := range []string{"", "burstable", "besteffort"} {
 			parent := filepath.Join(m.cgroupRoot, "kubepods", qos, "pod"+string(uid))
 			if err := removeCgroup(parent); err != nil {

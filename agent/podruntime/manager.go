@@ -58,6 +58,12 @@ type Options struct {
 	// default DefaultPodLogsDir.
 	RootDir, PodLogsDir string
 
+	// PodCgroups, when set, makes each pod's cgroup (with its resources) at every
+	// sync before anything else, names the sandbox's cgroup parent, and removes
+	// the cgroup in RemovePod (the kubelet's cgroupsPerQOS). Without it the
+	// parent is named from CgroupDriver and CgroupRoot and left to the runtime to
+	// create.
+	PodCgroups PodCgroups
 	// CgroupDriver is "cgroupfs" (default) or "systemd"; CgroupRoot is where the
 	// kubepods hierarchy lives for cgroupfs (default "/", so /kubepods/...).
 	CgroupDriver, CgroupRoot string
@@ -143,7 +149,19 @@ var (
 	ErrConfigPodSandbox      = errors.New("ConfigPodSandboxError")
 	ErrKillPodSandbox        = errors.New("KillPodSandboxError")
 	ErrMountVolumes          = errors.New("FailedMount")
+	ErrCreatePodCgroup       = errors.New("FailedCreatePodContainer")
 )
+
+// PodCgroups makes and removes pod cgroups (agent/qos.Manager implements it).
+type PodCgroups interface {
+	// EnsurePod creates or updates the pod's cgroup and returns the cgroup parent
+	// for its sandbox.
+	EnsurePod(pod *v1.Pod) (parent string, err error)
+	// CgroupParent is the pod's cgroup parent.
+	CgroupParent(pod *v1.Pod) string
+	// RemovePod removes the pod's cgroup.
+	RemovePod(uid types.UID) error
+}
 
 // Result is the outcome of SyncPod.
 type Result struct {
@@ -200,6 +218,7 @@ type Manager struct {
 
 	rootDir, podLogsDir      string
 	cgroupDriver, cgroupRoot string
+	podCgroups               PodCgroups
 	cpuQuota                 bool
 	cpuPeriod                int64 // µs
 	memoryCapacity           int64
@@ -231,7 +250,7 @@ func New(o Options) (*Manager, error) {
 	m := &Manager{
 		rt: o.Runtime, img: o.Images, runtimeName: o.RuntimeName,
 		rootDir: o.RootDir, podLogsDir: o.PodLogsDir,
-		cgroupDriver: o.CgroupDriver, cgroupRoot: o.CgroupRoot,
+		cgroupDriver: o.CgroupDriver, cgroupRoot: o.CgroupRoot, podCgroups: o.PodCgroups,
 		cpuQuota: !o.DisableCPUQuota, cpuPeriod: int64(o.CPUQuotaPeriod / time.Microsecond),
 		memoryCapacity: o.MemoryCapacity, allocatable: o.NodeAllocatable,
 		nodeName: o.NodeName, hostIPs: o.HostIPs,

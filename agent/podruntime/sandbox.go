@@ -75,7 +75,7 @@ func (m *Manager) SandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSan
 		lsc.SelinuxOptions = &runtimeapi.SELinuxOption{User: o.User, Role: o.Role, Type: o.Type, Level: o.Level}
 	}
 	lc := &runtimeapi.LinuxPodSandboxConfig{
-		CgroupParent:    CgroupParent(m.cgroupDriver, m.cgroupRoot, pod),
+		CgroupParent:    m.cgroupParent(pod),
 		SecurityContext: lsc,
 		Sysctls:         map[string]string{},
 	}
@@ -305,4 +305,13 @@ func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// cgroupParent is the pod's cgroup parent: the cgroup manager's, else named as
+// the kubelet names it.
+func (m *Manager) cgroupParent(pod *v1.Pod) string {
+	if m.podCgroups != nil {
+		return m.podCgroups.CgroupParent(pod)
+	}
+	return CgroupParent(m.cgroupDriver, m.cgroupRoot, pod)
 }

@@ -54,6 +54,15 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 		return res
 	}
 
+	if m.podCgroups != nil {
+		// As the kubelet: the pod's cgroup exists, with its current resources,
+		// before anything of the pod runs.
+		if _, err := m.podCgroups.EnsurePod(pod); err != nil {
+			res.fail(ErrCreatePodCgroup, podRef(pod), err.Error())
+			return res
+		}
+	}
+
 	vols, err := m.setupVolumes(pod)
 	if err != nil {
 		res.fail(ErrMountVolumes, podRef(pod), err.Error())

@@ -19,7 +19,8 @@ import (
 type v1Tree struct {
 	hierarchy cgroup1.Hierarchy
 	// roots are the mount points of every hierarchy, where cgroups are removed
-	// (runc creates a container's cgroup in each, the pod's parents with it).
+	// (runc creates a container's cgroup in each, the pod's parents with it,
+	// including the empty v2 "unified" one of a hybrid host).
 	roots []string
 	// list is the hierarchy children are listed from.
 	list string
@@ -34,7 +35,7 @@ func newV1Tree(mount string) (*v1Tree, error) {
 	}
 	t := &v1Tree{list: filepath.Join(mount, "cpu")}
 	for _, e := range entries {
-		if e.IsDir() && e.Name() != "unified" {
+		if e.IsDir() {
 			t.roots = append(t.roots, filepath.Join(mount, e.Name()))
 		}
 	}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package agent
+
+func fsCapacity(string) int64 { return 0 }
