@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,11 @@ type Options struct {
 	// StatusSink receives every new version of each pod's status (default: an
 	// in-memory sink). The API server will be one.
 	StatusSink status.Sink
+	// Sources are pod sources besides the manifest directory of the config
+	// (staticPodPath), for example a podsource.Pods fed from code. The agent runs
+	// the union of their pods; a pod whose UID two sources give is run once, from
+	// the first source.
+	Sources []podsource.Source
 }
 
 // Agent is the node agent.
@@ -81,7 +87,7 @@ type Agent struct {
 	qosMilli   int64
 	qosUpdated time.Time
 	node0      nodeResources
-	source     *podsource.ManifestDir
+	sources    []podsource.Source // the manifest directory first, then Options.Sources
 	workers    *podWorkers
 	server     *server.Server
 	node       *stats.Node
@@ -205,7 +211,7 @@ func New(o Options) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if k.StaticPodPath != "" {
-		a.source, err = podsource.NewManifestDir(podsource.Options{
+		dir, err := podsource.NewManifestDir(podsource.Options{
 			Dir:      k.StaticPodPath,
 			NodeName: a.cfg.NodeName,
 			Period:   k.FileCheckFrequency.Duration,
@@ -215,7 +221,9 @@ func New(o Options) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
+		a.sources = append(a.sources, dir)
 	}
+	a.sources = append(a.sources, o.Sources...)
 	a.workers = newPodWorkers(a, a.clock, k.SyncFrequency.Duration, a.log.With("component", "podworkers"))
 	a.workers.onSync = a.metrics.observeSync
 	a.node = stats.NewNode(stats.NodeOptions{NodeName: a.cfg.NodeName, FsPath: a.cfg.RootDir, Clock: a.clock})
@@ -253,17 +261,32 @@ func (a *Agent) Run(ctx context.Context) error {
 			serverErr <- a.server.Run(ctx)
 		}()
 	}
-	var updates <-chan podsource.Update
-	if a.source != nil {
-		updates = a.source.Updates()
-		bg.Add(1)
+	// Every source's updates reach the loop through one channel, tagged with the
+	// source's index.
+	updates := make(chan sourceUpdate)
+	for i, src := range a.sources {
+		bg.Add(2)
 		go func() {
 			defer bg.Done()
-			a.source.Run(ctx)
+			src.Run(ctx)
 		}()
-	} else {
+		go func() {
+			defer bg.Done()
+			for u := range src.Updates() {
+				select {
+				case updates <- sourceUpdate{i, u}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	if len(a.sources) == 0 {
 		a.sourcesReady.Store(true)
 	}
+	sets := make([][]*v1.Pod, len(a.sources))
+	synced := make([]bool, len(a.sources))
+	sourceErrs := make([][]error, len(a.sources))
 	housekeeping := a.clock.NewTicker(2 * time.Second)
 	defer housekeeping.Stop()
 	a.log.Info("agent running", "node", a.cfg.NodeName, "manifests", a.cfg.Kubelet.StaticPodPath, "evented-pleg", pleg.IsEvented(a.pleg))
@@ -282,12 +305,9 @@ loop:
 			}
 			runErr = fmt.Errorf("kubelet API: %w", err)
 			break loop
-		case u, ok := <-updates:
-			if !ok {
-				updates = nil
-				continue
-			}
-			a.applySourceUpdate(workCtx, u)
+		case u := <-updates:
+			sets[u.source], synced[u.source], sourceErrs[u.source] = u.Pods, true, u.Errors
+			a.applySourceUpdate(workCtx, a.mergeSources(sets, sourceErrs), !slices.Contains(synced, false))
 		case ev := <-a.pleg.Watch():
 			if ev.Type != pleg.ContainerChanged {
 				a.workers.kick(ev.ID)
@@ -316,7 +336,35 @@ loop:
 }
 
 // applySourceUpdate makes the desired set the update's pods.
-func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update) {
+// sourceUpdate is an update of the source a.sources[source].
+type sourceUpdate struct {
+	source int
+	podsource.Update
+}
+
+// mergeSources is the union of every source's latest set: a UID given by two
+// sources is taken from the first.
+func (a *Agent) mergeSources(sets [][]*v1.Pod, errs [][]error) podsource.Update {
+	var out podsource.Update
+	seen := map[types.UID]int{}
+	for i, set := range sets {
+		for _, p := range set {
+			if j, dup := seen[p.UID]; dup {
+				if j != i {
+					a.log.Warn("two pod sources give the same pod; the first one's is run", "pod", podRef(p), "uid", p.UID,
+						"kept", a.sources[j].Name(), "ignored", a.sources[i].Name())
+				}
+				continue
+			}
+			seen[p.UID] = i
+			out.Pods = append(out.Pods, p)
+		}
+		out.Errors = append(out.Errors, errs[i]...)
+	}
+	return out
+}
+
+func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSynced bool) {
 	for _, err := range u.Errors {
 		a.log.Warn("pod manifest rejected", "err", err)
 	}
@@ -349,7 +397,9 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update) {
 			a.workers.remove(uid)
 		}
 	}
-	a.sourcesReady.Store(true)
+	if allSynced {
+		a.sourcesReady.Store(true)
+	}
 	a.metrics.desiredPods.Set(float64(len(next)))
 }
 
