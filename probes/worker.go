@@ -6,6 +6,8 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/restartpolicy"
 )
 
 // worker probes one container of a pod with one probe type, every period,
@@ -188,8 +190,8 @@ func (w *worker) doProbe() (keepGoing bool) {
 	if c.State.Running == nil {
 		w.setResult(Failure)
 		// Go on only if the container may be restarted.
-		return c.State.Terminated == nil || isRestartable(&w.container) ||
-			w.pod.Spec.RestartPolicy != v1.RestartPolicyNever
+		return c.State.Terminated == nil ||
+			restartpolicy.ShouldRestart(&w.container, &w.pod.Spec, c.State.Terminated.ExitCode)
 	}
 
 	if w.pod.DeletionTimestamp != nil && (w.key.probeType == Liveness || w.key.probeType == Startup) {

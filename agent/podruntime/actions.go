@@ -5,6 +5,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/restartpolicy"
 )
 
 // KillReason says why a container is stopped; probe reasons pick the probe's
@@ -133,13 +135,7 @@ func shouldRestart(c *v1.Container, pod *v1.Pod, st *podState) bool {
 		s.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED:
 		return true
 	}
-	switch pod.Spec.RestartPolicy {
-	case v1.RestartPolicyNever:
-		return false
-	case v1.RestartPolicyOnFailure:
-		return s.GetExitCode() != 0
-	}
-	return true
+	return restartpolicy.ShouldRestart(c, &pod.Spec, s.GetExitCode())
 }
 
 func restartOnFailure(pod *v1.Pod) bool { return pod.Spec.RestartPolicy != v1.RestartPolicyNever }
@@ -179,7 +175,7 @@ func (m *Manager) computePodActions(pod *v1.Pod, st *podState) podActions {
 		var start []int
 		for i := range pod.Spec.Containers {
 			c := &pod.Spec.Containers[i]
-			if pod.Spec.RestartPolicy == v1.RestartPolicyOnFailure && succeeded(c, st) {
+			if restartpolicy.RunsOnce(c, &pod.Spec) && succeeded(c, st) {
 				continue
 			}
 			start = append(start, i)
@@ -219,7 +215,7 @@ func (m *Manager) computePodActions(pod *v1.Pod, st *podState) podActions {
 		}
 		var msg string
 		var reason KillReason
-		restart := restartOnFailure(pod)
+		restart := restartpolicy.RestartsWhenKilled(c, &pod.Spec)
 		switch {
 		case containerChanged(c, s):
 			msg, restart = fmt.Sprintf("Container %s definition changed", c.Name), true
@@ -325,7 +321,7 @@ func (m *Manager) computeInitActions(pod *v1.Pod, st *podState, a *podActions) b
 				break
 			}
 			if initFailed(s) {
-				if !restartOnFailure(pod) {
+				if !restartpolicy.ShouldRestart(c, &pod.Spec, s.GetExitCode()) {
 					a.killPod = true
 					a.initToStart = nil
 					return false
@@ -340,7 +336,7 @@ func (m *Manager) computeInitActions(pod *v1.Pod, st *podState, a *podActions) b
 			}
 
 		default: // unknown
-			if !sidecar && !restartOnFailure(pod) {
+			if !sidecar && !restartpolicy.RestartsWhenKilled(c, &pod.Spec) {
 				a.killPod = true
 				a.initToStart = nil
 				return false

@@ -280,6 +280,37 @@ func TestComputePodActions(t *testing.T) {
 			},
 			probes: map[string]ProbeResult{"startup/app-0": ProbeFailure},
 			want:   want{start: []int{0}, kill: []string{"app"}}},
+		// Per-container restartPolicy and restartPolicyRules (ContainerRestartRules).
+		{name: "container Never in an Always pod: not restarted; the other one is", pod: withContainerPolicy(newPod("p", "a", "b"), "a", v1.ContainerRestartPolicyNever),
+			sbs: []*runtimeapi.PodSandboxStatus{sbStatus(0, true, 1)},
+			cs: func(p *v1.Pod) []*runtimeapi.ContainerStatus {
+				return []*runtimeapi.ContainerStatus{cs(p, "a", 0, exited, 1, 2), cs(p, "b", 0, exited, 1, 3)}
+			},
+			want: want{start: []int{1}}},
+		{name: "container Always in a Never pod: restarted", pod: withContainerPolicy(withPolicy(newPod("p", "a"), v1.RestartPolicyNever), "a", v1.ContainerRestartPolicyAlways),
+			sbs: []*runtimeapi.PodSandboxStatus{sbStatus(0, true, 1)},
+			cs: func(p *v1.Pod) []*runtimeapi.ContainerStatus {
+				return []*runtimeapi.ContainerStatus{cs(p, "a", 0, exited, 0, 2)}
+			},
+			want: want{start: []int{0}}},
+		{name: "restart rule matches the exit code", pod: withRetryOn(withPolicy(newPod("p", "a"), v1.RestartPolicyNever), "a", 42),
+			sbs: []*runtimeapi.PodSandboxStatus{sbStatus(0, true, 1)},
+			cs: func(p *v1.Pod) []*runtimeapi.ContainerStatus {
+				return []*runtimeapi.ContainerStatus{cs(p, "a", 0, exited, 42, 2)}
+			},
+			want: want{start: []int{0}}},
+		{name: "restart rule does not match: done, the pod is stopped", pod: withRetryOn(withPolicy(newPod("p", "a"), v1.RestartPolicyNever), "a", 42),
+			sbs: []*runtimeapi.PodSandboxStatus{sbStatus(0, true, 1)},
+			cs: func(p *v1.Pod) []*runtimeapi.ContainerStatus {
+				return []*runtimeapi.ContainerStatus{cs(p, "a", 0, exited, 1, 2)}
+			},
+			want: want{killPod: true}},
+		{name: "init container Never in an Always pod failed: the pod is done", pod: withInits(newPod("p", "app"), withOwnPolicy(initC("i0", false), v1.ContainerRestartPolicyNever)),
+			sbs: []*runtimeapi.PodSandboxStatus{sbStatus(0, true, 1)},
+			cs: func(p *v1.Pod) []*runtimeapi.ContainerStatus {
+				return []*runtimeapi.ContainerStatus{cs(p, "i0", 0, exited, 1, 2)}
+			},
+			want: want{killPod: true}},
 		{name: "image changed: restart even under Never", pod: withPolicy(newPod("p", "app"), v1.RestartPolicyNever),
 			sbs: []*runtimeapi.PodSandboxStatus{sbStatus(0, true, 1)},
 			cs: func(p *v1.Pod) []*runtimeapi.ContainerStatus {
@@ -312,4 +343,31 @@ func TestComputePodActions(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withContainerPolicy(p *v1.Pod, name string, policy v1.ContainerRestartPolicy) *v1.Pod {
+	for i := range p.Spec.Containers {
+		if p.Spec.Containers[i].Name == name {
+			p.Spec.Containers[i].RestartPolicy = &policy
+		}
+	}
+	return p
+}
+
+func withOwnPolicy(c v1.Container, policy v1.ContainerRestartPolicy) v1.Container {
+	c.RestartPolicy = &policy
+	return c
+}
+
+// withRetryOn gives container name restartPolicy Never and a rule restarting it
+// on exit code code.
+func withRetryOn(p *v1.Pod, name string, code int32) *v1.Pod {
+	p = withContainerPolicy(p, name, v1.ContainerRestartPolicyNever)
+	for i := range p.Spec.Containers {
+		if p.Spec.Containers[i].Name == name {
+			p.Spec.Containers[i].RestartPolicyRules = []v1.ContainerRestartRule{{Action: v1.ContainerRestartRuleActionRestart,
+				ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: v1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{code}}}}
+		}
+	}
+	return p
 }

@@ -307,11 +307,20 @@ func TestParseValidation(t *testing.T) {
 			[]string{`spec.containers[0].imagePullPolicy: Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}},
 		{"terminationMessagePolicy", c0(func(c *v1.Container) { c.TerminationMessagePolicy = "Stdout" }),
 			[]string{`spec.containers[0].terminationMessagePolicy: Unsupported value: "Stdout"`}},
-		{"app container restartPolicy", c0(func(c *v1.Container) { c.RestartPolicy = &always }),
-			[]string{"spec.containers[0].restartPolicy: Forbidden: may only be set for init containers"}},
-		{"sidecar restartPolicy OnFailure", func(p *v1.Pod) {
-			p.Spec.InitContainers = []v1.Container{{Name: "side", Image: "busybox", RestartPolicy: &onFailure}}
-		}, []string{`spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"`}},
+		// Per-container restartPolicy and restartPolicyRules (ContainerRestartRules).
+		{"container restartPolicy value", c0(func(c *v1.Container) { p := v1.ContainerRestartPolicy("Sometimes"); c.RestartPolicy = &p }),
+			[]string{`spec.containers[0].restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"`}},
+		{"restart rules without restartPolicy", c0(func(c *v1.Container) {
+			c.RestartPolicyRules = []v1.ContainerRestartRule{{Action: v1.ContainerRestartRuleActionRestart,
+				ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: v1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{1}}}}
+		}), []string{"spec.containers[0].restartPolicy: Required value: must specify restartPolicy when restart rules are used"}},
+		{"restart rule action and exit codes", c0(func(c *v1.Container) {
+			c.RestartPolicy = &onFailure
+			c.RestartPolicyRules = []v1.ContainerRestartRule{{Action: "Retry"},
+				{Action: v1.ContainerRestartRuleActionRestart, ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: "Is"}}}
+		}), []string{`spec.containers[0].restartPolicyRules[0].action: Unsupported value: "Retry": supported values: "Restart"`,
+			"spec.containers[0].restartPolicyRules[0].exitCodes: Required value: must be specified",
+			`spec.containers[0].restartPolicyRules[1].exitCodes.operator: Unsupported value: "Is": supported values: "In", "NotIn"`}},
 		{"init container probe", func(p *v1.Pod) {
 			p.Spec.InitContainers = []v1.Container{{Name: "init", Image: "busybox", ReadinessProbe: probe(httpGet)}}
 		}, []string{"spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"}},

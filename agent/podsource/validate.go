@@ -100,17 +100,11 @@ func validateContainer(c *v1.Container, init bool, p *field.Path, names map[stri
 	errs = append(errs, oneOf(p.Child("terminationMessagePolicy"), c.TerminationMessagePolicy,
 		v1.TerminationMessageReadFile, v1.TerminationMessageFallbackToLogsOnError)...)
 
-	sidecar := false
-	if rp := c.RestartPolicy; rp != nil {
-		switch {
-		case !init:
-			errs = append(errs, field.Forbidden(p.Child("restartPolicy"), "may only be set for init containers"))
-		case *rp != v1.ContainerRestartPolicyAlways:
-			errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *rp, []v1.ContainerRestartPolicy{v1.ContainerRestartPolicyAlways}))
-		default:
-			sidecar = true
-		}
-	}
+	// A container's own restartPolicy and restartPolicyRules (ContainerRestartRules,
+	// on by default since Kubernetes 1.35); an init container with Always is a
+	// sidecar.
+	sidecar := init && c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+	errs = append(errs, validateRestartPolicy(c, p)...)
 	if init && !sidecar {
 		for _, f := range []struct {
 			name string
@@ -557,4 +551,37 @@ func strs(p *field.Path, value any, msgs []string) field.ErrorList {
 		return nil
 	}
 	return field.ErrorList{field.Invalid(p, value, strings.Join(msgs, "; "))}
+}
+
+// validateRestartPolicy checks a container's restartPolicy and restartPolicyRules
+// as the API server does.
+func validateRestartPolicy(c *v1.Container, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if c.RestartPolicy == nil {
+		if len(c.RestartPolicyRules) > 0 {
+			errs = append(errs, field.Required(p.Child("restartPolicy"), "must specify restartPolicy when restart rules are used"))
+		}
+	} else {
+		errs = append(errs, oneOf(p.Child("restartPolicy"), *c.RestartPolicy,
+			v1.ContainerRestartPolicyAlways, v1.ContainerRestartPolicyOnFailure, v1.ContainerRestartPolicyNever)...)
+	}
+	if len(c.RestartPolicyRules) > 20 {
+		errs = append(errs, field.TooMany(p.Child("restartPolicyRules"), len(c.RestartPolicyRules), 20))
+	}
+	for i, rule := range c.RestartPolicyRules {
+		rp := p.Child("restartPolicyRules").Index(i)
+		if rule.Action != v1.ContainerRestartRuleActionRestart {
+			errs = append(errs, field.NotSupported(rp.Child("action"), rule.Action, []v1.ContainerRestartRuleAction{v1.ContainerRestartRuleActionRestart}))
+		}
+		if rule.ExitCodes == nil {
+			errs = append(errs, field.Required(rp.Child("exitCodes"), "must be specified"))
+			continue
+		}
+		errs = append(errs, oneOf(rp.Child("exitCodes", "operator"), rule.ExitCodes.Operator,
+			v1.ContainerRestartRuleOnExitCodesOpIn, v1.ContainerRestartRuleOnExitCodesOpNotIn)...)
+		if len(rule.ExitCodes.Values) > 255 {
+			errs = append(errs, field.TooMany(rp.Child("exitCodes", "values"), len(rule.ExitCodes.Values), 255))
+		}
+	}
+	return errs
 }

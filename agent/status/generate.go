@@ -14,6 +14,7 @@ import (
 	kubetypes "k8s.io/kubelet/pkg/types"
 
 	"github.com/nodekit-dev/nodekit/agent/qos"
+	"github.com/nodekit-dev/nodekit/internal/restartpolicy"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -264,13 +265,7 @@ func (g *generator) shouldRestart(c *v1.Container) bool {
 	if isSidecar(c) {
 		return true
 	}
-	switch g.pod.Spec.RestartPolicy {
-	case v1.RestartPolicyNever:
-		return false
-	case v1.RestartPolicyOnFailure:
-		return s.GetExitCode() != 0
-	}
-	return true
+	return restartpolicy.ShouldRestart(c, &g.pod.Spec, s.GetExitCode())
 }
 
 func (g *generator) containerID(id string) string {

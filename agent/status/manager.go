@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+
+	"github.com/nodekit-dev/nodekit/internal/restartpolicy"
 )
 
 // Sink receives pod statuses from a Manager. Put is called from the Manager's
@@ -349,7 +351,15 @@ func checkTransitions(old, s *v1.PodStatus, spec *v1.PodSpec) error {
 	}
 	stuck := func(o v1.ContainerStatus) bool {
 		t := o.State.Terminated
-		return t != nil && !(t.ExitCode != 0 && spec.RestartPolicy == v1.RestartPolicyOnFailure)
+		if t == nil || (t.ExitCode != 0 && spec.RestartPolicy == v1.RestartPolicyOnFailure) {
+			return false
+		}
+		for i := range spec.Containers {
+			if c := &spec.Containers[i]; c.Name == o.Name && restartpolicy.ShouldRestart(c, spec, t.ExitCode) {
+				return false // its own policy or rules restart it
+			}
+		}
+		return true
 	}
 	for _, o := range old.ContainerStatuses {
 		if !stuck(o) {

@@ -2,6 +2,8 @@ package status
 
 import (
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/restartpolicy"
 )
 
 // Annotation and value the kubelet uses to tell where a pod came from; pods from
@@ -24,11 +26,13 @@ func isStaticPod(pod *v1.Pod) bool {
 // the current sandbox exists, so restarting sidecars do not send the pod back to
 // Pending.
 //
-// Per-container restart rules (the alpha ContainerRestartRules gate) are not
-// supported: the pod's restartPolicy decides.
+// A container's own restartPolicy and restartPolicyRules (ContainerRestartRules,
+// on by default since Kubernetes 1.35) decide whether an exited container is
+// restarting, as upstream: a pod is Failed when an init container failed for good,
+// Running while any exited container will restart.
 func phase(pod *v1.Pod, statuses []v1.ContainerStatus, podIsTerminal, initialized bool) v1.PodPhase {
 	spec := &pod.Spec
-	pendingInit, pendingSidecars, failedInit := 0, 0, 0
+	pendingInit, pendingSidecars, failedInitForGood := 0, 0, 0
 
 	for i := range spec.InitContainers {
 		c := &spec.InitContainers[i]
@@ -44,13 +48,13 @@ func phase(pod *v1.Pod, statuses []v1.ContainerStatus, podIsTerminal, initialize
 		case s.State.Running != nil:
 			pendingInit++
 		case s.State.Terminated != nil:
-			if s.State.Terminated.ExitCode != 0 {
-				failedInit++
+			if code := s.State.Terminated.ExitCode; code != 0 && !restartpolicy.ShouldRestart(c, spec, code) {
+				failedInitForGood++
 			}
 		case s.State.Waiting != nil:
 			if t := s.LastTerminationState.Terminated; t != nil {
-				if t.ExitCode != 0 {
-					failedInit++
+				if t.ExitCode != 0 && !restartpolicy.ShouldRestart(c, spec, t.ExitCode) {
+					failedInitForGood++
 				}
 			} else {
 				pendingInit++
@@ -60,7 +64,7 @@ func phase(pod *v1.Pod, statuses []v1.ContainerStatus, podIsTerminal, initialize
 		}
 	}
 
-	unknown, running, waiting, stopped, succeeded := 0, 0, 0, 0, 0
+	unknown, running, waiting, stopped, stoppedForGood, succeeded := 0, 0, 0, 0, 0, 0
 
 	for i := range spec.InitContainers {
 		c := &spec.InitContainers[i]
@@ -91,7 +95,8 @@ func phase(pod *v1.Pod, statuses []v1.ContainerStatus, podIsTerminal, initialize
 		}
 	}
 
-	for _, c := range spec.Containers {
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
 		s, ok := findStatus(statuses, c.Name)
 		if !ok {
 			unknown++
@@ -102,12 +107,19 @@ func phase(pod *v1.Pod, statuses []v1.ContainerStatus, podIsTerminal, initialize
 			running++
 		case s.State.Terminated != nil:
 			stopped++
-			if s.State.Terminated.ExitCode == 0 {
+			code := s.State.Terminated.ExitCode
+			if !restartpolicy.ShouldRestart(c, spec, code) {
+				stoppedForGood++
+			}
+			if code == 0 {
 				succeeded++
 			}
 		case s.State.Waiting != nil:
-			if s.LastTerminationState.Terminated != nil {
+			if t := s.LastTerminationState.Terminated; t != nil {
 				stopped++
+				if !restartpolicy.ShouldRestart(c, spec, t.ExitCode) {
+					stoppedForGood++
+				}
 			} else {
 				waiting++
 			}
@@ -116,7 +128,7 @@ func phase(pod *v1.Pod, statuses []v1.ContainerStatus, podIsTerminal, initialize
 		}
 	}
 
-	if failedInit > 0 && spec.RestartPolicy == v1.RestartPolicyNever {
+	if failedInitForGood > 0 {
 		return v1.PodFailed
 	}
 
@@ -134,16 +146,13 @@ func phase(pod *v1.Pod, statuses []v1.ContainerStatus, podIsTerminal, initialize
 			}
 			return v1.PodFailed
 		}
-		if spec.RestartPolicy == v1.RestartPolicyAlways {
-			return v1.PodRunning // restarting
+		if stopped != stoppedForGood {
+			return v1.PodRunning // some are restarting
 		}
 		if stopped == succeeded {
 			return v1.PodSucceeded
 		}
-		if spec.RestartPolicy == v1.RestartPolicyNever {
-			return v1.PodFailed
-		}
-		return v1.PodRunning // OnFailure: restarting the failed ones
+		return v1.PodFailed
 	default:
 		return v1.PodPending
 	}

@@ -216,3 +216,59 @@ func TestGenerateCarriesSidecarStarted(t *testing.T) {
 		}
 	}
 }
+
+// TestPhaseWithContainerRestartPolicy ports upstream's
+// TestPodPhaseWithContainerRestartPolicy{,InitContainers} (ContainerRestartRules
+// on, as by default since 1.35) and adds restart rules.
+func TestPhaseWithContainerRestartPolicy(t *testing.T) {
+	never, onFailure, always := v1.ContainerRestartPolicyNever, v1.ContainerRestartPolicyOnFailure, v1.ContainerRestartPolicyAlways
+	ctr := func(name string, p *v1.ContainerRestartPolicy) v1.Container {
+		return v1.Container{Name: name, RestartPolicy: p}
+	}
+	retry42 := ctr("retry42", &never)
+	retry42.RestartPolicyRules = []v1.ContainerRestartRule{{Action: v1.ContainerRestartRuleActionRestart,
+		ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: v1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{42}}}}
+	for _, tc := range []struct {
+		name       string
+		restart    v1.RestartPolicy
+		init, apps []v1.Container
+		statuses   []v1.ContainerStatus
+		want       v1.PodPhase
+	}{
+		// TestPodPhaseWithContainerRestartPolicy
+		{"container with restart policy Never failed", v1.RestartPolicyAlways, nil,
+			[]v1.Container{ctr("failed-container", &never)}, cs(vExited("failed-container", 1)), v1.PodFailed},
+		{"container with restart policy OnFailure failed", v1.RestartPolicyAlways, nil,
+			[]v1.Container{ctr("failed-container", &onFailure)}, cs(vExited("failed-container", 1)), v1.PodRunning},
+		{"container with restart policy Always failed", v1.RestartPolicyAlways, nil,
+			[]v1.Container{ctr("failed-container", &always)}, cs(vExited("failed-container", 1)), v1.PodRunning},
+		{"At least one container with restartable container-level restart policy failed", v1.RestartPolicyNever, nil,
+			[]v1.Container{ctr("containerA", &always), ctr("containerB", nil)}, cs(vExited("containerA", 0), vExited("containerB", 1)), v1.PodRunning},
+		{"All containers without restartable container-level restart policy failed", v1.RestartPolicyAlways, nil,
+			[]v1.Container{ctr("containerA", &never), ctr("containerB", &onFailure)}, cs(vExited("containerA", 1), vExited("containerB", 0)), v1.PodFailed},
+		{"All containers succeeded", v1.RestartPolicyAlways, nil,
+			[]v1.Container{ctr("containerA", &never), ctr("containerB", &onFailure)}, cs(vExited("containerA", 0), vExited("containerB", 0)), v1.PodSucceeded},
+		// TestPodPhaseWithContainerRestartPolicyInitContainers
+		{"init container with restart policy Never failed", v1.RestartPolicyAlways, []v1.Container{ctr("failed-container", &never)},
+			[]v1.Container{ctr("container", nil)}, cs(vExited("failed-container", 1)), v1.PodFailed},
+		{"init container with restart policy OnFailure failed", v1.RestartPolicyNever, []v1.Container{ctr("failed-container", &onFailure)},
+			[]v1.Container{ctr("container", nil)}, cs(vExited("failed-container", 1)), v1.PodPending},
+		{"init container with restart policy Always failed", v1.RestartPolicyNever, []v1.Container{ctr("failed-container", &always)},
+			[]v1.Container{ctr("container", nil)}, cs(vExited("failed-container", 1)), v1.PodPending},
+		// Restart rules.
+		{"rule restarts exit 42 in a Never pod", v1.RestartPolicyNever, nil,
+			[]v1.Container{retry42}, cs(vBackOff("retry42", 42)), v1.PodRunning},
+		{"rule does not match exit 1", v1.RestartPolicyNever, nil,
+			[]v1.Container{retry42}, cs(vExited("retry42", 1)), v1.PodFailed},
+		{"init container retried by its rule", v1.RestartPolicyNever, []v1.Container{func() v1.Container { c := retry42; c.Name = "init"; return c }()},
+			[]v1.Container{ctr("app", nil)}, cs(vBackOff("init", 42)), v1.PodPending},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &v1.Pod{Spec: v1.PodSpec{RestartPolicy: tc.restart, InitContainers: tc.init, Containers: tc.apps}}
+			p.Annotations = map[string]string{configSourceAnnotation: apiserverSource}
+			if got := phase(p, tc.statuses, false, true); got != tc.want {
+				t.Errorf("phase = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
