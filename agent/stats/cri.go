@@ -244,10 +244,7 @@ func (c *converter) container(cs *runtimeapi.ContainerStats, ctr *runtimeapi.Con
 		out.Rootfs.UsedBytes = value(wl.UsedBytes)
 		out.Rootfs.InodesUsed = value(wl.InodesUsed)
 		if fi := c.statFs(wl.GetFsId().GetMountpoint()); fi != nil {
-			out.Rootfs.CapacityBytes = ptr(fi.capacity)
-			out.Rootfs.AvailableBytes = ptr(fi.available)
-			out.Rootfs.Inodes = ptr(fi.inodes)
-			out.Rootfs.InodesFree = ptr(fi.inodesFree)
+			fi.fill(out.Rootfs)
 		}
 	}
 	if podLogDir != "" {
@@ -264,10 +261,7 @@ func (c *converter) logs(dir string) *statsapi.FsStats {
 	}
 	fs := &statsapi.FsStats{Time: metav1.NewTime(c.o.Now), UsedBytes: ptr(used), InodesUsed: ptr(inodes)}
 	if fi := c.statFs(c.o.PodLogsDir); fi != nil {
-		fs.CapacityBytes = ptr(fi.capacity)
-		fs.AvailableBytes = ptr(fi.available)
-		fs.Inodes = ptr(fi.inodes)
-		fs.InodesFree = ptr(fi.inodesFree)
+		fi.fill(fs)
 	}
 	return fs
 }
@@ -277,10 +271,7 @@ func (c *converter) logs(dir string) *statsapi.FsStats {
 func (c *converter) ephemeral(containers []statsapi.ContainerStats, logDir string) *statsapi.FsStats {
 	es := &statsapi.FsStats{Time: metav1.NewTime(c.o.Now)}
 	if fi := c.statFs(c.o.PodLogsDir); fi != nil {
-		es.CapacityBytes = ptr(fi.capacity)
-		es.AvailableBytes = ptr(fi.available)
-		es.Inodes = ptr(fi.inodes)
-		es.InodesFree = ptr(fi.inodesFree)
+		fi.fill(es)
 	}
 	for _, ctr := range containers {
 		if ctr.Rootfs == nil {

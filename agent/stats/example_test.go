@@ -5,6 +5,7 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/nodekit-dev/nodekit/agent/stats"
 )
@@ -41,13 +42,21 @@ func ExampleFromCRI() {
 	//   nginx started 2024-01-01T00:00:00Z
 }
 
-// Node reads /proc; the second call reports CPU use in nanocores.
+// Node reads the root cgroup, the machine and the filesystem through cAdvisor;
+// the second Stats call at least a second later reports CPU use in nanocores.
 func ExampleNode() {
-	node := stats.NewNode(stats.NodeOptions{NodeName: "node-a", FsPath: "/"})
+	node := stats.NewNode(stats.NodeOptions{NodeName: "node-a", FsPath: "/var/lib/nodekit-kubelet",
+		SystemContainers: map[string]string{statsapi.SystemContainerPods: "/kubepods"}})
+	mi, err := node.Machine()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("%d cores, %d bytes of memory, %d bytes of ephemeral storage\n", mi.NumCores, mi.MemoryCapacity, mi.FsCapacity)
 	ns, err := node.Stats()
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(ns.NodeName, ns.CPU.UsageCoreNanoSeconds != nil, ns.Memory.WorkingSetBytes != nil)
+	fmt.Println("memory.available:", *ns.Memory.AvailableBytes) // capacity − working set
 }

@@ -1,52 +1,91 @@
 package stats
 
 import (
-	"bufio"
-	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	cadvisorapi "github.com/google/cadvisor/lib/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/clock"
 )
 
-// userHZ is the unit of /proc/stat times: USER_HZ, 100 on every Linux ABI.
-const userHZ = 100
-
 // minRateWindow is the shortest interval usageNanoCores is computed over;
 // calls closer together get the rate of the last full window.
 const minRateWindow = time.Second
 
+// maxMemorySize is the kubelet's bound above which a cgroup memory limit means
+// "unlimited" (no availableBytes is reported).
+const maxMemorySize = uint64(1 << 62)
+
+// defaultInterface is the interface the kubelet reports as the node's network
+// when there is no default route.
+const defaultInterface = "eth0"
+
 // NodeOptions configures a Node.
 type NodeOptions struct {
 	NodeName string
-	ProcRoot string // "" means /proc
-	FsPath   string // a directory on the filesystem reported as the node's Fs (the agent's root dir); "" means /
-	Clock    clock.PassiveClock
+	// ProcRoot is where the figures cAdvisor does not read come from: the
+	// boot time (stat), the default route's interface (1/net/route) and the
+	// process limits (sys/kernel/pid_max, sys/kernel/threads-max, loadavg).
+	// "" means /proc. cAdvisor reads the host's /proc, /sys and cgroup
+	// filesystem where they are mounted.
+	ProcRoot string
+	// FsPath is a directory on the filesystem reported as the node's Fs (the
+	// agent's root dir: nodefs); "" means /.
+	FsPath string
+	Clock  clock.PassiveClock
+	// SystemContainers maps the Summary's system container names
+	// (statsapi.SystemContainerPods "pods", SystemContainerKubelet,
+	// SystemContainerRuntime, SystemContainerMisc) to their cgroups, as paths
+	// under the cgroup hierarchy root ("/kubepods", "/kubepods.slice"). Their
+	// CPU, memory and swap are read as the root's; the "pods" one's
+	// availableBytes (its memory limit less its working set) is what the
+	// eviction manager's allocatableMemory.available is. A cgroup that does
+	// not exist is left out.
+	SystemContainers map[string]string
 }
 
-// Node reads the node's Summary figures. It keeps the previous CPU sample to
+// Node reads the node's Summary figures through cAdvisor (the root cgroup,
+// the machine and the filesystems) and keeps the previous CPU samples to
 // report usageNanoCores; it is safe for concurrent use.
 type Node struct {
 	o NodeOptions
 
-	mu       sync.Mutex
-	base     *cpuSample // the sample the current rate window started with
-	lastRate *uint64
+	mu    sync.Mutex
+	src   nodeSource // created on first use
+	rates map[string]*rateWindow
 }
 
-type cpuSample struct {
+// nodeSource is where the cAdvisor figures come from: on Linux the host's
+// cgroups and machine through cAdvisor's packages; tests use a fake.
+type nodeSource interface {
+	// cgroup returns the spec and stats of a cgroup ("/" is the root: the
+	// whole machine, with the machine's memory and swap as its limits and
+	// pid 1's network), as cAdvisor's raw container handler reports them;
+	// errNoCgroup when it does not exist.
+	cgroup(name string) (cadvisorapi.ContainerSpec, *cadvisorapi.ContainerStats, error)
+	// machine returns cAdvisor's machine and version info (read once).
+	machine() (*cadvisorapi.MachineInfo, *cadvisorapi.VersionInfo, error)
+}
+
+var errNoCgroup = errors.New("no such cgroup")
+
+// rateWindow is the CPU sample a rate window started with and the last rate.
+type rateWindow struct {
 	at    time.Time
 	usage uint64 // core-nanoseconds
+	last  *uint64
 }
 
-// NewNode returns a Node reading o.ProcRoot.
+// NewNode returns a Node for o; nothing is read until Stats or Machine.
 func NewNode(o NodeOptions) *Node {
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
@@ -57,213 +96,222 @@ func NewNode(o NodeOptions) *Node {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Node{o: o}
+	return &Node{o: o, rates: map[string]*rateWindow{}}
 }
 
-// Stats returns the node's CPU, memory, swap, filesystem, network and process
-// figures. /proc/stat, /proc/meminfo and the filesystem are required; network,
-// page faults and process limits are left out when their files are missing.
+func (n *Node) source() (nodeSource, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.src == nil {
+		s, err := newHostSource()
+		if err != nil {
+			return nil, err
+		}
+		n.src = s
+	}
+	return n.src, nil
+}
+
+// Stats returns the node's figures as the kubelet's Summary has them: CPU,
+// memory, swap and IO pressure of the root cgroup, pid 1's network, the
+// filesystem of FsPath (nodefs), process limits and the configured system
+// containers. The root cgroup and the filesystem are required; the rest is
+// left out when it cannot be read.
 func (n *Node) Stats() (*statsapi.NodeStats, error) {
+	src, err := n.source()
+	if err != nil {
+		return nil, fmt.Errorf("node stats: %w", err)
+	}
 	now := n.o.Clock.Now()
 	ts := metav1.NewTime(now)
+
+	spec, st, err := src.cgroup("/")
+	if err != nil {
+		return nil, fmt.Errorf("node CPU and memory (root cgroup): %w", err)
+	}
 	ns := &statsapi.NodeStats{NodeName: n.o.NodeName}
-
-	st, err := readProcStat(filepath.Join(n.o.ProcRoot, "stat"))
-	if err != nil {
-		return nil, err
+	if boot, ok := readBootTime(filepath.Join(n.o.ProcRoot, "stat")); ok {
+		ns.StartTime = metav1.NewTime(boot)
 	}
-	ns.StartTime = metav1.NewTime(time.Unix(st.bootTime, 0))
-	ns.CPU = &statsapi.CPUStats{Time: ts, UsageCoreNanoSeconds: ptr(st.usage), UsageNanoCores: n.rate(now, st.usage)}
-
-	mi, err := readKeyValues(filepath.Join(n.o.ProcRoot, "meminfo"), 1024)
-	if err != nil {
-		return nil, err
+	ns.CPU = n.cpuStats("/", spec, st, now)
+	ns.Memory = memoryStats(spec, st, ts)
+	ns.Swap = swapStats(spec, st, ts)
+	ns.IO = ioStats(st, ts)
+	def := defaultRouteInterface(filepath.Join(n.o.ProcRoot, "1", "net", "route"))
+	if def == "" {
+		def = defaultInterface
 	}
-	ns.Memory, ns.Swap = memoryStats(mi, ts)
-	if vm, err := readKeyValues(filepath.Join(n.o.ProcRoot, "vmstat"), 1); err == nil {
-		ns.Memory.PageFaults = lookup(vm, "pgfault")
-		ns.Memory.MajorPageFaults = lookup(vm, "pgmajfault")
-	}
+	ns.Network = networkStats(st, def, ts)
 
 	fs, err := statFs(n.o.FsPath)
 	if err != nil {
 		return nil, fmt.Errorf("node filesystem %s: %w", n.o.FsPath, err)
 	}
 	ns.Fs = fs.stats(ts)
-
-	if net, err := networkStats(n.o.ProcRoot, ts); err == nil {
-		ns.Network = net
-	}
 	ns.Rlimit = rlimitStats(n.o.ProcRoot, ts)
+	ns.SystemContainers = n.systemContainers(src, now)
 	return ns, nil
 }
 
-// rate returns the CPU use in nanocores over the last window of at least
-// minRateWindow, nil until there is one.
-func (n *Node) rate(now time.Time, usage uint64) *uint64 {
+// systemContainers reads the configured system containers, sorted by name.
+func (n *Node) systemContainers(src nodeSource, now time.Time) []statsapi.ContainerStats {
+	names := make([]string, 0, len(n.o.SystemContainers))
+	for name, cg := range n.o.SystemContainers {
+		if cg != "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	ts := metav1.NewTime(now)
+	var out []statsapi.ContainerStats
+	for _, name := range names {
+		cg := n.o.SystemContainers[name]
+		spec, st, err := src.cgroup(cg)
+		if err != nil {
+			continue // as the kubelet: a system container that cannot be read is left out
+		}
+		cs := statsapi.ContainerStats{
+			Name:   name,
+			CPU:    n.cpuStats(cg, spec, st, now),
+			Memory: memoryStats(spec, st, ts),
+			Swap:   swapStats(spec, st, ts),
+			IO:     ioStats(st, ts),
+		}
+		if !spec.CreationTime.IsZero() {
+			cs.StartTime = metav1.NewTime(spec.CreationTime)
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+// cpuStats is the kubelet's CPU figures of a cgroup: its cumulative usage and
+// the rate over the last window of at least minRateWindow.
+func (n *Node) cpuStats(key string, spec cadvisorapi.ContainerSpec, st *cadvisorapi.ContainerStats, now time.Time) *statsapi.CPUStats {
+	cs := &statsapi.CPUStats{Time: metav1.NewTime(now)}
+	if !spec.HasCpu || st.Cpu == nil {
+		return cs
+	}
+	cs.UsageCoreNanoSeconds = ptr(st.Cpu.Usage.Total)
+	cs.UsageNanoCores = n.rate(key, now, st.Cpu.Usage.Total)
+	cs.PSI = cadvisorPSI(st.Cpu.PSI)
+	return cs
+}
+
+// rate returns the CPU use of key in nanocores over the last window of at
+// least minRateWindow, nil until there is one.
+func (n *Node) rate(key string, now time.Time, usage uint64) *uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	cur := &cpuSample{at: now, usage: usage}
-	if n.base == nil || usage < n.base.usage {
-		n.base, n.lastRate = cur, nil
+	w := n.rates[key]
+	if w == nil || usage < w.usage || now.Before(w.at) {
+		n.rates[key] = &rateWindow{at: now, usage: usage}
 		return nil
 	}
-	if d := now.Sub(n.base.at); d >= minRateWindow {
-		r := uint64(float64(usage-n.base.usage) / d.Seconds())
-		n.base, n.lastRate = cur, &r
+	if d := now.Sub(w.at); d >= minRateWindow {
+		r := uint64(float64(usage-w.usage) / d.Seconds())
+		n.rates[key] = &rateWindow{at: now, usage: usage, last: &r}
+		w = n.rates[key]
 	}
-	if n.lastRate == nil {
+	if w.last == nil {
 		return nil
 	}
-	return ptr(*n.lastRate)
+	return ptr(*w.last)
 }
 
-type procStat struct {
-	usage    uint64 // busy time of all CPUs, core-nanoseconds
-	bootTime int64
-}
-
-// readProcStat reads the aggregate "cpu" line and btime. Busy time is user,
-// nice, system, irq and softirq (guest time is inside user); idle, iowait and
-// steal are not use.
-func readProcStat(path string) (procStat, error) {
-	var st procStat
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return st, fmt.Errorf("node CPU: %w", err)
+// memoryStats is the kubelet's memory figures of a cgroup: usage, working set
+// (usage less inactive file pages, as cAdvisor computes it), RSS, page faults
+// and, when the cgroup has a limit (the root's is the machine's memory),
+// available = limit − working set.
+func memoryStats(spec cadvisorapi.ContainerSpec, st *cadvisorapi.ContainerStats, ts metav1.Time) *statsapi.MemoryStats {
+	if !spec.HasMemory || st.Memory == nil {
+		return &statsapi.MemoryStats{Time: ts, WorkingSetBytes: ptr(uint64(0))}
 	}
-	foundCPU := false
-	for line := range strings.SplitSeq(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		switch f[0] {
-		case "cpu":
-			if len(f) < 8 {
-				return st, fmt.Errorf("node CPU: %s: short cpu line %q", path, line)
-			}
-			var ticks uint64
-			for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
-				v, err := strconv.ParseUint(f[i], 10, 64)
-				if err != nil {
-					return st, fmt.Errorf("node CPU: %s: field %d of the cpu line: %w", path, i, err)
-				}
-				ticks += v
-			}
-			st.usage = ticks * (uint64(time.Second) / userHZ)
-			foundCPU = true
-		case "btime":
-			if len(f) == 2 {
-				st.bootTime, _ = strconv.ParseInt(f[1], 10, 64)
-			}
-		}
-	}
-	if !foundCPU {
-		return st, fmt.Errorf("node CPU: %s: no cpu line", path)
-	}
-	return st, nil
-}
-
-// readKeyValues reads "Key: value [kB]" (meminfo) or "key value" (vmstat)
-// lines, multiplying values by unit.
-func readKeyValues(path string, unit uint64) (map[string]uint64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("node memory: %w", err)
-	}
-	m := map[string]uint64{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseUint(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		m[strings.TrimSuffix(f[0], ":")] = v * unit
-	}
-	return m, nil
-}
-
-func lookup(m map[string]uint64, key string) *uint64 {
-	if v, ok := m[key]; ok {
-		return ptr(v)
-	}
-	return nil
-}
-
-// memoryStats derives the figures cAdvisor reports for the root cgroup: usage
-// is what is not free, the working set is usage less inactive file pages, and
-// available is capacity less the working set (the kubelet's memory.available).
-func memoryStats(mi map[string]uint64, ts metav1.Time) (*statsapi.MemoryStats, *statsapi.SwapStats) {
-	total, free := mi["MemTotal"], mi["MemFree"]
-	usage := total - min(free, total)
-	ws := usage - min(mi["Inactive(file)"], usage)
-	mem := &statsapi.MemoryStats{
+	m := st.Memory
+	ms := &statsapi.MemoryStats{
 		Time:            ts,
-		UsageBytes:      ptr(usage),
-		WorkingSetBytes: ptr(ws),
-		AvailableBytes:  ptr(total - ws),
-		RSSBytes:        lookup(mi, "AnonPages"),
+		UsageBytes:      ptr(m.Usage),
+		WorkingSetBytes: ptr(m.WorkingSet),
+		RSSBytes:        ptr(m.RSS),
+		PageFaults:      ptr(m.ContainerData.Pgfault),
+		MajorPageFaults: ptr(m.ContainerData.Pgmajfault),
+		PSI:             cadvisorPSI(m.PSI),
 	}
-	swapTotal, swapFree := mi["SwapTotal"], mi["SwapFree"]
-	swap := &statsapi.SwapStats{
-		Time:               ts,
-		SwapUsageBytes:     ptr(swapTotal - min(swapFree, swapTotal)),
-		SwapAvailableBytes: ptr(swapFree),
+	if limit := spec.Memory.Limit; limit <= maxMemorySize {
+		ms.AvailableBytes = ptr(limit - min(m.WorkingSet, limit))
 	}
-	return mem, swap
+	return ms
 }
 
-// ignoredInterface leaves out what cAdvisor leaves out of the node's network.
-func ignoredInterface(name string) bool {
-	for _, p := range []string{"lo", "veth", "docker", "nerdctl"} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
+// swapStats is the kubelet's swap figures: usage and, with a swap limit (the
+// root's is the machine's swap), what is left of it.
+func swapStats(spec cadvisorapi.ContainerSpec, st *cadvisorapi.ContainerStats, ts metav1.Time) *statsapi.SwapStats {
+	if !spec.HasMemory || st.Memory == nil {
+		return nil
 	}
-	return false
+	s := &statsapi.SwapStats{Time: ts, SwapUsageBytes: ptr(st.Memory.Swap)}
+	if limit := spec.Memory.SwapLimit; limit <= maxMemorySize {
+		s.SwapAvailableBytes = ptr(limit - min(st.Memory.Swap, limit))
+	}
+	return s
 }
 
-// networkStats reads /proc/net/dev; the default interface is the one of the
-// default route (/proc/net/route), else eth0.
-func networkStats(procRoot string, ts metav1.Time) (*statsapi.NetworkStats, error) {
-	data, err := os.ReadFile(filepath.Join(procRoot, "net", "dev"))
-	if err != nil {
-		return nil, fmt.Errorf("node network: %w", err)
+// ioStats carries the IO pressure; nil without PSI (cgroup v1).
+func ioStats(st *cadvisorapi.ContainerStats, ts metav1.Time) *statsapi.IOStats {
+	if st.DiskIo == nil {
+		return nil
 	}
-	def := defaultRouteInterface(filepath.Join(procRoot, "net", "route"))
-	if def == "" {
-		def = "eth0"
+	p := cadvisorPSI(st.DiskIo.PSI)
+	if p == nil {
+		return nil
+	}
+	return &statsapi.IOStats{Time: ts, PSI: p}
+}
+
+// cadvisorPSI converts pressure stall information; nil when there is none
+// (cgroup v1, or a kernel without PSI).
+func cadvisorPSI(p cadvisorapi.PSIStats) *statsapi.PSIStats {
+	if p == (cadvisorapi.PSIStats{}) {
+		return nil
+	}
+	data := func(d cadvisorapi.PSIData) statsapi.PSIData {
+		return statsapi.PSIData{Total: d.Total, Avg10: d.Avg10, Avg60: d.Avg60, Avg300: d.Avg300}
+	}
+	return &statsapi.PSIStats{Full: data(p.Full), Some: data(p.Some)}
+}
+
+// networkStats is the kubelet's node network: every interface cAdvisor lists
+// for pid 1 (it leaves out lo, veth*, docker* and nerdctl*), def as the
+// default; nil when there is none.
+func networkStats(st *cadvisorapi.ContainerStats, def string, ts metav1.Time) *statsapi.NetworkStats {
+	if st.Network == nil || len(st.Network.Interfaces) == 0 {
+		return nil
 	}
 	ns := &statsapi.NetworkStats{Time: ts}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || strings.Contains(name, "|") || ignoredInterface(name) {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) < 16 {
-			continue
-		}
-		num := func(i int) *uint64 {
-			v, err := strconv.ParseUint(f[i], 10, 64)
-			if err != nil {
-				return nil
-			}
-			return &v
-		}
-		is := statsapi.InterfaceStats{Name: name, RxBytes: num(0), RxErrors: num(2), TxBytes: num(8), TxErrors: num(10)}
-		if name == def {
+	for _, i := range st.Network.Interfaces {
+		is := statsapi.InterfaceStats{Name: i.Name, RxBytes: ptr(i.RxBytes), RxErrors: ptr(i.RxErrors), TxBytes: ptr(i.TxBytes), TxErrors: ptr(i.TxErrors)}
+		if i.Name == def {
 			ns.InterfaceStats = is
 		}
 		ns.Interfaces = append(ns.Interfaces, is)
 	}
-	return ns, nil
+	return ns
+}
+
+// readBootTime reads btime from /proc/stat.
+func readBootTime(path string) (time.Time, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(s, 0), true
+			}
+		}
+	}
+	return time.Time{}, false
 }
 
 // defaultRouteInterface returns the interface of the IPv4 default route, or "".
@@ -314,22 +362,84 @@ func rlimitStats(procRoot string, ts metav1.Time) *statsapi.RlimitStats {
 	return rl
 }
 
-func ptr[T any](v T) *T { return &v }
-
-// fsInfo is statfs of a filesystem.
-type fsInfo struct {
-	capacity, available, used uint64
-	inodes, inodesFree        uint64
+// MachineInfo is what the node reports about the machine: its capacity and
+// the system info of the Node object's status, as the kubelet takes them from
+// cAdvisor.
+type MachineInfo struct {
+	NumCores       int    // logical CPUs: capacity cpu
+	MemoryCapacity uint64 // bytes (MemTotal): capacity memory
+	// HugePages is the pages reserved per page size in bytes: capacity
+	// hugepages-<size> is size × pages.
+	HugePages     map[uint64]uint64
+	MachineID     string
+	SystemUUID    string
+	BootID        string
+	KernelVersion string
+	OSImage       string // /etc/os-release PRETTY_NAME
+	// FsCapacity is the size in bytes of the filesystem holding FsPath:
+	// capacity ephemeral-storage. It is read on every call; the rest is read
+	// once.
+	FsCapacity uint64
 }
 
-func (f *fsInfo) stats(ts metav1.Time) *statsapi.FsStats {
-	return &statsapi.FsStats{
-		Time:           ts,
-		CapacityBytes:  ptr(f.capacity),
-		AvailableBytes: ptr(f.available),
-		UsedBytes:      ptr(f.used),
-		Inodes:         ptr(f.inodes),
-		InodesFree:     ptr(f.inodesFree),
-		InodesUsed:     ptr(f.inodes - min(f.inodesFree, f.inodes)),
+// Machine returns the machine's capacity and identity.
+func (n *Node) Machine() (*MachineInfo, error) {
+	src, err := n.source()
+	if err != nil {
+		return nil, fmt.Errorf("machine info: %w", err)
 	}
+	mi, vi, err := src.machine()
+	if err != nil {
+		return nil, fmt.Errorf("machine info: %w", err)
+	}
+	fs, err := statFs(n.o.FsPath)
+	if err != nil {
+		return nil, fmt.Errorf("node filesystem %s: %w", n.o.FsPath, err)
+	}
+	out := &MachineInfo{
+		NumCores:       mi.NumCores,
+		MemoryCapacity: mi.MemoryCapacity,
+		MachineID:      mi.MachineID,
+		SystemUUID:     mi.SystemUUID,
+		BootID:         mi.BootID,
+		KernelVersion:  vi.KernelVersion,
+		OSImage:        vi.ContainerOsVersion,
+		FsCapacity:     fs.capacity,
+	}
+	for _, hp := range mi.HugePages {
+		if out.HugePages == nil {
+			out.HugePages = map[uint64]uint64{}
+		}
+		out.HugePages[hp.PageSize*1024] = hp.NumPages // cAdvisor's page size is in KiB
+	}
+	return out, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// fsInfo is the size and inodes of a filesystem.
+type fsInfo struct {
+	capacity, available, used uint64
+	inodes, inodesFree        *uint64 // nil when the filesystem does not count inodes
+}
+
+// fill sets the capacity, available bytes and inodes of fs.
+func (f *fsInfo) fill(fs *statsapi.FsStats) {
+	fs.CapacityBytes = ptr(f.capacity)
+	fs.AvailableBytes = ptr(f.available)
+	if f.inodes != nil && f.inodesFree != nil {
+		fs.Inodes = ptr(*f.inodes)
+		fs.InodesFree = ptr(*f.inodesFree)
+	}
+}
+
+// stats is the kubelet's RootFsStats: used is capacity − free, inodesUsed
+// inodes − free inodes.
+func (f *fsInfo) stats(ts metav1.Time) *statsapi.FsStats {
+	fs := &statsapi.FsStats{Time: ts, UsedBytes: ptr(f.used)}
+	f.fill(fs)
+	if fs.Inodes != nil {
+		fs.InodesUsed = ptr(*fs.Inodes - min(*fs.InodesFree, *fs.Inodes))
+	}
+	return fs
 }
