@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"k8s.io/utils/clock"
 
@@ -29,6 +30,8 @@ import (
 	"github.com/nodekit-dev/nodekit/agent/server"
 	"github.com/nodekit-dev/nodekit/agent/stats"
 	"github.com/nodekit-dev/nodekit/agent/status"
+	"github.com/nodekit-dev/nodekit/eviction"
+	"github.com/nodekit-dev/nodekit/imagegc"
 	"github.com/nodekit-dev/nodekit/pleg"
 	"github.com/nodekit-dev/nodekit/probes"
 )
@@ -82,6 +85,13 @@ type Agent struct {
 	status  status.Manager
 	pods    *podruntime.Manager
 	cgroups qos.Manager // nil without cgroupsPerQOS
+	// The node's self-protection: eviction, image and container GC.
+	evictor     *eviction.Manager
+	imageGC     *imagegc.ImageGC
+	containerGC *imagegc.ContainerGC
+	evictMu     sync.Mutex
+	evicted     map[types.UID]*evicted
+	started     time.Time // when New ran: the node's creation and Ready time
 	// qosMilli and qosUpdated: the burstable pods' CPU requests and the time at
 	// the last tier update (housekeeping's goroutine only).
 	qosMilli   int64
@@ -117,7 +127,7 @@ func New(o Options) (*Agent, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	a := &Agent{opts: o, cfg: o.Config, log: o.Logger, clock: o.Clock, desired: map[types.UID]*v1.Pod{}}
+	a := &Agent{opts: o, cfg: o.Config, log: o.Logger, clock: o.Clock, desired: map[types.UID]*v1.Pod{}, evicted: map[types.UID]*evicted{}, started: o.Clock.Now()}
 	k := &a.cfg.Kubelet
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -156,8 +166,12 @@ func New(o Options) (*Agent, error) {
 	if err := os.MkdirAll(a.cfg.RootDir, 0o711); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	evictionCfg, err := eviction.ParseConfig(k)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	machine := machineResources(fsCapacity(a.cfg.RootDir))
-	a.node0, err = computeNodeResources(k, machine, hardEvictionReservation(k.EvictionHard, machine))
+	a.node0, err = computeNodeResources(k, machine, hardEvictionReservation(evictionCfg, machine))
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -226,7 +240,15 @@ func New(o Options) (*Agent, error) {
 	a.sources = append(a.sources, o.Sources...)
 	a.workers = newPodWorkers(a, a.clock, k.SyncFrequency.Duration, a.log.With("component", "podworkers"))
 	a.workers.onSync = a.metrics.observeSync
-	a.node = stats.NewNode(stats.NodeOptions{NodeName: a.cfg.NodeName, FsPath: a.cfg.RootDir, Clock: a.clock})
+	nodeOpts := stats.NodeOptions{NodeName: a.cfg.NodeName, FsPath: a.cfg.RootDir, Clock: a.clock}
+	if a.cgroups != nil {
+		// The pods' cgroup gives allocatableMemory.available.
+		nodeOpts.SystemContainers = map[string]string{statsapi.SystemContainerPods: a.cgroups.Path("")}
+	}
+	a.node = stats.NewNode(nodeOpts)
+	if err := a.newResourceManagers(evictionCfg); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	if !o.DisableServer {
 		if err := a.newServer(); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
@@ -283,6 +305,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if len(a.sources) == 0 {
 		a.sourcesReady.Store(true)
+	}
+	// The node's self-protection runs until the agent stops.
+	for _, run := range []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run} {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			run(ctx)
+		}()
 	}
 	sets := make([][]*v1.Pod, len(a.sources))
 	synced := make([]bool, len(a.sources))
@@ -388,6 +418,9 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 	for uid, p := range next {
 		if _, ok := prev[uid]; !ok {
 			a.log.Info("pod added", "pod", podRef(p), "uid", uid)
+			if !a.workers.known(uid) {
+				a.admit(p)
+			}
 		}
 		a.workers.update(ctx, p)
 	}
@@ -408,6 +441,11 @@ func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration, 
 	rs, err := pleg.Inspect(ctx, a.rt, pod.UID)
 	if err != nil {
 		return false, 0, fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
+	}
+	if e := a.evictedPod(pod.UID); e != nil {
+		// Evicted, or refused at admission: it stops and never runs again.
+		a.status.SetPodStatus(pod, withEviction(a.generateStatus(pod, rs, false), e))
+		return true, 0, nil
 	}
 	api := a.generateStatus(pod, rs, false)
 	a.status.SetPodStatus(pod, api)
@@ -448,11 +486,23 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
 	}
-	if err := a.pods.KillPod(ctx, pod, rs, nil); err != nil {
+	e := a.evictedPod(pod.UID)
+	var grace *int64
+	if e != nil {
+		grace = e.grace
+	}
+	if err := a.pods.KillPod(ctx, pod, rs, grace); err != nil {
 		return err
 	}
 	if rs, err = pleg.Inspect(ctx, a.rt, pod.UID); err == nil {
-		a.status.SetPodStatus(pod, a.generateStatus(pod, rs, true))
+		st := a.generateStatus(pod, rs, true)
+		if e != nil {
+			st = withEviction(st, e)
+		}
+		a.status.SetPodStatus(pod, st)
+	}
+	if e != nil {
+		e.finish()
 	}
 	a.log.Info("pod stopped", "pod", podRef(pod))
 	return nil
@@ -464,6 +514,7 @@ func (a *Agent) cleanupPod(ctx context.Context, pod *v1.Pod) error {
 	if err := a.pods.RemovePod(ctx, pod.UID); err != nil {
 		return err
 	}
+	a.forgetEvicted(pod.UID)
 	a.cache.Delete(pod.UID)
 	a.mu.RLock()
 	keep := make(map[types.UID]bool, len(a.desired))

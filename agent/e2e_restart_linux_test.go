@@ -247,6 +247,20 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "survivor-"+nodeName) || !strings.Contains(string(out), "2/2") {
 		t.Errorf("nodekit-kubelet get pods: %v\n%s", err, out)
 	}
+	// The node as the standalone user sees it: Ready, no pressure, capacity and
+	// allocatable (allocatable = capacity − the 100Mi hard eviction threshold).
+	out, err = exec.Command(kubeletBin, "get", "node", "--root-dir", h.rootDir).CombinedOutput()
+	for _, want := range []string{nodeName, "Ready", "MemoryPressure   False", "DiskPressure     False", "PIDPressure      False",
+		"KubeletHasSufficientMemory", "RESOURCE", "CAPACITY", "ALLOCATABLE", "memory", "ephemeral-storage", "pods", "nodekit://"} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("nodekit-kubelet get node lacks %q: %v\n%s", want, err, out)
+			break
+		}
+	}
+	out, err = exec.Command(kubeletBin, "get", "node", "-o", "yaml", "--root-dir", h.rootDir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "kind: Node") || !strings.Contains(string(out), "allocatable:") {
+		t.Errorf("nodekit-kubelet get node -o yaml: %v\n%s", err, out)
+	}
 	sandboxes, containers := runtimeIDs(t, rt, before.UID)
 	if len(sandboxes) != 1 || len(containers) != 2 {
 		t.Fatalf("runtime before the kill: sandboxes %v, containers %v", sandboxes, containers)

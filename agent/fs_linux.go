@@ -10,3 +10,12 @@ func fsCapacity(path string) int64 {
 	}
 	return int64(st.Blocks) * st.Bsize
 }
+
+// sameDevice reports whether two paths are on the same filesystem.
+func sameDevice(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return true
+	}
+	return sa.Dev == sb.Dev
+}

@@ -206,3 +206,6 @@ func sortPods(pods []*v1.Pod) {
 		return pods[i].Name < pods[j].Name
 	})
 }
+
+// GetNode describes the node (server.NodeProvider).
+func (p provider) GetNode(ctx context.Context) (*v1.Node, error) { return p.a.Node(ctx) }

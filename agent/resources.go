@@ -14,6 +14,7 @@ import (
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/nodekit-dev/nodekit/agent/qos"
+	"github.com/nodekit-dev/nodekit/eviction"
 )
 
 // nodeResources is what the node has and what it offers pods.
@@ -138,29 +139,28 @@ func memTotal() int64 {
 }
 
 // hardEvictionReservation is what the hard eviction thresholds keep from pods:
-// memory.available as memory, nodefs.available as ephemeral-storage; a
-// percentage is of the machine's capacity.
-func hardEvictionReservation(evictionHard map[string]string, machine v1.ResourceList) v1.ResourceList {
-	if evictionHard == nil {
-		evictionHard = map[string]string{"memory.available": "100Mi", "nodefs.available": "10%"}
-	}
+// memory.available as memory, nodefs.available as ephemeral-storage (the
+// kubelet's GetNodeAllocatableReservation); a percentage is of the machine's
+// capacity.
+func hardEvictionReservation(cfg eviction.Config, machine v1.ResourceList) v1.ResourceList {
 	out := v1.ResourceList{}
-	for signal, res := range map[string]v1.ResourceName{"memory.available": v1.ResourceMemory, "nodefs.available": v1.ResourceEphemeralStorage} {
-		val, ok := evictionHard[signal]
-		if !ok {
+	for _, t := range cfg.Thresholds {
+		if t.GracePeriod != 0 {
 			continue
 		}
-		val = strings.TrimPrefix(strings.TrimSpace(val), "<")
-		if pct, ok := strings.CutSuffix(val, "%"); ok {
-			f, err := strconv.ParseFloat(pct, 64)
-			c, has := machine[res]
-			if err == nil && has {
-				out[res] = *resource.NewQuantity(int64(f/100*float64(c.Value())), resource.BinarySI)
-			}
+		var res v1.ResourceName
+		switch t.Signal {
+		case eviction.SignalMemoryAvailable:
+			res = v1.ResourceMemory
+		case eviction.SignalNodeFsAvailable:
+			res = v1.ResourceEphemeralStorage
+		default:
 			continue
 		}
-		if q, err := resource.ParseQuantity(val); err == nil {
-			out[res] = q
+		if t.Value.Quantity != nil {
+			out[res] = t.Value.Quantity.DeepCopy()
+		} else if c, ok := machine[res]; ok {
+			out[res] = *resource.NewQuantity(int64(t.Value.Percentage*float64(c.Value())), resource.BinarySI)
 		}
 	}
 	return out

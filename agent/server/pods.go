@@ -20,6 +20,24 @@ import (
 
 // ListPods fetches /pods from an agent's LocalSocket.
 func ListPods(ctx context.Context, socket string) (*v1.PodList, error) {
+	var l v1.PodList
+	if err := getLocal(ctx, socket, "/pods", &l); err != nil {
+		return nil, fmt.Errorf("list pods from %s: %w", socket, err)
+	}
+	return &l, nil
+}
+
+// GetNode asks the agent serving the local socket for its node.
+func GetNode(ctx context.Context, socket string) (*v1.Node, error) {
+	var n v1.Node
+	if err := getLocal(ctx, socket, "/node", &n); err != nil {
+		return nil, fmt.Errorf("get node from %s: %w", socket, err)
+	}
+	return &n, nil
+}
+
+// getLocal GETs path from the local socket and decodes the JSON answer into out.
+func getLocal(ctx context.Context, socket, path string, out any) error {
 	c := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -27,24 +45,23 @@ func ListPods(ctx context.Context, socket string) (*v1.PodList, error) {
 		},
 		DisableKeepAlives: true,
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost/pods", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("list pods from %s: %w", socket, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("list pods from %s: %s: %s", socket, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
-	var l v1.PodList
-	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
-		return nil, fmt.Errorf("list pods from %s: decode: %w", socket, err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode: %w", err)
 	}
-	return &l, nil
+	return nil
 }
 
 // PrintPods writes pods as `kubectl get pods` does: NAME READY STATUS RESTARTS

@@ -337,6 +337,9 @@ func (s *Server) apiHandler(full bool) http.Handler {
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}))
 	if full {
+		if _, ok := s.o.Provider.(NodeProvider); ok {
+			mux.HandleFunc("GET /node", s.serveNode)
+		}
 		mux.HandleFunc("GET /runningpods/{$}", s.serveRunningPods)
 		mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
 	}
@@ -396,6 +399,21 @@ func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) servePods(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, podList(s.o.Provider.GetPods()))
+}
+
+// NodeProvider is a Provider that also describes the node; the server then
+// answers GET /node (nodekit's own endpoint, for `nodekit-kubelet get node`).
+type NodeProvider interface {
+	GetNode(ctx context.Context) (*v1.Node, error)
+}
+
+func (s *Server) serveNode(w http.ResponseWriter, r *http.Request) {
+	n, err := s.o.Provider.(NodeProvider).GetNode(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "node: "+err.Error())
+		return
+	}
+	s.writeJSON(w, n)
 }
 
 func (s *Server) serveRunningPods(w http.ResponseWriter, r *http.Request) {

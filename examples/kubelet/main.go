@@ -6,11 +6,13 @@
 //
 //	nodekit-kubelet [flags]                    run the agent
 //	nodekit-kubelet get pods [-w] [--root-dir]  print the pods (NAME READY STATUS RESTARTS AGE)
+//	nodekit-kubelet get node [-o yaml]         print the node: status, conditions, capacity, allocatable
 //	nodekit-kubelet import [--root-dir] FILE... load image archives into the embedded runtime
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +28,7 @@ import (
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/yaml"
 
 	"github.com/nodekit-dev/nodekit/agent"
 	"github.com/nodekit-dev/nodekit/agent/server"
@@ -39,6 +42,8 @@ func main() {
 	switch {
 	case len(args) >= 2 && args[0] == "get" && (args[1] == "pods" || args[1] == "pod" || args[1] == "po"):
 		err = getPods(args[2:])
+	case len(args) >= 2 && args[0] == "get" && (args[1] == "node" || args[1] == "nodes" || args[1] == "no"):
+		err = getNode(args[2:])
 	case len(args) >= 1 && args[0] == "import":
 		err = importImages(args[1:])
 	default:
@@ -75,7 +80,7 @@ func run(args []string) error {
 	genericPLEG := fs.Bool("generic-pleg", false, "relist the runtime every second instead of following its container events")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unknown command %q (commands: get pods, import)", fs.Arg(0))
+		return fmt.Errorf("unknown command %q (commands: get pods, get node, import)", fs.Arg(0))
 	}
 	cfg, err := kf.Load()
 	if err != nil {
@@ -192,6 +197,39 @@ func getPods(args []string) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+func getNode(args []string) error {
+	fs := flag.NewFlagSet("nodekit-kubelet get node", flag.ExitOnError)
+	rootDir := fs.String("root-dir", agent.DefaultRootDir, "the agent's --root-dir (its local API socket is there)")
+	output := fs.String("o", "", "output format: yaml or json (default: a table with conditions, capacity and allocatable)")
+	fs.StringVar(output, "output", "", "same as -o")
+	fs.Parse(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := server.GetNode(ctx, agent.LocalSocket(*rootDir))
+	if err != nil {
+		return fmt.Errorf("%w (is nodekit-kubelet running with --root-dir %s?)", err, *rootDir)
+	}
+	switch *output {
+	case "":
+		return server.PrintNode(os.Stdout, n, time.Now())
+	case "yaml":
+		data, err := yaml.Marshal(n)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(data)
+		return err
+	case "json":
+		data, err := json.MarshalIndent(n, "", "    ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Println(string(data))
+		return err
+	}
+	return fmt.Errorf("-o %q: unknown output format (want yaml or json)", *output)
 }
 
 func importImages(args []string) error {

@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/nodekit-dev/nodekit/eviction"
+	"github.com/nodekit-dev/nodekit/imagegc"
+)
+
+// evicted is a pod the eviction manager evicted, or admission refused: it must
+// not run again, and its final status carries the reason.
+type evicted struct {
+	status v1.PodStatus // Phase Failed, Reason, Message and a DisruptionTarget condition
+	grace  *int64       // the grace period of its termination; nil: the pod's own
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (e *evicted) finish() { e.once.Do(func() { close(e.done) }) }
+
+// markEvicted records the pod's eviction (the first one counts).
+func (a *Agent) markEvicted(uid types.UID, st v1.PodStatus, grace *int64) *evicted {
+	a.evictMu.Lock()
+	defer a.evictMu.Unlock()
+	if e, ok := a.evicted[uid]; ok {
+		return e
+	}
+	e := &evicted{status: st, grace: grace, done: make(chan struct{})}
+	a.evicted[uid] = e
+	return e
+}
+
+func (a *Agent) evictedPod(uid types.UID) *evicted {
+	a.evictMu.Lock()
+	defer a.evictMu.Unlock()
+	return a.evicted[uid]
+}
+
+// forgetEvicted drops the record of a pod that left the node.
+func (a *Agent) forgetEvicted(uid types.UID) {
+	a.evictMu.Lock()
+	defer a.evictMu.Unlock()
+	if e, ok := a.evicted[uid]; ok {
+		e.finish()
+		delete(a.evicted, uid)
+	}
+}
+
+// withEviction merges an eviction's status into st: phase Failed, its reason
+// and message, its DisruptionTarget condition.
+func withEviction(st v1.PodStatus, e *evicted) v1.PodStatus {
+	st.Phase = v1.PodFailed
+	st.Reason, st.Message = e.status.Reason, e.status.Message
+	for _, c := range e.status.Conditions {
+		replaced := false
+		for i := range st.Conditions {
+			if st.Conditions[i].Type == c.Type {
+				st.Conditions[i], replaced = c, true
+			}
+		}
+		if !replaced {
+			st.Conditions = append(st.Conditions, c)
+		}
+	}
+	return st
+}
+
+// EvictPod is the eviction manager's PodKiller: the pod's worker stops it with
+// the given grace period and records the eviction as its final status. It returns
+// once the pod's containers are stopped (or ctx ends).
+func (k evictionKiller) EvictPod(ctx context.Context, pod *v1.Pod, grace int64, st v1.PodStatus) error {
+	a := k.a
+	e := a.markEvicted(pod.UID, st, &grace)
+	a.log.Info("evicting pod", "pod", podRef(pod), "grace", grace, "message", st.Message)
+	a.workers.kick(pod.UID)
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("evict pod %s: %w", podRef(pod), ctx.Err())
+	}
+}
+
+type evictionKiller struct{ a *Agent }
+
+// activePods are the pods the eviction manager may evict: wanted, not evicted,
+// not in a terminal phase.
+func (a *Agent) activePods() []*v1.Pod {
+	var out []*v1.Pod
+	for _, p := range a.Pods() {
+		if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed || a.evictedPod(p.UID) != nil {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// admit runs the eviction manager's admission for a pod new to the node: under
+// node pressure a refused pod is recorded as failed and never started.
+func (a *Agent) admit(pod *v1.Pod) {
+	if a.evictor == nil {
+		return
+	}
+	ok, reason, msg := a.evictor.Admit(pod)
+	if ok {
+		return
+	}
+	a.log.Warn("pod not admitted", "pod", podRef(pod), "reason", reason, "message", msg)
+	a.markEvicted(pod.UID, v1.PodStatus{Phase: v1.PodFailed, Reason: reason, Message: msg}, nil)
+}
+
+// diskLayout answers whether the runtime's image filesystem is another
+// filesystem than the root dir's.
+type diskLayout struct{ a *Agent }
+
+func (d diskLayout) HasDedicatedImageFs(ctx context.Context) (bool, error) {
+	fs, err := d.a.opts.Images.ImageFsInfo(ctx)
+	if err != nil {
+		return false, err
+	}
+	if len(fs.GetImageFilesystems()) == 0 {
+		return false, nil
+	}
+	mp := fs.GetImageFilesystems()[0].GetFsId().GetMountpoint()
+	if mp == "" {
+		return false, nil
+	}
+	return !sameDevice(mp, d.a.cfg.RootDir), nil
+}
+
+// memoryNotifiers are kernel notifiers for the hard memory thresholds; where the
+// kernel offers none (no cgroup access), passes every 10 s are all there is.
+func (a *Agent) memoryNotifiers(cfg eviction.Config) []eviction.ThresholdNotifier {
+	var out []eviction.ThresholdNotifier
+	for _, t := range cfg.Thresholds {
+		if t.GracePeriod != 0 {
+			continue
+		}
+		var dir string
+		switch {
+		case t.Signal == eviction.SignalMemoryAvailable:
+			dir = memoryRoot()
+		case t.Signal == eviction.SignalAllocatableMemoryAvailable && a.cgroups != nil:
+			dir = filepath.Join(memoryRoot(), a.cgroups.Path(""))
+		default:
+			continue
+		}
+		n, err := eviction.NewMemoryNotifier(eviction.MemoryNotifierOptions{Threshold: t, CgroupDir: dir, Logger: a.log.With("component", "eviction")})
+		if err != nil {
+			a.log.Warn("no kernel memory notification; memory is checked every pass only", "threshold", t.String(), "err", err)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// memoryRoot is the root of the memory cgroup hierarchy.
+func memoryRoot() string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return "/sys/fs/cgroup"
+	}
+	return "/sys/fs/cgroup/memory"
+}
+
+// summary is the eviction manager's stats source: the Summary API.
+func (a *Agent) summary(ctx context.Context) (*statsapi.Summary, error) {
+	return provider{a}.Summary(ctx)
+}
+
+// newResourceManagers builds the eviction manager and the image and container
+// garbage collectors from the configuration.
+func (a *Agent) newResourceManagers(cfg eviction.Config) error {
+	k := &a.cfg.Kubelet
+	imgOpts, err := imagegc.OptionsFromConfig(k)
+	if err != nil {
+		return err
+	}
+	imgOpts.Images, imgOpts.Runtime = a.opts.Images, a.rt
+	imgOpts.Clock, imgOpts.Logger = a.clock, a.log.With("component", "imagegc")
+	imgOpts.Recorder = func(reason, message string) {
+		a.log.Warn("image garbage collection", "reason", reason, "message", message)
+	}
+	if a.imageGC, err = imagegc.New(imgOpts); err != nil {
+		return err
+	}
+	a.containerGC, err = imagegc.NewContainerGC(imagegc.ContainerOptions{
+		Runtime: a.rt,
+		// A pod is deleted when no source wants it and no worker is busy with it.
+		PodDeleted: func(uid types.UID) bool {
+			a.mu.RLock()
+			_, wanted := a.desired[uid]
+			a.mu.RUnlock()
+			return !wanted && !a.workers.known(uid)
+		},
+		SourcesReady: a.sourcesReady.Load,
+		PodLogsDir:   k.PodLogsDir,
+		Clock:        a.clock,
+		Logger:       a.log.With("component", "containergc"),
+		Recorder: func(reason, message string) {
+			a.log.Warn("container garbage collection", "reason", reason, "message", message)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	evOpts := eviction.Options{
+		Config:      cfg,
+		Summary:     eviction.SummaryProviderFunc(a.summary),
+		Pods:        eviction.PodListerFunc(a.activePods),
+		Killer:      evictionKiller{a},
+		ContainerGC: a.containerGC,
+		ImageGC:     a.imageGC,
+		DiskInfo:    diskLayout{a},
+		Notifiers:   a.memoryNotifiers(cfg),
+		Clock:       a.clock,
+		Logger:      a.log.With("component", "eviction"),
+	}
+	if m, ok := a.node0.allocatable[v1.ResourceMemory]; ok {
+		evOpts.NodeAllocatableMemory = uint64(m.Value())
+	}
+	if k.LocalStorageCapacityIsolation != nil && !*k.LocalStorageCapacityIsolation {
+		evOpts.DisableLocalStorageEviction = true
+	}
+	a.evictor, err = eviction.New(evOpts)
+	return err
+}
