@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodekit-dev/nodekit/agent"
+	"github.com/nodekit-dev/nodekit/agent/podsource"
 	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
 	"github.com/nodekit-dev/nodekit/internal/testnet"
@@ -91,6 +92,8 @@ type harnessOptions struct {
 	server bool
 	// config adjusts the KubeletConfiguration before the agent starts.
 	config func(*kubeletconfig.KubeletConfiguration)
+	// sources are pod sources besides the manifest directory.
+	sources []podsource.Source
 }
 
 // newHarness starts a shim and an agent for the test. The cleanups stop the
@@ -210,6 +213,7 @@ func (h *harness) startAgent(o harnessOptions) {
 		Registry:       h.registry,
 		StopPodsOnExit: true,
 		DisableServer:  !o.server,
+		Sources:        o.sources,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +316,7 @@ func (h *harness) removeManifest(name string) {
 // pod returns the agent's pod of manifest name (nil when it has none).
 func (h *harness) pod(name string) *v1.Pod {
 	for _, p := range h.agent.Pods() {
-		if p.Name == name+"-"+nodeName {
+		if p.Name == name+"-"+nodeName || p.Name == name { // a static pod, or one given in code
 			return p
 		}
 	}
