@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -202,6 +203,15 @@ func (a *Agent) newResourceManagers(cfg eviction.Config) error {
 			a.mu.RUnlock()
 			return !wanted && !a.workers.known(uid)
 		},
+		// Containers of a pod that ended (evicted, or done with restartPolicy
+		// Never) may go when the eviction manager needs disk back.
+		PodTerminated: func(uid types.UID) bool {
+			if a.evictedPod(uid) != nil {
+				return true
+			}
+			st, ok := a.status.GetPodStatus(uid)
+			return ok && (st.Phase == v1.PodFailed || st.Phase == v1.PodSucceeded)
+		},
 		SourcesReady: a.sourcesReady.Load,
 		PodLogsDir:   k.PodLogsDir,
 		Clock:        a.clock,
@@ -218,7 +228,7 @@ func (a *Agent) newResourceManagers(cfg eviction.Config) error {
 		Summary:     eviction.SummaryProviderFunc(a.summary),
 		Pods:        eviction.PodListerFunc(a.activePods),
 		Killer:      evictionKiller{a},
-		ContainerGC: a.containerGC,
+		ContainerGC: settledContainerGC{a},
 		ImageGC:     a.imageGC,
 		DiskInfo:    diskLayout{a},
 		Notifiers:   a.memoryNotifiers(cfg),
@@ -232,5 +242,52 @@ func (a *Agent) newResourceManagers(cfg eviction.Config) error {
 		evOpts.DisableLocalStorageEviction = true
 	}
 	a.evictor, err = eviction.New(evOpts)
+	return err
+}
+
+// settledContainerGC is the container GC as the eviction manager's node-level
+// disk reclaim: a runtime may free a removed container's files after
+// RemoveContainer returned (nodekit's shim deletes them in the background, and
+// containerd's snapshotter does too), so it waits, at most 3 s, until the
+// filesystems of the root dir and of the images stop gaining free space. The
+// manager's next observation then sees what the collection freed instead of
+// evicting a pod for space that is on its way back.
+type settledContainerGC struct{ a *Agent }
+
+func (s settledContainerGC) DeleteUnusedContainers(ctx context.Context) error {
+	paths := []string{s.a.cfg.RootDir}
+	if fs, err := s.a.opts.Images.ImageFsInfo(ctx); err == nil {
+		for _, u := range fs.GetImageFilesystems() {
+			if mp := u.GetFsId().GetMountpoint(); mp != "" {
+				paths = append(paths, mp)
+			}
+		}
+	}
+	free := func() uint64 {
+		var sum uint64
+		for _, p := range paths {
+			sum += fsAvailable(p)
+		}
+		return sum
+	}
+	err := s.a.containerGC.DeleteUnusedContainers(ctx)
+	prev := free()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.Now().Add(3 * time.Second)
+	for stable := 0; stable < 2 && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-t.C:
+		}
+		cur := free()
+		if cur == prev {
+			stable++
+		} else {
+			stable = 0
+		}
+		prev = cur
+	}
 	return err
 }

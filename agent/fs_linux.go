@@ -1,6 +1,12 @@
 package agent
 
-import "golang.org/x/sys/unix"
+import (
+	"io/fs"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 // fsCapacity is the size in bytes of the filesystem holding path (0 if unknown).
 func fsCapacity(path string) int64 {
@@ -18,4 +24,41 @@ func sameDevice(a, b string) bool {
 		return true
 	}
 	return sa.Dev == sb.Dev
+}
+
+// diskUsage is the space (allocated blocks) and the inodes used under dir,
+// without crossing into other filesystems.
+func diskUsage(dir string) (bytes, inodes uint64, ok bool) {
+	var root syscall.Stat_t
+	if syscall.Lstat(dir, &root) != nil {
+		return 0, 0, false
+	}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(path, &st) != nil {
+			return nil
+		}
+		if st.Dev != root.Dev {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		bytes += uint64(st.Blocks) * 512
+		inodes++
+		return nil
+	})
+	return bytes, inodes, true
+}
+
+// fsAvailable is the space available to unprivileged users on path's filesystem.
+func fsAvailable(path string) uint64 {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0
+	}
+	return st.Bavail * uint64(st.Bsize)
 }

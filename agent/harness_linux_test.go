@@ -53,6 +53,7 @@ const (
 
 // harness is one test's shim and agent.
 type harness struct {
+	shim       *testshim.Shim // the in-process shim (newShim)
 	t          *testing.T
 	base       string
 	shimRoot   string
@@ -94,6 +95,10 @@ type harnessOptions struct {
 	config func(*kubeletconfig.KubeletConfiguration)
 	// sources are pod sources besides the manifest directory.
 	sources []podsource.Source
+	// parent holds the test's directories (default: the temp dir).
+	parent string
+	// beforeAgent runs once the shim serves, before the agent is made.
+	beforeAgent func(*harness)
 }
 
 // newHarness starts a shim and an agent for the test. The cleanups stop the
@@ -101,7 +106,10 @@ type harnessOptions struct {
 // nothing of it any more, stop the shim and check the node for leaks.
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	h := newShim(t)
+	h := newShimIn(t, o.parent)
+	if o.beforeAgent != nil {
+		o.beforeAgent(h)
+	}
 	h.startAgent(o)
 	return h
 }
@@ -114,10 +122,22 @@ var quietKlog sync.Once
 // cgroup root and its CNI network, and registers the checks that run after
 // every other cleanup of the test: the network's, then the node's
 // (assertNodeClean), then the logs of a failed test.
-func prepare(t *testing.T, prefix string) *harness {
+func prepare(t *testing.T, prefix string) *harness { return prepareIn(t, "", prefix) }
+
+// prepareIn is prepare with the base made in parent ("": the temp dir).
+func prepareIn(t *testing.T, parent, prefix string) *harness {
 	t.Helper()
 	// Short paths: unix socket names are limited to 108 bytes.
-	base := testenv.TempDir(t, prefix)
+	var base string
+	if parent == "" {
+		base = testenv.TempDir(t, prefix)
+	} else {
+		var err error
+		if base, err = os.MkdirTemp(parent, prefix); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(base) })
+	}
 	var b [4]byte
 	rand.Read(b[:])
 	h := &harness{
@@ -154,11 +174,14 @@ func prepare(t *testing.T, prefix string) *harness {
 
 // newShim prepares the test's directories, network and cgroup root and starts
 // the shim with the busybox image.
-func newShim(t *testing.T) *harness {
+func newShim(t *testing.T) *harness { return newShimIn(t, "") }
+
+// newShimIn is newShim with the test's directories in parent.
+func newShimIn(t *testing.T, parent string) *harness {
 	t.Helper()
 	testenv.RequireRoot(t)
 	quietKlog.Do(func() { klog.SetSlogLogger(slog.New(slog.DiscardHandler)) })
-	h := prepare(t, "nkae-")
+	h := prepareIn(t, parent, "nkae-")
 	h.dumps = append(h.dumps, dump{"shim and agent log", h.logs.String})
 	s := testshim.Start(t, testshim.Options{
 		Dir:          h.base,
@@ -171,7 +194,7 @@ func newShim(t *testing.T) *harness {
 		Logger:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "shim"),
 		Images:       []string{"busybox"},
 	})
-	h.rt, h.img = s.Runtime, s.Images
+	h.rt, h.img, h.shim = s.Runtime, s.Images, s
 	var err error
 	h.conn, err = grpc.NewClient("unix://"+h.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

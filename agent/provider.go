@@ -192,10 +192,9 @@ func (p provider) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	} else if err != nil && !errors.Is(err, context.Canceled) {
 		p.a.log.Debug("image filesystem stats", "err", err)
 	}
-	return &statsapi.Summary{
-		Node: *node,
-		Pods: stats.FromCRI(in, stats.PodOptions{PodLogsDir: p.a.cfg.Kubelet.PodLogsDir, Now: p.a.clock.Now()}),
-	}, nil
+	pods := stats.FromCRI(in, stats.PodOptions{PodLogsDir: p.a.cfg.Kubelet.PodLogsDir, Now: p.a.clock.Now()})
+	p.a.addVolumeStats(pods)
+	return &statsapi.Summary{Node: *node, Pods: pods}, nil
 }
 
 func sortPods(pods []*v1.Pod) {
