@@ -17,7 +17,7 @@ CNI_CONF_DIR ?= /etc/cni/net.d
 # Debian packages the build, the tests and the sample need.
 # containerd: the agent's end-to-end test on containerd 1.6 (agent/containerd_linux_test.go).
 APT_PACKAGES := gcc libc6-dev libseccomp-dev pkg-config busybox-static iproute2 iptables \
-	containernetworking-plugins util-linux mount procps containerd
+	containernetworking-plugins util-linux mount procps e2fsprogs containerd
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_output/*' 2>/dev/null) go.mod go.sum
 

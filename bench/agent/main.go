@@ -46,6 +46,8 @@ type options struct {
 	parts       map[string]bool
 	plegs       []string
 	exits       exitOptions
+	// evictionRuns: hogs evicted in part (c).
+	evictionRuns int
 	idle        idleOptions
 	jsonOut     string
 	logs        string
@@ -58,7 +60,8 @@ func parseFlags(args []string) (options, error) {
 	var parts, plegs string
 	fs.StringVar(&o.bin, "bin", "bin", "directory with nodekit-kubelet, nodekit-monitor and runc")
 	fs.StringVar(&o.images, "images", "_output/images", "directory with busybox.tar")
-	fs.StringVar(&parts, "parts", "exits,idle", "what to measure: exits (a), idle (b, with the relist durations)")
+	fs.StringVar(&parts, "parts", "exits,idle,eviction,imagegc", "what to measure: exits (a), idle (b, with the relist durations), eviction (c), imagegc (d)")
+	fs.IntVar(&o.evictionRuns, "eviction-runs", 20, "(c) memory hogs evicted")
 	fs.StringVar(&plegs, "plegs", "evented,generic", "PLEGs to measure, in this order")
 	fs.IntVar(&o.exits.n, "exits", 100, "(a) containers killed per PLEG (one pod each)")
 	fs.DurationVar(&o.exits.gap, "exit-gap", 100*time.Millisecond, "(a) least pause before each kill")
@@ -84,11 +87,11 @@ func parseFlags(args []string) (options, error) {
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "exits", "idle":
+		case "exits", "idle", "eviction", "imagegc":
 			o.parts[p] = true
 		case "":
 		default:
-			return o, fmt.Errorf("-parts: unknown %q (want exits, idle)", p)
+			return o, fmt.Errorf("-parts: unknown %q (want exits, idle, eviction, imagegc)", p)
 		}
 	}
 	for _, p := range strings.Split(plegs, ",") {
@@ -143,6 +146,8 @@ type results struct {
 	LoadAfter  string            `json:"loadavg_after"`
 	Exits      []*exitResult     `json:"exits"`
 	Idle       []*idleResult     `json:"idle"`
+	Eviction   *evictionResult   `json:"eviction,omitempty"`
+	ImageGC    *imageGCResult    `json:"imagegc,omitempty"`
 	Targets    []target          `json:"targets"`
 	Errors     []string          `json:"errors,omitempty"`
 }
@@ -240,6 +245,24 @@ func run(o options) (code int) {
 			return 1
 		}
 	}
+	if o.parts["eviction"] {
+		r, err := measureEviction(ctx, w, o)
+		res.Eviction = r
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			fmt.Fprintln(os.Stderr, "bench/agent:", err)
+			return 1
+		}
+	}
+	if o.parts["imagegc"] {
+		r, err := measureImageGC(ctx, w, o)
+		res.ImageGC = r
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			fmt.Fprintln(os.Stderr, "bench/agent:", err)
+			return 1
+		}
+	}
 	return 0
 }
 
@@ -271,6 +294,10 @@ func evaluate(res *results) []target {
 			add(fmt.Sprintf("agent + shim RSS, %d pods, %s PLEG", s.Pods, r.PLEG), float64(s.Kubelet.Rss)/1024, 100, "MiB")
 		}
 	}
+	if e := res.Eviction; e != nil && e.Latency.N > 0 {
+		add("memory threshold crossed → hog killed p50 (kubelet: up to 10 s)", float64(e.Latency.P50)/1e6, 1000, "ms")
+		add("memory threshold crossed → hog killed p95", float64(e.Latency.P95)/1e6, 1000, "ms")
+	}
 	return out
 }
 
@@ -285,6 +312,16 @@ func report(w io.Writer, res *results) {
 	fmt.Fprintf(w, "- load average before/after: %s / %s\n", res.LoadBefore, res.LoadAfter)
 	reportExits(w, res.Exits)
 	reportIdle(w, res.Idle)
+	if e := res.Eviction; e != nil && e.Latency.N > 0 {
+		fmt.Fprintf(w, "\n### Eviction reaction (memory.available < %s, %d runs)\n\n", e.Threshold, e.Runs)
+		fmt.Fprintln(w, "| p50 | p95 | min | max |\n|---|---|---|---|")
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", e.Latency.P50.Round(time.Millisecond), e.Latency.P95.Round(time.Millisecond),
+			e.Latency.Min.Round(time.Millisecond), e.Latency.Max.Round(time.Millisecond))
+	}
+	if g := res.ImageGC; g != nil {
+		fmt.Fprintf(w, "\n### Image GC\n\n%d unused images, %d MiB: freed %d MiB in %.3f s (%.0f MiB/s); the in-use image kept: %v\n",
+			g.Images, g.UnusedBytes>>20, g.FreedBytes>>20, g.Seconds, float64(g.FreedBytes>>20)/g.Seconds, g.InUseKept)
+	}
 	reportTargets(w, res.Targets)
 	for _, e := range res.Errors {
 		fmt.Fprintf(w, "\nERROR: %s\n", e)
