@@ -48,10 +48,10 @@ type options struct {
 	exits       exitOptions
 	// evictionRuns: hogs evicted in part (c).
 	evictionRuns int
-	idle        idleOptions
-	jsonOut     string
-	logs        string
-	cleanup     string
+	idle         idleOptions
+	jsonOut      string
+	logs         string
+	cleanup      string
 }
 
 func parseFlags(args []string) (options, error) {
