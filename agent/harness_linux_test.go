@@ -172,11 +172,8 @@ func prepareIn(t *testing.T, parent, prefix string) *harness {
 	return h
 }
 
-// newShim prepares the test's directories, network and cgroup root and starts
-// the shim with the busybox image.
-func newShim(t *testing.T) *harness { return newShimIn(t, "") }
-
-// newShimIn is newShim with the test's directories in parent.
+// newShimIn prepares the test's directories (in parent; "" for the temp dir),
+// network and cgroup root and starts the shim with the busybox image.
 func newShimIn(t *testing.T, parent string) *harness {
 	t.Helper()
 	testenv.RequireRoot(t)

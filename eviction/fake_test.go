@@ -48,12 +48,6 @@ func (f *fakeSummary) Get(context.Context) (*statsapi.Summary, error) {
 	return f.s, f.err
 }
 
-func (f *fakeSummary) set(s *statsapi.Summary) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.s = s
-}
-
 func (f *fakeSummary) update(fn func(s *statsapi.Summary)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
