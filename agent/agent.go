@@ -170,7 +170,10 @@ func New(o Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	machine := machineResources(fsCapacity(a.cfg.RootDir))
+	machine, err := machineResources(a.cfg.RootDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: node capacity: %w", err)
+	}
 	a.node0, err = computeNodeResources(k, machine, hardEvictionReservation(evictionCfg, machine))
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

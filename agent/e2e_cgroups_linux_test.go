@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/nodekit-dev/nodekit/agent/qos"
+	"github.com/nodekit-dev/nodekit/agent/stats"
 )
 
 // cgroupFile reads a control file of the cgroup at path in a v1 controller's
@@ -74,7 +74,11 @@ func TestE2EPodCgroups(t *testing.T) {
 	if got := mustCgroupFile(t, "memory", kubepods, "memory.limit_in_bytes"); got != strconv.FormatInt(wantLimit, 10) {
 		t.Errorf("kubepods memory.limit_in_bytes = %s, want %d (MemTotal %d − 768Mi reserved)", got, wantLimit, memTotal)
 	}
-	cpus := runtime.NumCPU()
+	mi, err := stats.NewNode(stats.NodeOptions{FsPath: "/"}).Machine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpus := mi.NumCores
 	if got, want := mustCgroupFile(t, "cpu", kubepods, "cpu.shares"), qos.MilliCPUToShares(int64(cpus)*1000-500); got != fmt.Sprint(want) {
 		t.Errorf("kubepods cpu.shares = %s, want %d", got, want)
 	}

@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/nodekit-dev/nodekit/agent/qos"
+	"github.com/nodekit-dev/nodekit/agent/stats"
 	"github.com/nodekit-dev/nodekit/eviction"
 )
 
@@ -101,41 +100,31 @@ func parseReserved(field string, m map[string]string) (v1.ResourceList, error) {
 	return out, nil
 }
 
-// machineResources is the node's capacity as the machine has it: CPUs, memory,
-// the root dir's filesystem (ephemeral-storage) and the pid limit.
-func machineResources(fsCapacity int64) v1.ResourceList {
-	out := v1.ResourceList{
-		v1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
-		v1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
+// machineResources is the node's capacity as cAdvisor describes the machine:
+// CPUs, memory, hugepages, the root dir's filesystem (ephemeral-storage); and
+// the pid limit, which eviction's pid.available and kubepods' pids limit use.
+func machineResources(rootDir string) (v1.ResourceList, error) {
+	mi, err := stats.NewNode(stats.NodeOptions{FsPath: rootDir}).Machine()
+	if err != nil {
+		return nil, err
 	}
-	if fsCapacity > 0 {
-		out[v1.ResourceEphemeralStorage] = *resource.NewQuantity(fsCapacity, resource.BinarySI)
+	out := v1.ResourceList{
+		v1.ResourceCPU:    *resource.NewQuantity(int64(mi.NumCores), resource.DecimalSI),
+		v1.ResourceMemory: *resource.NewQuantity(int64(mi.MemoryCapacity), resource.BinarySI),
+	}
+	for size, pages := range mi.HugePages {
+		name := v1.ResourceName(v1.ResourceHugePagesPrefix + resource.NewQuantity(int64(size), resource.BinarySI).String())
+		out[name] = *resource.NewQuantity(int64(size*pages), resource.BinarySI)
+	}
+	if mi.FsCapacity > 0 {
+		out[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(mi.FsCapacity), resource.BinarySI)
 	}
 	if data, err := os.ReadFile("/proc/sys/kernel/pid_max"); err == nil {
 		if n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil {
 			out["pid"] = *resource.NewQuantity(n, resource.DecimalSI)
 		}
 	}
-	return out
-}
-
-// memTotal is MemTotal of /proc/meminfo in bytes (0 if unknown).
-func memTotal() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			if kb, err := strconv.ParseInt(fields[1], 10, 64); err == nil {
-				return kb * 1024
-			}
-		}
-	}
-	return 0
+	return out, nil
 }
 
 // hardEvictionReservation is what the hard eviction thresholds keep from pods:
