@@ -463,9 +463,8 @@ func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration, 
 		a.status.SetPodStatus(pod, a.generateStatus(pod, rs, false))
 		return false, res.RetryAfter, res.Err
 	}
-	if err := a.pods.GarbageCollect(ctx, rs); err != nil {
-		a.log.Warn("container garbage collection", "pod", podRef(pod), "err", err)
-	}
+	// Exited containers are the container GC's (imagegc, every minute).
+	a.pods.ForgetBackOffs()
 	return false, res.RetryAfter, nil
 }
 

@@ -213,6 +213,8 @@ func (a *Agent) newResourceManagers(cfg eviction.Config) error {
 			return ok && (st.Phase == v1.PodFailed || st.Phase == v1.PodSucceeded)
 		},
 		SourcesReady: a.sourcesReady.Load,
+		// Termination message files go with their containers.
+		ContainerRemoved: a.pods.ContainerRemoved,
 		PodLogsDir:   k.PodLogsDir,
 		Clock:        a.clock,
 		Logger:       a.log.With("component", "containergc"),

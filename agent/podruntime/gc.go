@@ -68,6 +68,14 @@ func (m *Manager) GarbageCollect(ctx context.Context, rs *pleg.PodStatus) error 
 	return errors.Join(errs...)
 }
 
+// ForgetBackOffs drops the crash-loop and image-pull back-offs nothing needs
+// any more (GarbageCollect does it too). An agent whose container GC runs apart
+// (package imagegc) calls it after each sync.
+func (m *Manager) ForgetBackOffs() {
+	m.crashLoop.gc()
+	m.imageBackOff.gc()
+}
+
 // removeContainer removes a container, its log file (with rotated ones) and
 // its termination message file.
 func (m *Manager) removeContainer(ctx context.Context, s *runtimeapi.ContainerStatus) error {
@@ -77,6 +85,14 @@ func (m *Manager) removeContainer(ctx context.Context, s *runtimeapi.ContainerSt
 	if p := s.GetLogPath(); p != "" {
 		removeLogFiles(p)
 	}
+	m.ContainerRemoved(ctx, s)
+	return nil
+}
+
+// ContainerRemoved forgets what the manager kept of a container that another
+// collector (package imagegc) removed: its termination message file and the
+// message read from it.
+func (m *Manager) ContainerRemoved(_ context.Context, s *runtimeapi.ContainerStatus) {
 	if path := s.GetAnnotations()[AnnotationTerminationMessagePath]; path != "" {
 		for _, mnt := range s.GetMounts() {
 			if mnt.GetContainerPath() == path && strings.HasPrefix(mnt.GetHostPath(), filepath.Join(m.rootDir, "pods")+string(filepath.Separator)) {
@@ -87,7 +103,6 @@ func (m *Manager) removeContainer(ctx context.Context, s *runtimeapi.ContainerSt
 	m.mu.Lock()
 	delete(m.messages, s.GetId())
 	m.mu.Unlock()
-	return nil
 }
 
 // removeLogFiles removes a CRI log file and its rotations (<path>.<suffix>).
