@@ -215,9 +215,9 @@ func (a *Agent) newResourceManagers(cfg eviction.Config) error {
 		SourcesReady: a.sourcesReady.Load,
 		// Termination message files go with their containers.
 		ContainerRemoved: a.pods.ContainerRemoved,
-		PodLogsDir:   k.PodLogsDir,
-		Clock:        a.clock,
-		Logger:       a.log.With("component", "containergc"),
+		PodLogsDir:       k.PodLogsDir,
+		Clock:            a.clock,
+		Logger:           a.log.With("component", "containergc"),
 		Recorder: func(reason, message string) {
 			a.log.Warn("container garbage collection", "reason", reason, "message", message)
 		},
