@@ -53,3 +53,14 @@ func fsAvailable(path string) uint64 {
 	}
 	return st.Bavail * uint64(st.Bsize)
 }
+
+// fsFigures are the size, the space available to unprivileged users, and the
+// inodes (all and free) of path's filesystem.
+func fsFigures(path string) (capacity, available, inodes, inodesFree uint64, ok bool) {
+	var st unix.Statfs_t
+	if path == "" || unix.Statfs(path, &st) != nil {
+		return 0, 0, 0, 0, false
+	}
+	bs := uint64(st.Bsize)
+	return st.Blocks * bs, st.Bavail * bs, st.Files, st.Ffree, true
+}

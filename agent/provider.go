@@ -188,7 +188,14 @@ func (p provider) Summary(ctx context.Context) (*statsapi.Summary, error) {
 		u := fs.GetImageFilesystems()[0]
 		used := u.GetUsedBytes().GetValue()
 		inodes := u.GetInodesUsed().GetValue()
-		node.Runtime = &statsapi.RuntimeStats{ImageFs: &statsapi.FsStats{Time: metav1.NewTime(p.a.clock.Now()), UsedBytes: &used, InodesUsed: &inodes}}
+		imageFs := &statsapi.FsStats{Time: metav1.NewTime(p.a.clock.Now()), UsedBytes: &used, InodesUsed: &inodes}
+		// The runtime says what its images use; the filesystem says how big it is
+		// and what is free, which the imagefs.* eviction signals need (the
+		// kubelet has them from cAdvisor).
+		if capacity, avail, files, free, ok := fsFigures(u.GetFsId().GetMountpoint()); ok {
+			imageFs.CapacityBytes, imageFs.AvailableBytes, imageFs.Inodes, imageFs.InodesFree = &capacity, &avail, &files, &free
+		}
+		node.Runtime = &statsapi.RuntimeStats{ImageFs: imageFs}
 	} else if err != nil && !errors.Is(err, context.Canceled) {
 		p.a.log.Debug("image filesystem stats", "err", err)
 	}
