@@ -52,7 +52,16 @@ func loopFS(t *testing.T, sizeMiB int) string {
 			t.Errorf("unmount the test's filesystem: %v", err)
 			unix.Unmount(mnt, unix.MNT_DETACH)
 		}
-		if out, _ := exec.Command("losetup", "-j", img).CombinedOutput(); len(bytes.TrimSpace(out)) > 0 {
+		// The kernel detaches an autoclear loop device in the background once the
+		// filesystem is released: wait for it.
+		attached := func() []byte {
+			out, _ := exec.Command("losetup", "-j", img).CombinedOutput()
+			return bytes.TrimSpace(out)
+		}
+		for deadline := time.Now().Add(30 * time.Second); len(attached()) > 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if out := attached(); len(out) > 0 {
 			t.Errorf("loop device left: %s", out)
 			for _, f := range strings.Fields(string(out)) {
 				if dev, ok := strings.CutSuffix(f, ":"); ok && strings.HasPrefix(dev, "/dev/loop") {
