@@ -28,6 +28,9 @@ func Example_podsFromCode() {
 	cfg.Kubelet.PodLogsDir = filepath.Join(dir, "logs")
 	noCgroups := false
 	cfg.Kubelet.CgroupsPerQOS = &noCgroups // the fake runtime runs nothing to put in them
+	// Pods from code are evictable and, under node pressure, refused: keep this
+	// machine's free memory and disk out of the example.
+	cfg.Kubelet.EvictionHard = map[string]string{"memory.available": "1Mi"}
 
 	pods, _ := podsource.NewPods(podsource.PodsOptions{NodeName: cfg.NodeName})
 	a, err := agent.New(agent.Options{
