@@ -79,12 +79,21 @@ func withEviction(st v1.PodStatus, e *evicted) v1.PodStatus {
 // once the pod's containers are stopped (or ctx ends).
 func (k evictionKiller) EvictPod(ctx context.Context, pod *v1.Pod, grace int64, st v1.PodStatus) error {
 	a := k.a
+	if !a.workers.known(pod.UID) {
+		return nil // gone meanwhile: nothing of it runs
+	}
 	e := a.markEvicted(pod.UID, st, &grace)
 	a.log.Info("evicting pod", "pod", podRef(pod), "grace", grace, "message", st.Message)
 	a.workers.kick(pod.UID)
+	// The worker stops the pod within its grace period (preStop hooks included);
+	// the bound keeps the eviction manager's passes going should it not.
+	limit := time.NewTimer(time.Duration(grace)*time.Second + 2*time.Minute)
+	defer limit.Stop()
 	select {
 	case <-e.done:
 		return nil
+	case <-limit.C:
+		return fmt.Errorf("evict pod %s: not stopped within its grace period of %ds and 2 minutes", podRef(pod), grace)
 	case <-ctx.Done():
 		return fmt.Errorf("evict pod %s: %w", podRef(pod), ctx.Err())
 	}
