@@ -149,19 +149,7 @@ func TestE2EDiskPressure(t *testing.T) {
 		p.UID = added.UID
 	}
 	h.waitPod("quiet", "running", time.Minute, running)
-	sawPressure := false
-	evicted := h.waitPod("writer", "evicted", 3*time.Minute, func(p *v1.Pod) bool {
-		if !sawPressure && nodeCondition(t, h, v1.NodeDiskPressure).Status == v1.ConditionTrue {
-			sawPressure = true
-		}
-		return p.Status.Phase == v1.PodFailed
-	})
-	if evicted.Status.Reason != "Evicted" || !strings.Contains(evicted.Status.Message, "The node was low on resource: ephemeral-storage") {
-		t.Errorf("writer status: reason %q message %q", evicted.Status.Reason, evicted.Status.Message)
-	}
-	if c := nodeCondition(t, h, v1.NodeDiskPressure); c.Status == v1.ConditionTrue {
-		sawPressure = true
-	}
+	_, sawPressure := waitEvicted(t, h, "writer", v1.NodeDiskPressure, "ephemeral-storage")
 	if !sawPressure {
 		t.Error("DiskPressure never turned True")
 	}

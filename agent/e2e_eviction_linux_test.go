@@ -42,6 +42,27 @@ func codePod(name string, containers ...v1.Container) *v1.Pod {
 		Spec: v1.PodSpec{Containers: containers, TerminationGracePeriodSeconds: &grace}}
 }
 
+// waitEvicted waits for pod name to be evicted for resource (Failed, Evicted,
+// the kubelet's message), watching whether the node's pressure condition turned
+// True meanwhile (or still is).
+func waitEvicted(t *testing.T, h *harness, name string, pressure v1.NodeConditionType, resource string) (*v1.Pod, bool) {
+	t.Helper()
+	saw := false
+	p := h.waitPod(name, "evicted", 3*time.Minute, func(p *v1.Pod) bool {
+		if !saw && nodeCondition(t, h, pressure).Status == v1.ConditionTrue {
+			saw = true
+		}
+		return p.Status.Phase == v1.PodFailed
+	})
+	if p.Status.Reason != "Evicted" || !strings.Contains(p.Status.Message, "The node was low on resource: "+resource) {
+		t.Errorf("%s status: reason %q message %q", name, p.Status.Reason, p.Status.Message)
+	}
+	if nodeCondition(t, h, pressure).Status == v1.ConditionTrue {
+		saw = true
+	}
+	return p, saw
+}
+
 func nodeCondition(t *testing.T, h *harness, typ v1.NodeConditionType) v1.NodeCondition {
 	t.Helper()
 	n, err := h.agent.Node(context.Background())
@@ -95,16 +116,7 @@ func TestE2EMemoryEviction(t *testing.T) {
 	if _, err := pods.Add(hog); err != nil {
 		t.Fatal(err)
 	}
-	sawPressure := false
-	evicted := h.waitPod("hog", "evicted", 3*time.Minute, func(p *v1.Pod) bool {
-		if !sawPressure && nodeCondition(t, h, v1.NodeMemoryPressure).Status == v1.ConditionTrue {
-			sawPressure = true
-		}
-		return p.Status.Phase == v1.PodFailed
-	})
-	if evicted.Status.Reason != "Evicted" || !strings.Contains(evicted.Status.Message, "The node was low on resource: memory") {
-		t.Errorf("hog status: reason %q message %q", evicted.Status.Reason, evicted.Status.Message)
-	}
+	evicted, sawPressure := waitEvicted(t, h, "hog", v1.NodeMemoryPressure, "memory")
 	dt := false
 	for _, c := range evicted.Status.Conditions {
 		if c.Type == v1.DisruptionTarget && c.Status == v1.ConditionTrue && c.Reason == "TerminationByKubelet" {

@@ -151,42 +151,53 @@ func checkSignal(field, key string) (sig Signal, ok bool, err error) {
 	return sig, true, nil
 }
 
-// parseStatements parses evictionHard or evictionSoft, in key order.
-func parseStatements(field string, statements map[string]string) ([]Threshold, error) {
-	var out []Threshold
+// eachSignal calls fn, in key order, for every key of statements (the field
+// field) that names a signal the manager evaluates, with its trimmed value.
+func eachSignal(field string, statements map[string]string, fn func(key string, sig Signal, val string) error) error {
 	for _, key := range slices.Sorted(maps.Keys(statements)) {
 		sig, ok, err := checkSignal(field, key)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !ok {
 			continue
 		}
-		val := strings.TrimSpace(statements[key])
+		if err := fn(key, sig, strings.TrimSpace(statements[key])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseStatements parses evictionHard or evictionSoft, in key order.
+func parseStatements(field string, statements map[string]string) ([]Threshold, error) {
+	var out []Threshold
+	err := eachSignal(field, statements, func(key string, sig Signal, val string) error {
 		if strings.HasSuffix(val, "%") {
 			if val == "0%" || val == "100%" {
-				continue // disables the signal, as in the kubelet
+				return nil // disables the signal, as in the kubelet
 			}
 			p, err := parsePercentage(val)
 			if err != nil {
-				return nil, fmt.Errorf("%s[%q]: %w", field, key, err)
+				return fmt.Errorf("%s[%q]: %w", field, key, err)
 			}
 			if p < 0 || p > 1 {
-				return nil, fmt.Errorf("%s[%q]: percentage %q must be between 0%% and 100%%", field, key, val)
+				return fmt.Errorf("%s[%q]: percentage %q must be between 0%% and 100%%", field, key, val)
 			}
 			out = append(out, Threshold{Signal: sig, Value: ThresholdValue{Percentage: p}})
-			continue
+			return nil
 		}
 		q, err := resource.ParseQuantity(val)
 		if err != nil {
-			return nil, fmt.Errorf("%s[%q]: invalid quantity %q", field, key, val)
+			return fmt.Errorf("%s[%q]: invalid quantity %q", field, key, val)
 		}
 		if q.Sign() <= 0 {
-			return nil, fmt.Errorf("%s[%q]: threshold must be positive, got %q", field, key, val)
+			return fmt.Errorf("%s[%q]: threshold must be positive, got %q", field, key, val)
 		}
 		out = append(out, Threshold{Signal: sig, Value: ThresholdValue{Quantity: &q}})
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 func parsePercentage(val string) (float64, error) {
@@ -200,58 +211,44 @@ func parsePercentage(val string) (float64, error) {
 func parseGracePeriods(statements map[string]string) (map[Signal]time.Duration, error) {
 	const field = "evictionSoftGracePeriod"
 	out := map[Signal]time.Duration{}
-	for _, key := range slices.Sorted(maps.Keys(statements)) {
-		sig, ok, err := checkSignal(field, key)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		val := strings.TrimSpace(statements[key])
+	err := eachSignal(field, statements, func(key string, sig Signal, val string) error {
 		d, err := time.ParseDuration(val)
 		if err != nil {
-			return nil, fmt.Errorf("%s[%q]: invalid duration %q", field, key, val)
+			return fmt.Errorf("%s[%q]: invalid duration %q", field, key, val)
 		}
 		if d < 0 {
-			return nil, fmt.Errorf("%s[%q]: grace period must not be negative, got %q", field, key, val)
+			return fmt.Errorf("%s[%q]: grace period must not be negative, got %q", field, key, val)
 		}
 		out[sig] = d
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 func parseMinReclaims(statements map[string]string) (map[Signal]ThresholdValue, error) {
 	const field = "evictionMinimumReclaim"
 	out := map[Signal]ThresholdValue{}
-	for _, key := range slices.Sorted(maps.Keys(statements)) {
-		sig, ok, err := checkSignal(field, key)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		val := strings.TrimSpace(statements[key])
+	err := eachSignal(field, statements, func(key string, sig Signal, val string) error {
 		if strings.HasSuffix(val, "%") {
 			p, err := parsePercentage(val)
 			if err != nil {
-				return nil, fmt.Errorf("%s[%q]: %w", field, key, err)
+				return fmt.Errorf("%s[%q]: %w", field, key, err)
 			}
 			if p <= 0 || p > 1 {
-				return nil, fmt.Errorf("%s[%q]: percentage %q must be above 0%% and at most 100%%", field, key, val)
+				return fmt.Errorf("%s[%q]: percentage %q must be above 0%% and at most 100%%", field, key, val)
 			}
 			out[sig] = ThresholdValue{Percentage: p}
-			continue
+			return nil
 		}
 		q, err := resource.ParseQuantity(val)
 		if err != nil {
-			return nil, fmt.Errorf("%s[%q]: invalid quantity %q", field, key, val)
+			return fmt.Errorf("%s[%q]: invalid quantity %q", field, key, val)
 		}
 		if q.Sign() < 0 {
-			return nil, fmt.Errorf("%s[%q]: minimum reclaim must not be negative, got %q", field, key, val)
+			return fmt.Errorf("%s[%q]: minimum reclaim must not be negative, got %q", field, key, val)
 		}
 		out[sig] = ThresholdValue{Quantity: &q}
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
