@@ -170,7 +170,13 @@ func New(o Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	machine, err := machineResources(a.cfg.RootDir)
+	nodeOpts := stats.NodeOptions{NodeName: a.cfg.NodeName, FsPath: a.cfg.RootDir, Clock: a.clock}
+	if *k.CgroupsPerQOS {
+		// The pods' cgroup gives allocatableMemory.available.
+		nodeOpts.SystemContainers = map[string]string{statsapi.SystemContainerPods: qos.KubepodsPath(k.CgroupDriver, k.CgroupRoot)}
+	}
+	a.node = stats.NewNode(nodeOpts)
+	machine, err := machineResources(a.node)
 	if err != nil {
 		return nil, fmt.Errorf("agent: node capacity: %w", err)
 	}
@@ -243,12 +249,6 @@ func New(o Options) (*Agent, error) {
 	a.sources = append(a.sources, o.Sources...)
 	a.workers = newPodWorkers(a, a.clock, k.SyncFrequency.Duration, a.log.With("component", "podworkers"))
 	a.workers.onSync = a.metrics.observeSync
-	nodeOpts := stats.NodeOptions{NodeName: a.cfg.NodeName, FsPath: a.cfg.RootDir, Clock: a.clock}
-	if a.cgroups != nil {
-		// The pods' cgroup gives allocatableMemory.available.
-		nodeOpts.SystemContainers = map[string]string{statsapi.SystemContainerPods: a.cgroups.Path("")}
-	}
-	a.node = stats.NewNode(nodeOpts)
 	if err := a.newResourceManagers(evictionCfg); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -368,7 +368,6 @@ loop:
 	return runErr
 }
 
-// applySourceUpdate makes the desired set the update's pods.
 // sourceUpdate is an update of the source a.sources[source].
 type sourceUpdate struct {
 	source int
@@ -397,6 +396,8 @@ func (a *Agent) mergeSources(sets [][]*v1.Pod, errs [][]error) podsource.Update 
 	return out
 }
 
+// applySourceUpdate makes the desired set the update's pods; allSynced says
+// every source has sent its first set.
 func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSynced bool) {
 	for _, err := range u.Errors {
 		a.log.Warn("pod manifest rejected", "err", err)
@@ -588,29 +589,24 @@ func (a *Agent) cgroupHousekeeping(desired map[types.UID]sets.Empty, sandboxes [
 	if a.cgroups == nil {
 		return
 	}
-	keep := map[types.UID]bool{}
-	for uid := range desired {
-		keep[uid] = true
-	}
+	inRuntime := map[types.UID]bool{}
 	for _, sb := range sandboxes {
-		if uid := types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel]); uid != "" {
-			keep[uid] = true
-		}
+		inRuntime[types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel])] = true
 	}
-	found, err := a.cgroups.PodCgroups()
-	if err != nil {
-		a.log.Warn("housekeeping: list pod cgroups", "err", err)
-		return
-	}
-	for uid := range found {
-		if !keep[uid] && a.workers.known(uid) {
-			keep[uid] = true // still terminating: its worker removes it
-		}
+	keep := func(uid types.UID) bool {
+		_, wanted := desired[uid]
+		// A pod still terminating keeps its cgroup: its worker removes it.
+		return wanted || inRuntime[uid] || a.workers.known(uid)
 	}
 	if _, err := a.cgroups.Cleanup(keep); err != nil {
 		a.log.Warn("housekeeping: remove pod cgroups", "err", err)
 	}
-	pods := a.Pods()
+	a.mu.RLock()
+	pods := make([]*v1.Pod, 0, len(a.desired))
+	for _, p := range a.desired {
+		pods = append(pods, p)
+	}
+	a.mu.RUnlock()
 	var burstableMilli int64
 	for _, p := range pods {
 		if qos.Class(p) == v1.PodQOSBurstable {

@@ -277,7 +277,8 @@ func (s settledContainerGC) DeleteUnusedContainers(ctx context.Context) error {
 	free := func() uint64 {
 		var sum uint64
 		for _, p := range paths {
-			sum += fsAvailable(p)
+			_, avail, _, _, _ := fsFigures(p)
+			sum += avail
 		}
 		return sum
 	}

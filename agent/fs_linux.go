@@ -45,15 +45,6 @@ func diskUsage(dir string) (bytes, inodes uint64, ok bool) {
 	return bytes, inodes, true
 }
 
-// fsAvailable is the space available to unprivileged users on path's filesystem.
-func fsAvailable(path string) uint64 {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0
-	}
-	return st.Bavail * uint64(st.Bsize)
-}
-
 // fsFigures are the size, the space available to unprivileged users, and the
 // inodes (all and free) of path's filesystem.
 func fsFigures(path string) (capacity, available, inodes, inodesFree uint64, ok bool) {

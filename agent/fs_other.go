@@ -6,8 +6,6 @@ func sameDevice(string, string) bool { return true }
 
 func diskUsage(string) (bytes, inodes uint64, ok bool) { return 0, 0, false }
 
-func fsAvailable(string) uint64 { return 0 }
-
 func fsFigures(string) (capacity, available, inodes, inodesFree uint64, ok bool) {
 	return 0, 0, 0, 0, false
 }

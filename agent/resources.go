@@ -103,8 +103,8 @@ func parseReserved(field string, m map[string]string) (v1.ResourceList, error) {
 // machineResources is the node's capacity as cAdvisor describes the machine:
 // CPUs, memory, hugepages, the root dir's filesystem (ephemeral-storage); and
 // the pid limit, which eviction's pid.available and kubepods' pids limit use.
-func machineResources(rootDir string) (v1.ResourceList, error) {
-	mi, err := stats.NewNode(stats.NodeOptions{FsPath: rootDir}).Machine()
+func machineResources(node *stats.Node) (v1.ResourceList, error) {
+	mi, err := node.Machine()
 	if err != nil {
 		return nil, err
 	}

@@ -28,10 +28,10 @@ type Manager interface {
 	// UpdateQOS recomputes the tiers' CPU shares from the pods running on the node:
 	// burstable gets the sum of its pods' CPU requests, besteffort the minimum.
 	UpdateQOS(pods []*v1.Pod) error
-	// Cleanup removes the cgroups of pods not in keep (pods that vanished while the
-	// agent was down, or whose removal failed before) and returns the uids of those
-	// it could not remove yet.
-	Cleanup(keep map[types.UID]bool) (pending []types.UID, err error)
+	// Cleanup removes the cgroups of the pods keep refuses (pods that vanished
+	// while the agent was down, or whose removal failed before) and returns the
+	// uids of those it could not remove yet.
+	Cleanup(keep func(types.UID) bool) (pending []types.UID, err error)
 	// PodCgroups lists the pods that have a cgroup, by uid.
 	PodCgroups() (map[types.UID]string, error)
 	// Path is the path of the pod cgroup (or kubepods for "") under a hierarchy's
@@ -98,7 +98,7 @@ func (m *manager) path(n name) string { return n.path(m.opts.Driver) }
 
 func (m *manager) Path(uid types.UID) string {
 	if uid == "" {
-		return m.path(m.kubepod)
+		return KubepodsPath(m.opts.Driver, m.opts.Root)
 	}
 	m.mu.Lock()
 	n, ok := m.pods[uid]
@@ -234,7 +234,7 @@ func (m *manager) PodCgroups() (map[types.UID]string, error) {
 	return out, nil
 }
 
-func (m *manager) Cleanup(keep map[types.UID]bool) ([]types.UID, error) {
+func (m *manager) Cleanup(keep func(types.UID) bool) ([]types.UID, error) {
 	found, err := m.PodCgroups()
 	if err != nil {
 		return nil, err
@@ -242,7 +242,7 @@ func (m *manager) Cleanup(keep map[types.UID]bool) ([]types.UID, error) {
 	var pending []types.UID
 	var errs []error
 	for uid := range found {
-		if keep[uid] {
+		if keep(uid) {
 			continue
 		}
 		if err := m.RemovePod(uid); err != nil {

@@ -137,7 +137,7 @@ func TestManagerOnFakeTrees(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pending, err := m2.Cleanup(map[types.UID]bool{"g-1": true}); err != nil || len(pending) != 0 {
+			if pending, err := m2.Cleanup(func(uid types.UID) bool { return uid == "g-1" }); err != nil || len(pending) != 0 {
 				t.Fatalf("Cleanup: pending %v, err %v", pending, err)
 			}
 			found, _ = m2.PodCgroups()

@@ -66,3 +66,13 @@ func tier(class v1.PodQOSClass) string {
 	}
 	return ""
 }
+
+// KubepodsPath is the path of the kubepods cgroup under a hierarchy's mount point
+// for a driver and cgroupRoot ("/kubepods", "/kubepods.slice"), what Manager.Path("")
+// returns, known before any Manager is made.
+func KubepodsPath(driver, root string) string {
+	if driver == "" {
+		driver = DriverCgroupfs
+	}
+	return rootName(root).child("kubepods").path(driver)
+}
