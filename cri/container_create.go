@@ -21,8 +21,8 @@ import (
 )
 
 // CreateContainer prepares a container in a sandbox: its rootfs (an overlay of the
-// image's layers and a fresh writable layer) and its OCI bundle. No process runs
-// until StartContainer.
+// image's layers and a fresh writable layer), its image volumes (image_volume.go)
+// and its OCI bundle. No process runs until StartContainer.
 func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
 	cfg := req.GetConfig()
 	switch {
@@ -40,6 +40,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	for i, m := range cfg.GetMounts() {
 		if m.GetRecursiveReadOnly() && !s.features.rro {
 			return nil, invalid(fmt.Sprintf("config.mounts[%d].recursive_read_only", i), "the OCI runtime %s does not support recursive read-only mounts", s.opts.Runtime)
+		}
+		if err := checkImageVolume(i, m); err != nil {
+			return nil, err
 		}
 	}
 	sb, err := s.objs.sandbox(req.GetPodSandboxId())
@@ -61,6 +64,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		sandboxCfg = sbRec.Config
 	}
 
+	// No image this container uses may be removed until it is listed.
+	s.imageUse.RLock()
+	defer s.imageUse.RUnlock()
 	img, err := s.images.Get(cfg.GetImage().GetImage())
 	if errors.Is(err, image.ErrNotFound) {
 		return nil, status.Errorf(codes.NotFound, "config.image.image: image %q not found", cfg.GetImage().GetImage())
@@ -71,6 +77,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	lowers, err := s.images.LayerDirs(img)
 	if err != nil {
 		return nil, grpcError(codes.Internal, err, "layers of image %s", img.ID)
+	}
+	volumeImages, err := s.lookupImageVolumes(cfg)
+	if err != nil {
+		return nil, err
 	}
 
 	id := newID()
@@ -91,7 +101,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	undo.add(func() error { return os.RemoveAll(stateDir) })
 	rootfs := s.paths.rootfs(id)
 	undo.add(func() error { return unmount(rootfs) })
-	if usernsPath := sbRec.Namespace[string(podns.User)]; usernsPath != "" {
+	usernsPath := sbRec.Namespace[string(podns.User)]
+	if usernsPath != "" {
 		uid, gid := sbRec.UserNS.hostRoot()
 		err = mountOverlayIDMapped(lowers, filepath.Join(rootDir, "upper"), filepath.Join(rootDir, "work"), rootfs, usernsPath, uid, gid)
 	} else {
@@ -99,6 +110,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "container rootfs: %v", err)
+	}
+	volumes, err := s.mountImageVolumes(id, cfg, volumeImages, usernsPath, undo)
+	if err != nil {
+		return nil, err
+	}
+	volumeSources := make(map[int]string, len(volumes))
+	for _, v := range volumes {
+		volumeSources[v.Mount] = v.Source
 	}
 
 	in := spec.Input{
@@ -109,6 +128,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		Image:          img.Config,
 		ImageName:      cfg.GetImage().GetImage(),
 		Rootfs:         rootfs,
+		ImageVolumes:   volumeSources,
 		CgroupsPath:    s.cgroups.containerPath(sbRec.Cgroup, id),
 		Hostname:       sbRec.Hostname,
 		OOMScoreAdjMin: s.oomMin,
@@ -167,6 +187,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		OwnPidNS:   ownsPidNamespace(ociSpec),
 		StopSignal: img.Config.StopSignal,
 		User:       containerUser(ociSpec),
+
+		ImageVolumes: volumes,
 	}
 	if dir, p := sandboxCfg.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
 		rec.LogPath = filepath.Join(dir, p)

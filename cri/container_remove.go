@@ -57,8 +57,8 @@ func (s *Server) removeContainer(ctx context.Context, c *container) error {
 	} else {
 		s.objs.releaseID(rec.ID)
 	}
-	if _, err := s.images.Get(rec.ImageID); errors.Is(err, image.ErrNotFound) {
-		// The image went while this container used it: its layers may be garbage now.
+	if s.anImageGone(&rec) {
+		// An image went while this container used it: its layers may be garbage now.
 		s.gcLayers()
 	}
 	s.log.Info("container removed", "container", rec.ID)
@@ -66,11 +66,15 @@ func (s *Server) removeContainer(ctx context.Context, c *container) error {
 	return nil
 }
 
-// teardownContainer removes a container's mounts and files; safe to repeat. The
-// record goes last, so a crash midway leaves a record to retry with. Directories
-// are moved to the trash (a rename) and deleted in the background: a writable
-// layer can take long to delete, and nothing refers to it any more.
+// teardownContainer removes a container's mounts (image volumes, rootfs) and
+// files; safe to repeat. The record goes last, so a crash midway leaves a record
+// to retry with. Directories are moved to the trash (a rename) and deleted in the
+// background: a writable layer can take long to delete, and nothing refers to it
+// any more. Nothing is moved while a mount below it remains.
 func (s *Server) teardownContainer(id string) error {
+	if err := s.unmountImageVolumes(id); err != nil {
+		return err
+	}
 	if err := unmount(s.paths.rootfs(id)); err != nil {
 		return err
 	}
@@ -83,7 +87,23 @@ func (s *Server) teardownContainer(id string) error {
 	return s.trash(s.paths.containerState(id))
 }
 
-// gcLayers removes the layers that neither an image nor a container uses.
+// anImageGone reports whether the container's image, or an image it mounts as a
+// volume (which only another user of the store can have removed), is gone.
+func (s *Server) anImageGone(rec *containerRecord) bool {
+	ids := []string{rec.ImageID}
+	for _, v := range rec.ImageVolumes {
+		ids = append(ids, v.ImageID)
+	}
+	for _, id := range ids {
+		if _, err := s.images.Get(id); errors.Is(err, image.ErrNotFound) {
+			return true
+		}
+	}
+	return false
+}
+
+// gcLayers removes the layers that neither an image nor a container (as its
+// rootfs or an image volume) uses.
 func (s *Server) gcLayers() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -91,6 +111,11 @@ func (s *Server) gcLayers() {
 	for _, c := range s.objs.listContainers() {
 		for _, l := range c.rec.Layers {
 			inUse[l] = true
+		}
+		for _, v := range c.rec.ImageVolumes {
+			for _, l := range v.Layers {
+				inUse[l] = true
+			}
 		}
 	}
 	if err := s.images.GC(ctx, func(diffID string) bool { return inUse[diffID] }); err != nil {

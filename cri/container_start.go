@@ -11,6 +11,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/cri/monitor"
+	"github.com/nodekit-dev/nodekit/cri/podns"
 )
 
 // startErrorExitCode is the exit code a container that failed to start reports, as
@@ -37,8 +38,15 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "container %s: its pod sandbox is gone", rec.ID)
 	}
-	if st := sb.snapshot().State; st != runtime.PodSandboxState_SANDBOX_READY {
+	sbRec := sb.snapshot()
+	if sbRec.State != runtime.PodSandboxState_SANDBOX_READY {
 		return nil, status.Errorf(codes.FailedPrecondition, "container %s: pod sandbox %s is not ready", rec.ID, rec.SandboxID)
+	}
+	if err := s.ensureImageVolumes(&rec, sbRec.Namespace[string(podns.User)]); err != nil {
+		s.failStart(c, err)
+		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		s.startRelease(c)
+		return nil, status.Errorf(codes.FailedPrecondition, "start container %s: image volume: %v", rec.ID, err)
 	}
 	if rec.LogPath != "" {
 		if err := os.MkdirAll(filepath.Dir(rec.LogPath), 0o755); err != nil {

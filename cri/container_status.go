@@ -29,6 +29,8 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 			"monitorPid": rec.MonitorPid,
 			"bundle":     s.paths.bundle(rec.ID),
 			"layers":     rec.Layers,
+			// Each image volume: its mount's index, image and host source.
+			"imageVolumes": rec.ImageVolumes,
 		})
 		resp.Info = map[string]string{"info": string(info)}
 	}

@@ -86,9 +86,9 @@ func (s *Server) startRelease(c *container) {
 
 // release waits for the monitor of an exited container to finish (it deletes the
 // runtime's state after writing the exit record), makes sure the runtime's state
-// is gone, and unmounts the rootfs. The writable layer stays until
-// RemoveContainer. As containerd does, this is part of stopping: StopContainer
-// returns once it is done.
+// is gone, and unmounts the rootfs and the image volumes. The writable layer
+// stays until RemoveContainer. As containerd does, this is part of stopping:
+// StopContainer returns once it is done.
 func (s *Server) release(c *container) {
 	rec := c.snapshot()
 	if rec.MonitorPid > 0 && !waitProcessGone(rec.MonitorPid, rec.MonitorTime, 10_000) {
@@ -101,5 +101,8 @@ func (s *Server) release(c *container) {
 	}
 	if err := unmount(s.paths.rootfs(rec.ID)); err != nil {
 		s.log.Warn("unmount the rootfs of an exited container", "container", rec.ID, "err", err)
+	}
+	if err := s.unmountImageVolumes(rec.ID); err != nil {
+		s.log.Warn("unmount the image volumes of an exited container", "container", rec.ID, "err", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -141,4 +142,85 @@ func mountOverlayIDMapped(lowers []string, upper, work, target, usernsPath strin
 		return fmt.Errorf("mount id-mapped overlay at %s: %w", target, err)
 	}
 	return nil
+}
+
+// mountImageLayers mounts an image's layers (base first) read-only at target,
+// for an image volume: an overlay with the layers as lower directories only (no
+// upper directory, so the overlay itself is read-only), or, for an image of a
+// single layer, which overlayfs cannot mount without an upper directory, a
+// read-only bind of that layer. With usernsPath the layers are id-mapped by
+// that user namespace first, as a container's rootfs is (mountOverlayIDMapped),
+// so the image's files belong to the ids the pod's containers know them by.
+func mountImageLayers(lowers []string, target, usernsPath string) error {
+	if len(lowers) == 0 {
+		return fmt.Errorf("mount image at %s: the image has no layers", target)
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if usernsPath == "" && len(lowers) == 1 {
+		if err := unix.Mount(lowers[0], target, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind the image layer %s at %s: %w", lowers[0], target, err)
+		}
+		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			unix.Unmount(target, unix.MNT_DETACH)
+			return fmt.Errorf("make the image layer bound at %s read-only: %w", target, err)
+		}
+		return nil
+	}
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	dirs := lowers
+	if usernsPath != "" {
+		userns, err := unix.Open(usernsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open user namespace %s: %w", usernsPath, err)
+		}
+		defer unix.Close(userns)
+		dirs = make([]string, 0, len(lowers))
+		for _, l := range lowers {
+			fd, err := unix.OpenTree(unix.AT_FDCWD, l, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+			if err != nil {
+				return fmt.Errorf("clone mount of %s: %w", l, err)
+			}
+			fds = append(fds, fd)
+			attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY, Userns_fd: uint64(userns)}
+			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+				return fmt.Errorf("id-map mount of %s: %w", l, err)
+			}
+			dirs = append(dirs, fmt.Sprintf("/proc/self/fd/%d", fd))
+		}
+		if len(fds) == 1 {
+			// One layer: the detached id-mapped, read-only clone is the volume.
+			if err := unix.MoveMount(fds[0], "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return fmt.Errorf("mount the id-mapped image layer %s at %s: %w", lowers[0], target, err)
+			}
+			return nil
+		}
+	}
+	top := make([]string, len(dirs))
+	for i, d := range dirs {
+		top[len(dirs)-1-i] = d
+	}
+	data := "lowerdir=" + strings.Join(top, ":")
+	if len(data) >= unix.Getpagesize() {
+		return fmt.Errorf("mount image at %s: %d layers make mount options of %d bytes, over the kernel's limit of one page", target, len(lowers), len(data))
+	}
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_RDONLY, data); err != nil {
+		return fmt.Errorf("mount read-only overlay of %d image layers at %s: %w", len(lowers), target, err)
+	}
+	return nil
+}
+
+// isMountPoint reports whether p is a mount point; a missing p is not.
+func isMountPoint(p string) (bool, error) {
+	ok, err := mountinfo.Mounted(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return ok, err
 }

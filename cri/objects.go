@@ -38,7 +38,7 @@ type container struct {
 
 	// released is closed once what an exited container held on the node is
 	// given back: its monitor has exited, the runtime's state is deleted and
-	// the rootfs is unmounted (see Server.release).
+	// the rootfs and image volumes are unmounted (see Server.release).
 	released    chan struct{}
 	releaseOnce sync.Once
 }

@@ -31,6 +31,9 @@ func mountOverlayIDMapped([]string, string, string, string, string, int, int) er
 }
 func unmount(string) error { return nil }
 
+func mountImageLayers([]string, string, string) error { return errLinuxOnly }
+func isMountPoint(string) (bool, error)               { return false, errLinuxOnly }
+
 func procStartTime(int) (uint64, error)                    { return 0, errLinuxOnly }
 func alive(int, uint64) bool                               { return false }
 func signalProcess(int, uint64, unix.Signal) (bool, error) { return false, errLinuxOnly }

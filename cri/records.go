@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -60,6 +61,9 @@ type containerRecord struct {
 	OwnPidNS    bool                     `json:"ownPidNS"`
 	StopSignal  string                   `json:"stopSignal,omitempty"`
 	User        *runtime.ContainerUser   `json:"-"`
+	// ImageVolumes are the images the container mounts as volumes
+	// (config.mounts[i].image; see image_volume.go).
+	ImageVolumes []imageVolume `json:"imageVolumes,omitempty"`
 }
 
 // persisted wraps a record with its CRI config encoded by protojson, so files stay
@@ -153,6 +157,15 @@ func (p paths) exitsDir() string               { return filepath.Join(p.state, "
 func (p paths) exitFile(id string) string      { return filepath.Join(p.exitsDir(), id+".json") }
 func (p paths) runcRoot() string               { return filepath.Join(p.state, "runc") }
 func (p paths) images() string                 { return filepath.Join(p.root, "images") }
+
+// imageVolumes holds the mount points of a container's image volumes, one per
+// mount of the request that names an image, by its index in config.mounts.
+func (p paths) imageVolumes(id string) string {
+	return filepath.Join(p.containerState(id), "image-volumes")
+}
+func (p paths) imageVolume(id string, mount int) string {
+	return filepath.Join(p.imageVolumes(id), strconv.Itoa(mount))
+}
 
 func (p paths) mkdirs() error {
 	for _, d := range []string{

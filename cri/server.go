@@ -78,6 +78,13 @@ type Server struct {
 
 	stream *streamServer // exec, attach and port-forward sessions (streaming.go)
 
+	// imageUse is held shared by CreateContainer from the moment it looks up
+	// its images until the container is listed, and exclusively by
+	// RemoveImage, so that an image is not removed (nor its layers collected)
+	// under a container being created, and RemoveImage sees every container
+	// that mounts the image as a volume.
+	imageUse sync.RWMutex
+
 	exits    *exitWatcher
 	events   eventBus
 	bg       sync.WaitGroup

@@ -81,7 +81,7 @@ func setMounts(s *specs.Spec, in Input) error {
 		taken     = map[string]bool{}
 	)
 	for i, m := range in.Config.GetMounts() {
-		om, err := userMount(s, i, m)
+		om, err := userMount(s, i, m, in.ImageVolumes)
 		if err != nil {
 			return err
 		}
@@ -111,15 +111,16 @@ func setMounts(s *specs.Spec, in Input) error {
 }
 
 // userMount converts the request's i-th mount to a bind mount, and records
-// the root propagation a shared or slave mount needs.
-func userMount(s *specs.Spec, i int, m *runtime.Mount) (specs.Mount, error) {
+// the root propagation a shared or slave mount needs. An image volume is bound
+// from the path imageVolumes gives for i.
+func userMount(s *specs.Spec, i int, m *runtime.Mount, imageVolumes map[int]string) (specs.Mount, error) {
 	field := fmt.Sprintf("mounts[%d]", i)
 	dst := m.GetContainerPath()
 	if !path.IsAbs(dst) {
 		return specs.Mount{}, fieldErr(field+".container_path", "%q is not an absolute path", dst)
 	}
-	if m.GetImage() != nil && m.GetImage().GetImage() != "" && m.GetHostPath() == "" {
-		return specs.Mount{}, &FieldError{Field: field + ".image", Err: fmt.Errorf("image volumes must be mounted by the caller and passed as host_path: %w", errUnsupported)}
+	if m.GetImage().GetImage() != "" {
+		return imageVolumeMount(field, i, m, imageVolumes)
 	}
 	if m.GetHostPath() == "" {
 		return specs.Mount{}, fieldErr(field+".host_path", "host_path is required")
@@ -167,6 +168,34 @@ func userMount(s *specs.Spec, i int, m *runtime.Mount) (specs.Mount, error) {
 		opts = append(opts, o)
 	}
 	return specs.Mount{Destination: path.Clean(dst), Type: "bind", Source: m.GetHostPath(), Options: opts, UIDMappings: uids, GIDMappings: gids}, nil
+}
+
+// imageVolumeMount is the bind mount of an image volume (a mount with image
+// set, KEP-4639) that the caller mounted at imageVolumes[i]. It is read-only
+// whatever readonly says, as in containerd and CRI-O ("ro" comes last, after
+// the request's mount options, and "rw" is refused), and private: an image has
+// nothing to propagate. It has no id mappings of its own: for a pod in a user
+// namespace the caller id-maps the image's layers. noexec is not added.
+func imageVolumeMount(field string, i int, m *runtime.Mount, imageVolumes map[int]string) (specs.Mount, error) {
+	if m.GetHostPath() != "" {
+		return specs.Mount{}, fieldErr(field+".host_path", "%q is set on a mount of an image (%s.image); an image volume has no host path", m.GetHostPath(), field)
+	}
+	src, ok := imageVolumes[i]
+	if !ok || src == "" {
+		return specs.Mount{}, fieldErr(field+".image", "the image volume was not mounted (Input.ImageVolumes has no path for it)")
+	}
+	opts := []string{"rbind", "rprivate"}
+	for j, o := range m.GetMountOptions() {
+		switch {
+		case o == "" || strings.Contains(o, ","):
+			return specs.Mount{}, fieldErr(fmt.Sprintf("%s.mount_options[%d]", field, j), "%q is not a single mount option", o)
+		case o == "rw":
+			return specs.Mount{}, fieldErr(fmt.Sprintf("%s.mount_options[%d]", field, j), "an image volume is always read-only")
+		}
+		opts = append(opts, o)
+	}
+	opts = append(opts, "ro")
+	return specs.Mount{Destination: path.Clean(m.GetContainerPath()), Type: "bind", Source: src, Options: opts}, nil
 }
 
 // idMappings converts CRI id mappings to the runtime-spec's.

@@ -37,6 +37,11 @@ type Input struct {
 	// network pods) the node's, as containerd does.
 	Hostname string
 	Files    SandboxFiles
+	// ImageVolumes are the host paths of the images mounted as volumes (the
+	// mounts with image set, KEP-4639), by their index in Config.Mounts. The
+	// caller mounts each image read-only (and resolves image_sub_path in it);
+	// Generate binds that path read-only at the mount's container_path.
+	ImageVolumes map[int]string
 	// OOMScoreAdjMin is the lowest oom_score_adj the runtime may set
 	// (containerd's restrict_oom_score_adj): a lower request is raised to it,
 	// not refused. Without CAP_SYS_RESOURCE that is the runtime's own value
