@@ -32,8 +32,10 @@ import (
 	"github.com/nodekit-dev/nodekit/agent/status"
 	"github.com/nodekit-dev/nodekit/eviction"
 	"github.com/nodekit-dev/nodekit/imagegc"
+	"github.com/nodekit-dev/nodekit/objects"
 	"github.com/nodekit-dev/nodekit/pleg"
 	"github.com/nodekit-dev/nodekit/probes"
+	"github.com/nodekit-dev/nodekit/volumes"
 )
 
 // Options configures an Agent.
@@ -67,6 +69,10 @@ type Options struct {
 	// the union of their pods; a pod whose UID two sources give is run once, from
 	// the first source.
 	Sources []podsource.Source
+	// Objects gives the configMaps and secrets pods reference (env and
+	// volumes), besides or instead of Config.ObjectManifestPath, whose
+	// directory is used when this is nil.
+	Objects objects.Source
 }
 
 // Agent is the node agent.
@@ -102,6 +108,11 @@ type Agent struct {
 	server     *server.Server
 	node       *stats.Node
 	metrics    *metrics
+	// objects is where configMaps and secrets come from (nil: nowhere);
+	// objectDir, when the config names a directory, runs with the agent.
+	objects   objects.Source
+	objectDir *objects.Dir
+	volumes   *volumes.Manager
 
 	mu           sync.RWMutex
 	desired      map[types.UID]*v1.Pod
@@ -184,6 +195,28 @@ func New(o Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	a.objects = o.Objects
+	if a.objects == nil && a.cfg.ObjectManifestPath != "" {
+		a.objectDir, err = objects.NewDir(objects.DirOptions{
+			Path:   a.cfg.ObjectManifestPath,
+			Period: k.FileCheckFrequency.Duration,
+			Logger: a.log.With("component", "objects"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: --object-manifest-path: %w", err)
+		}
+		a.objects = a.objectDir
+	}
+	a.volumes, err = volumes.New(volumes.Options{
+		RootDir:      a.cfg.RootDir,
+		Objects:      a.objects,
+		Node:         volumes.NodeInfo{Name: a.cfg.NodeName, Allocatable: a.node0.allocatable},
+		ResyncPeriod: k.SyncFrequency.Duration,
+		Logger:       a.log.With("component", "volumes"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	var podCgroups podruntime.PodCgroups
 	if *k.CgroupsPerQOS {
 		a.cgroups, err = qos.New(qos.Options{
@@ -219,6 +252,8 @@ func New(o Options) (*Agent, error) {
 		HostIPs:         a.hostIPs,
 		ClusterDNS:      k.ClusterDNS,
 		ClusterDomain:   k.ClusterDomain,
+		Volumes:         a.volumes,
+		Objects:         a.objects,
 		Probes: func(kind podruntime.ProbeKind, containerID string) podruntime.ProbeResult {
 			t := probes.Liveness
 			if kind == podruntime.StartupProbe {
@@ -309,8 +344,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(a.sources) == 0 {
 		a.sourcesReady.Store(true)
 	}
-	// The node's self-protection runs until the agent stops.
-	for _, run := range []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run} {
+	// The node's self-protection, and the volumes following their objects,
+	// run until the agent stops.
+	background := []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run, a.volumes.Run}
+	if a.objectDir != nil {
+		background = append(background, a.objectDir.Run)
+	}
+	for _, run := range background {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
@@ -562,6 +602,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		orphans.Insert(uid)
 	}
 	defer a.cgroupHousekeeping(desired, sandboxes)
+	defer a.podDirHousekeeping(ctx, desired, sandboxes)
 	for uid := range orphans {
 		a.log.Info("removing a pod no source wants", "uid", uid)
 		rs, err := pleg.Inspect(ctx, a.rt, uid)
@@ -577,6 +618,33 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			a.log.Warn("housekeeping: remove orphaned pod", "uid", uid, "err", err)
 		}
 		a.cache.Delete(uid)
+	}
+}
+
+// podDirHousekeeping removes the directories (volumes unmounted first) of pods
+// that are neither wanted nor in the runtime nor being worked on: pods that
+// vanished while the agent was down, and removals that failed.
+func (a *Agent) podDirHousekeeping(ctx context.Context, desired map[types.UID]sets.Empty, sandboxes []*runtimeapi.PodSandbox) {
+	uids, err := a.volumes.PodDirs()
+	if err != nil {
+		a.log.Warn("housekeeping: list pod directories", "err", err)
+		return
+	}
+	if len(uids) == 0 {
+		return
+	}
+	inRuntime := map[types.UID]bool{}
+	for _, sb := range sandboxes {
+		inRuntime[types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel])] = true
+	}
+	for _, uid := range uids {
+		if _, wanted := desired[uid]; wanted || inRuntime[uid] || a.workers.known(uid) {
+			continue
+		}
+		a.log.Info("removing the directory of a pod no source wants", "uid", uid)
+		if err := a.pods.RemovePod(ctx, uid); err != nil {
+			a.log.Warn("housekeeping: remove orphaned pod directory", "uid", uid, "err", err)
+		}
 	}
 }
 

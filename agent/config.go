@@ -27,6 +27,10 @@ type Config struct {
 	RuntimeEndpoint string
 	// NodeIP is the node's address used for the downward API's hostIP.
 	NodeIP string
+	// ObjectManifestPath is a directory of ConfigMap and Secret manifests
+	// that pods may reference (--object-manifest-path; nodekit's own: the
+	// kubelet's static pods cannot reference configMaps or secrets at all).
+	ObjectManifestPath string
 }
 
 // DefaultRootDir is the agent's default --root-dir. It is not the kubelet's
@@ -135,6 +139,7 @@ type Flags struct {
 	fs                 *flag.FlagSet
 	Config             string
 	PodManifestPath    string
+	ObjectManifestPath string
 	RootDir            string
 	HostnameOverride   string
 	RuntimeEndpoint    string
@@ -159,6 +164,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	fs.StringVar(&f.Config, "config", "", "path of a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1)")
 	fs.StringVar(&f.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (staticPodPath)")
+	fs.StringVar(&f.ObjectManifestPath, "object-manifest-path", "", "directory of ConfigMap and Secret manifests that pods on this node may reference (nodekit only; changes reach running pods at once)")
 	fs.StringVar(&f.RootDir, "root-dir", DefaultRootDir, "directory for the agent's files (pods, volumes, certificates, the embedded runtime)")
 	fs.StringVar(&f.HostnameOverride, "hostname-override", "", "the node's name instead of the host name")
 	fs.StringVar(&f.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint, e.g. unix:///run/containerd/containerd.sock (default: nodekit's embedded shim)")
@@ -239,6 +245,7 @@ func (f *Flags) Load() (*Config, error) {
 		c.RuntimeEndpoint = k.ContainerRuntimeEndpoint
 	}
 	c.NodeIP = f.NodeIP
+	c.ObjectManifestPath = f.ObjectManifestPath
 	c.NodeName = strings.ToLower(f.HostnameOverride)
 	if c.NodeName == "" {
 		h, err := os.Hostname()

@@ -148,28 +148,25 @@ func runtimeIDs(t *testing.T, rt internalapi.RuntimeService, uid types.UID) (san
 	return sandboxes, containers
 }
 
-// TestE2ERestartAdoptsPods: the real daemons, bin/nodekit-kubelet on
-// bin/nodekit-cri, are killed with SIGKILL and started again: the agent adopts
-// its running pods (same sandbox, same containers, no restart, the pod Running
-// and Ready again) and removes a pod whose manifest went while it was down.
-// Then SIGTERM with --stop-pods-on-exit stops and removes everything.
-//
-// The shim runs as its own process, not embedded in nodekit-kubelet: the
-// embedded shim keeps its state in /run/nodekit-kubelet/runtime whatever the
-// --root-dir, which another nodekit-kubelet on the machine (`make run`, the
-// agent benchmark) shares, and each agent removes the other's pods as
-// orphans. With its own --state the test is isolated.
-func TestE2ERestartAdoptsPods(t *testing.T) {
-	t.Parallel()
-	testenv.RequireRoot(t)
+// daemons are the test's bin/nodekit-cri and bin/nodekit-kubelet processes
+// (not started), with the busybox image imported into the shim's store. The
+// cleanup stops the kubelet (and, if containers are left, runs it once more
+// with --stop-pods-on-exit and no manifests), then the shim, and checks that
+// no pod directory is left.
+type daemons struct {
+	shim, kubelet *process
+	kubeletBin    string
+	rt            internalapi.RuntimeService // set once the shim served
+}
+
+func newDaemons(t *testing.T, h *harness, kubeletArgs ...string) *daemons {
+	t.Helper()
 	kubeletBin, criBin := testenv.Binary(t, "nodekit-kubelet"), testenv.Binary(t, "nodekit-cri")
 	runc, monitor := testenv.Binary(t, "runc"), testenv.Binary(t, "nodekit-monitor")
 	image := testenv.Image(t, "busybox")
-
-	h := prepare(t, "nkar-")
 	base := h.base
 
-	var rt internalapi.RuntimeService
+	d := &daemons{kubeletBin: kubeletBin}
 	shim := &process{t: t, name: "nodekit-cri", bin: criBin, base: base, args: []string{
 		"--listen", h.sock, "--root", h.shimRoot, "--state", h.shimState,
 		"--runtime", runc, "--monitor", monitor, "--cgroup-parent", h.cgroupRoot + "/shim",
@@ -184,19 +181,19 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		rt = c
+		d.rt = c
 		return true
 	}
 	config := filepath.Join(base, "kubelet.yaml")
 	if err := os.WriteFile(config, []byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupRoot: "+h.cgroupRoot+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kubelet := &process{t: t, name: "nodekit-kubelet", bin: kubeletBin, base: base, args: []string{
+	kubelet := &process{t: t, name: "nodekit-kubelet", bin: kubeletBin, base: base, args: append([]string{
 		"--config", config, "--root-dir", h.rootDir, "--pod-manifest-path", h.manifests, "--pod-logs-dir", h.podLogs,
 		"--container-runtime-endpoint", "unix://" + h.sock,
 		"--hostname-override", nodeName, "--node-ip", "127.0.0.1",
 		"--address", "127.0.0.1", "--port", "0", "--healthz-port", "0", "--log-level", "debug",
-	}}
+	}, kubeletArgs...)}
 	kubelet.ready = func() bool { return localPods(h.rootDir) != nil }
 	h.dumps = append(h.dumps, dump{"daemon logs", func() string { return shim.log() + "\n" + kubelet.log() }})
 	t.Cleanup(func() {
@@ -217,18 +214,39 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 		if err := shim.signal(syscall.SIGTERM, time.Minute); err != nil {
 			t.Error(err)
 		}
-		for _, d := range []string{filepath.Join(h.rootDir, "pods"), h.podLogs} {
-			if entries, _ := os.ReadDir(d); len(entries) > 0 {
-				t.Errorf("pod directories left in %s: %v", d, names(entries))
+		for _, dir := range []string{filepath.Join(h.rootDir, "pods"), h.podLogs} {
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				t.Errorf("pod directories left in %s: %v", dir, names(entries))
 			}
 		}
 		// Then the network's and the node's checks (prepare).
 	})
 
+	d.shim, d.kubelet = shim, kubelet
 	out, err := exec.Command(criBin, "import", "--root", h.shimRoot, "--state", h.shimState, image).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nodekit-cri import: %v\n%s", err, out)
 	}
+	return d
+}
+
+// TestE2ERestartAdoptsPods: the real daemons, bin/nodekit-kubelet on
+// bin/nodekit-cri, are killed with SIGKILL and started again: the agent adopts
+// its running pods (same sandbox, same containers, no restart, the pod Running
+// and Ready again) and removes a pod whose manifest went while it was down.
+// Then SIGTERM with --stop-pods-on-exit stops and removes everything.
+//
+// The shim runs as its own process, not embedded in nodekit-kubelet: the
+// embedded shim keeps its state in /run/nodekit-kubelet/runtime whatever the
+// --root-dir, which another nodekit-kubelet on the machine (`make run`, the
+// agent benchmark) shares, and each agent removes the other's pods as
+// orphans. With its own --state the test is isolated.
+func TestE2ERestartAdoptsPods(t *testing.T) {
+	t.Parallel()
+	testenv.RequireRoot(t)
+	h := prepare(t, "nkar-")
+	d := newDaemons(t, h)
+	shim, kubelet, kubeletBin := d.shim, d.kubelet, d.kubeletBin
 	app := shell("app", `trap 'exit 0' TERM; rec app-start; `+idle)
 	app.ReadinessProbe = &v1.Probe{ProbeHandler: *execProbe("true"), PeriodSeconds: 1}
 	helper := shell("helper", `trap 'exit 0' TERM; rec helper-start; `+idle)
@@ -243,7 +261,7 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 		before, goner = findPod(pods, "survivor"), findPod(pods, "goner")
 		return before != nil && goner != nil && ready(before) && ready(goner)
 	})
-	out, err = exec.Command(kubeletBin, "get", "pods", "--root-dir", h.rootDir).CombinedOutput()
+	out, err := exec.Command(kubeletBin, "get", "pods", "--root-dir", h.rootDir).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "survivor-"+nodeName) || !strings.Contains(string(out), "2/2") {
 		t.Errorf("nodekit-kubelet get pods: %v\n%s", err, out)
 	}
@@ -261,7 +279,7 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "kind: Node") || !strings.Contains(string(out), "allocatable:") {
 		t.Errorf("nodekit-kubelet get node -o yaml: %v\n%s", err, out)
 	}
-	sandboxes, containers := runtimeIDs(t, rt, before.UID)
+	sandboxes, containers := runtimeIDs(t, d.rt, before.UID)
 	if len(sandboxes) != 1 || len(containers) != 2 {
 		t.Fatalf("runtime before the kill: sandboxes %v, containers %v", sandboxes, containers)
 	}
@@ -298,7 +316,7 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 		return after != nil && ready(after)
 	})
 	waitFor(t, "the pod whose manifest went while the kubelet was down to be removed", time.Minute, func() bool {
-		sbs, cs := runtimeIDs(t, rt, goner.UID)
+		sbs, cs := runtimeIDs(t, d.rt, goner.UID)
 		_, err := os.Stat(filepath.Join(h.rootDir, "pods", string(goner.UID)))
 		return len(sbs) == 0 && len(cs) == 0 && os.IsNotExist(err)
 	})
@@ -323,7 +341,7 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 			t.Errorf("container %s before the kill %+v\nafter %+v", name, b, a)
 		}
 	}
-	sandboxes2, containers2 := runtimeIDs(t, rt, before.UID)
+	sandboxes2, containers2 := runtimeIDs(t, d.rt, before.UID)
 	if strings.Join(sandboxes2, ",") != strings.Join(sandboxes, ",") || fmt.Sprint(containers2) != fmt.Sprint(containers) {
 		t.Errorf("runtime changed across the restart:\nbefore %v %v\nafter  %v %v", sandboxes, containers, sandboxes2, containers2)
 	}
@@ -338,7 +356,7 @@ func TestE2ERestartAdoptsPods(t *testing.T) {
 	if code := kubelet.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("nodekit-kubelet exited with %d after SIGTERM", code)
 	}
-	if sbs, cs := runtimeIDs(t, rt, before.UID); len(sbs)+len(cs) > 0 {
+	if sbs, cs := runtimeIDs(t, d.rt, before.UID); len(sbs)+len(cs) > 0 {
 		t.Errorf("left in the runtime after a stop with --stop-pods-on-exit: %v %v", sbs, cs)
 	}
 }

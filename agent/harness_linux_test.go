@@ -27,6 +27,7 @@ import (
 	"k8s.io/klog/v2"
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 	kubetypes "k8s.io/kubelet/pkg/types"
+	utilexec "k8s.io/utils/exec"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodekit-dev/nodekit/agent"
@@ -73,8 +74,9 @@ type harness struct {
 	img    internalapi.ImageManagerService
 	events *eventRecorder
 
-	// The agent's directories. hostDir is mounted into the test pods at /host.
-	rootDir, manifests, podLogs, hostDir string
+	// The agent's directories. hostDir is mounted into the test pods at /host;
+	// objects holds the ConfigMap and Secret manifests pods may reference.
+	rootDir, manifests, podLogs, hostDir, objects string
 
 	agent    *agent.Agent
 	registry *prometheus.Registry
@@ -152,9 +154,10 @@ func prepareIn(t *testing.T, parent, prefix string) *harness {
 		manifests:  filepath.Join(base, "manifests"),
 		podLogs:    filepath.Join(base, "logs"),
 		hostDir:    filepath.Join(base, "host"),
+		objects:    filepath.Join(base, "objects"),
 	}
 	h.checkState = h.shimState
-	for _, d := range []string{h.manifests, h.hostDir} {
+	for _, d := range []string{h.manifests, h.hostDir, h.objects} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -213,6 +216,7 @@ func (h *harness) startAgent(o harnessOptions) {
 	cfg.RootDir = h.rootDir
 	cfg.NodeName = nodeName
 	cfg.NodeIP = "127.0.0.1"
+	cfg.ObjectManifestPath = h.objects
 	k := &cfg.Kubelet
 	k.StaticPodPath = h.manifests
 	k.PodLogsDir = h.podLogs
@@ -303,6 +307,40 @@ func (h *harness) assertNodeClean() {
 }
 
 // --- manifests and pods -------------------------------------------------------
+
+// writeObjects writes manifests (ConfigMaps, Secrets: YAML documents) as
+// <name>.yaml into the object directory, atomically.
+func (h *harness) writeObjects(name, manifests string) {
+	h.t.Helper()
+	tmp := filepath.Join(h.objects, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(manifests), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(h.objects, name+".yaml")); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// exec runs cmd in a container of the pod (by its status) and returns its
+// output (stdout and stderr) and exit code.
+func (h *harness) exec(p *v1.Pod, container string, cmd ...string) (string, int32) {
+	h.t.Helper()
+	cs := containerStatus(p, container)
+	if cs == nil || cs.ContainerID == "" {
+		h.t.Fatalf("exec: pod %s has no container %s", p.Name, container)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stdout, stderr, err := h.rt.ExecSync(ctx, criID(cs.ContainerID), cmd, 20*time.Second)
+	if err != nil {
+		var exit utilexec.ExitError
+		if errors.As(err, &exit) {
+			return string(stdout) + string(stderr), int32(exit.ExitStatus())
+		}
+		h.t.Fatalf("exec %v in %s/%s: %v", cmd, p.Name, container, err)
+	}
+	return string(stdout) + string(stderr), 0
+}
 
 // writeManifest writes pod as <name>.yaml into the manifest directory,
 // atomically (the source ignores hidden files).

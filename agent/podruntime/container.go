@@ -13,6 +13,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	crierrors "k8s.io/cri-api/pkg/errors"
+
+	"github.com/nodekit-dev/nodekit/volumes"
 )
 
 // startEnv is what starting any container of a sync needs.
@@ -23,7 +25,7 @@ type startEnv struct {
 	sandboxID  string
 	sandboxCfg *runtimeapi.PodSandboxConfig
 	podIPs     []string
-	vols       map[string]string
+	vols       map[string]volumes.Volume
 }
 
 func (e *startEnv) podIP() string {
@@ -45,6 +47,10 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 	if f != nil {
 		return f
 	}
+	imageVols, f := m.ensureVolumeImages(ctx, e, c)
+	if f != nil {
+		return f
+	}
 	restarts := 0
 	if s := e.st.latest(c.Name); s != nil {
 		restarts = restartCount(s) + 1
@@ -53,7 +59,7 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 		// count from the log files so logs are not overwritten.
 		restarts = restartCountFromLogs(filepath.Join(PodLogsDir(m.podLogsDir, e.pod.Namespace, e.pod.Name, e.pod.UID), c.Name))
 	}
-	cfg, err := m.containerConfig(e, c, restarts, img)
+	cfg, err := m.containerConfig(ctx, e, c, restarts, img, imageVols)
 	if err != nil {
 		return fail(ErrCreateContainerConfig, "%v", err)
 	}
@@ -101,16 +107,17 @@ func (m *Manager) crashLoopBackOff(pod *v1.Pod, c *v1.Container, st *podState) *
 
 // containerConfig generates the CRI config of a container (the kubelet's
 // generateContainerConfig).
-func (m *Manager) containerConfig(e *startEnv, c *v1.Container, restarts int, img pulledImage) (*runtimeapi.ContainerConfig, error) {
+func (m *Manager) containerConfig(ctx context.Context, e *startEnv, c *v1.Container, restarts int, img pulledImage, imageVols map[string]string) (*runtimeapi.ContainerConfig, error) {
 	pod := e.pod
 	hostIPs := m.hostIPs
-	env, err := containerEnv(pod, c, envContext{
+	env, err := containerEnv(ctx, pod, c, envContext{
 		podIP: e.podIP(), podIPs: e.podIPs, hostIPs: hostIPs, nodeName: m.nodeName, allocatable: m.allocatable,
+		objects: m.objects,
 	})
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := m.containerMounts(pod, c, e.vols, env)
+	mounts, err := m.containerMounts(pod, c, e.vols, env, imageVols)
 	if err != nil {
 		return nil, err
 	}

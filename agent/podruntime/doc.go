@@ -18,9 +18,9 @@
 // (io.kubernetes.pod.*, io.kubernetes.container.*), so a restarted agent
 // adopts running pods and can stop containers whose pod spec is gone.
 //
-// Paths are the kubelet's: pod directories <RootDir>/pods/<uid> (emptyDir
-// volumes in volumes/kubernetes.io~empty-dir/<name>, termination message files
-// in containers/<name>/<random>), CRI logs in
+// Paths are the kubelet's: pod directories <RootDir>/pods/<uid> (volumes in
+// volumes/kubernetes.io~<type>/<name>, termination message files in
+// containers/<name>/<random>), CRI logs in
 // <PodLogsDir>/<namespace>_<name>_<uid>/<container>/<restartCount>.log.
 //
 // What the status generator needs from here: WaitingReason (why a container is
@@ -28,8 +28,11 @@
 // message an exited container left, read once and cached). Probe results come
 // in through Options.Probes.
 //
-// Volumes are minimal: emptyDir (disk, or Memory as a tmpfs the manager
-// mounts) and hostPath with type checks. ConfigMap and Secret references (env
-// or volumes) cannot be resolved without an API server and fail the container
-// with CreateContainerConfigError unless optional.
+// Volumes are package volumes' (Options.Volumes): set up at every sync, before
+// anything of the pod is created (FailedMount when one cannot be), subPaths
+// bound safely, image volumes pulled per their pullPolicy and handed to the
+// runtime as CRI Mount.image; RemovePod tears them down. ConfigMap and Secret
+// references in env (valueFrom, envFrom) are read from Options.Objects; a
+// missing one fails the container with CreateContainerConfigError and the
+// kubelet's message unless optional.
 package podruntime

@@ -1,21 +1,24 @@
 package podruntime
 
 import (
+	"context"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
-
-	"github.com/nodekit-dev/nodekit/internal/expansion"
+	"maps"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/nodekit-dev/nodekit/internal/downwardapi"
+	"github.com/nodekit-dev/nodekit/internal/expansion"
+	"github.com/nodekit-dev/nodekit/objects"
 )
 
 // envVar is one environment variable of a container, in order.
 type envVar struct{ name, value string }
 
-// envContext is what the downward API may read about a pod besides its spec.
+// envContext is what the downward API may read about a pod besides its spec,
+// and where its configMaps and secrets come from.
 type envContext struct {
 	podIP    string
 	podIPs   []string
@@ -23,14 +26,16 @@ type envContext struct {
 	nodeName string
 	// allocatable stands in for unset limits in resourceFieldRef.
 	allocatable v1.ResourceList
+	// objects gives configMaps and secrets; nil: there are none.
+	objects objects.Source
 }
 
 // containerEnv computes a container's environment like the kubelet's
-// makeEnvironmentVariables: envFrom first, then env in order; literal values
-// may reference earlier variables as $(NAME). ConfigMap and Secret references
-// cannot be resolved without an API server: an optional one is skipped, a
-// required one is an error (CreateContainerConfigError).
-func containerEnv(pod *v1.Pod, c *v1.Container, ec envContext) ([]envVar, error) {
+// makeEnvironmentVariables: envFrom first (keys sorted, prefixed), then env in
+// order; literal values may reference earlier variables as $(NAME). A missing
+// configMap, secret or key is an error (CreateContainerConfigError) unless the
+// reference is optional; the messages are the kubelet's.
+func containerEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, ec envContext) ([]envVar, error) {
 	var out []envVar
 	index := map[string]int{}
 	set := func(name, value string) {
@@ -47,22 +52,72 @@ func containerEnv(pod *v1.Pod, c *v1.Container, ec envContext) ([]envVar, error)
 		}
 		return "", false
 	}
+	// Each object is read once per container, as the kubelet caches them.
+	configMaps := map[string]*v1.ConfigMap{}
+	secrets := map[string]*v1.Secret{}
+	configMap := func(name string) (*v1.ConfigMap, error) {
+		if cm, ok := configMaps[name]; ok {
+			return cm, nil
+		}
+		if ec.objects == nil {
+			return nil, apierrors.NewNotFound(v1.Resource("configmaps"), name)
+		}
+		cm, err := ec.objects.ConfigMap(ctx, pod.Namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		configMaps[name] = cm
+		return cm, nil
+	}
+	secret := func(name string) (*v1.Secret, error) {
+		if s, ok := secrets[name]; ok {
+			return s, nil
+		}
+		if ec.objects == nil {
+			return nil, apierrors.NewNotFound(v1.Resource("secrets"), name)
+		}
+		s, err := ec.objects.Secret(ctx, pod.Namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		secrets[name] = s
+		return s, nil
+	}
+	skip := func(err error, optional *bool) bool {
+		return apierrors.IsNotFound(err) && optional != nil && *optional
+	}
 
 	for i, from := range c.EnvFrom {
 		switch {
 		case from.ConfigMapRef != nil:
-			if from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional {
+			cm, err := configMap(from.ConfigMapRef.Name)
+			if skip(err, from.ConfigMapRef.Optional) {
 				continue
 			}
-			return nil, fmt.Errorf("envFrom[%d].configMapRef: configmap %q not found: no API server", i, from.ConfigMapRef.Name)
+			if err != nil {
+				return nil, fmt.Errorf("envFrom[%d].configMapRef: %w", i, err)
+			}
+			for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
+				set(from.Prefix+k, cm.Data[k])
+			}
 		case from.SecretRef != nil:
-			if from.SecretRef.Optional != nil && *from.SecretRef.Optional {
+			s, err := secret(from.SecretRef.Name)
+			if skip(err, from.SecretRef.Optional) {
 				continue
 			}
-			return nil, fmt.Errorf("envFrom[%d].secretRef: secret %q not found: no API server", i, from.SecretRef.Name)
+			if err != nil {
+				return nil, fmt.Errorf("envFrom[%d].secretRef: %w", i, err)
+			}
+			for _, k := range slices.Sorted(maps.Keys(s.Data)) {
+				set(from.Prefix+k, string(s.Data[k]))
+			}
 		}
 	}
 
+	dc := downwardapi.Context{PodIPs: ec.podIPs, HostIPs: ec.hostIPs, NodeName: ec.nodeName, Allocatable: ec.allocatable}
+	if len(dc.PodIPs) == 0 && ec.podIP != "" {
+		dc.PodIPs = []string{ec.podIP}
+	}
 	for i, e := range c.Env {
 		if e.ValueFrom == nil {
 			set(e.Name, expansion.Expand(e.Value, lookup))
@@ -71,126 +126,61 @@ func containerEnv(pod *v1.Pod, c *v1.Container, ec envContext) ([]envVar, error)
 		src := e.ValueFrom
 		switch {
 		case src.FieldRef != nil:
-			v, err := fieldRefValue(pod, src.FieldRef, ec)
+			if p := src.FieldRef.FieldPath; p == "metadata.labels" || p == "metadata.annotations" {
+				return nil, fmt.Errorf("env[%d] %s: valueFrom.fieldRef: fieldPath %q is not supported in env", i, e.Name, p)
+			}
+			v, err := downwardapi.FieldValue(pod, src.FieldRef, dc)
 			if err != nil {
 				return nil, fmt.Errorf("env[%d] %s: valueFrom.fieldRef: %w", i, e.Name, err)
 			}
 			set(e.Name, v)
 		case src.ResourceFieldRef != nil:
-			v, err := resourceFieldRefValue(pod, c, src.ResourceFieldRef, ec.allocatable)
+			v, err := downwardapi.ResourceValue(pod, c, src.ResourceFieldRef, ec.allocatable)
 			if err != nil {
 				return nil, fmt.Errorf("env[%d] %s: valueFrom.resourceFieldRef: %w", i, e.Name, err)
 			}
 			set(e.Name, v)
 		case src.ConfigMapKeyRef != nil:
-			if src.ConfigMapKeyRef.Optional != nil && *src.ConfigMapKeyRef.Optional {
+			ref := src.ConfigMapKeyRef
+			optional := ref.Optional != nil && *ref.Optional
+			cm, err := configMap(ref.Name)
+			if skip(err, ref.Optional) {
 				continue
 			}
-			return nil, fmt.Errorf("env[%d] %s: valueFrom.configMapKeyRef: configmap %q not found: no API server", i, e.Name, src.ConfigMapKeyRef.Name)
+			if err != nil {
+				return nil, fmt.Errorf("env[%d] %s: valueFrom.configMapKeyRef: %w", i, e.Name, err)
+			}
+			v, ok := cm.Data[ref.Key]
+			if !ok {
+				if optional {
+					continue
+				}
+				return nil, fmt.Errorf("env[%d] %s: valueFrom.configMapKeyRef: couldn't find key %s in ConfigMap %s/%s", i, e.Name, ref.Key, pod.Namespace, ref.Name)
+			}
+			set(e.Name, v)
 		case src.SecretKeyRef != nil:
-			if src.SecretKeyRef.Optional != nil && *src.SecretKeyRef.Optional {
+			ref := src.SecretKeyRef
+			optional := ref.Optional != nil && *ref.Optional
+			s, err := secret(ref.Name)
+			if skip(err, ref.Optional) {
 				continue
 			}
-			return nil, fmt.Errorf("env[%d] %s: valueFrom.secretKeyRef: secret %q not found: no API server", i, e.Name, src.SecretKeyRef.Name)
+			if err != nil {
+				return nil, fmt.Errorf("env[%d] %s: valueFrom.secretKeyRef: %w", i, e.Name, err)
+			}
+			v, ok := s.Data[ref.Key]
+			if !ok {
+				if optional {
+					continue
+				}
+				return nil, fmt.Errorf("env[%d] %s: valueFrom.secretKeyRef: couldn't find key %s in Secret %s/%s", i, e.Name, ref.Key, pod.Namespace, ref.Name)
+			}
+			set(e.Name, string(v))
 		default:
 			return nil, fmt.Errorf("env[%d] %s: valueFrom: unsupported source", i, e.Name)
 		}
 	}
 	return out, nil
-}
-
-// fieldRefValue resolves a downward API field of the pod.
-func fieldRefValue(pod *v1.Pod, f *v1.ObjectFieldSelector, ec envContext) (string, error) {
-	if f.APIVersion != "" && f.APIVersion != "v1" {
-		return "", fmt.Errorf("apiVersion %q: only v1 is supported", f.APIVersion)
-	}
-	p := f.FieldPath
-	switch p {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "spec.nodeName":
-		if pod.Spec.NodeName != "" {
-			return pod.Spec.NodeName, nil
-		}
-		return ec.nodeName, nil
-	case "spec.serviceAccountName":
-		return pod.Spec.ServiceAccountName, nil
-	case "status.hostIP":
-		if len(ec.hostIPs) > 0 {
-			return ec.hostIPs[0], nil
-		}
-		return "", nil
-	case "status.hostIPs":
-		return strings.Join(ec.hostIPs, ","), nil
-	case "status.podIP":
-		return ec.podIP, nil
-	case "status.podIPs":
-		return strings.Join(ec.podIPs, ","), nil
-	}
-	if k, ok := subscript(p, "metadata.labels"); ok {
-		return pod.Labels[k], nil
-	}
-	if k, ok := subscript(p, "metadata.annotations"); ok {
-		return pod.Annotations[k], nil
-	}
-	return "", fmt.Errorf("fieldPath %q is not supported", p)
-}
-
-// subscript parses prefix['key'] (or prefix["key"]).
-func subscript(path, prefix string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, prefix+"[")
-	if !ok || !strings.HasSuffix(rest, "]") || len(rest) < 3 {
-		return "", false
-	}
-	rest = rest[:len(rest)-1]
-	q := rest[0]
-	if (q != '\'' && q != '"') || rest[len(rest)-1] != q || len(rest) < 2 {
-		return "", false
-	}
-	return rest[1 : len(rest)-1], true
-}
-
-// resourceFieldRefValue resolves limits.*/requests.* of a container, divided
-// by the divisor and rounded up; an unset limit is the node's allocatable.
-func resourceFieldRefValue(pod *v1.Pod, self *v1.Container, f *v1.ResourceFieldSelector, allocatable v1.ResourceList) (string, error) {
-	c := self
-	if f.ContainerName != "" && f.ContainerName != self.Name {
-		if c = containerSpec(pod, f.ContainerName); c == nil {
-			return "", fmt.Errorf("containerName %q: no such container", f.ContainerName)
-		}
-	}
-	kind, name, ok := strings.Cut(f.Resource, ".")
-	if !ok || (kind != "limits" && kind != "requests") {
-		return "", fmt.Errorf("resource %q is not supported", f.Resource)
-	}
-	rn := v1.ResourceName(name)
-	var q resource.Quantity
-	if kind == "limits" {
-		var set bool
-		if q, set = c.Resources.Limits[rn]; !set {
-			q = allocatable[rn]
-		}
-	} else {
-		q = effectiveRequests(c)[rn]
-	}
-	divisor := f.Divisor
-	if divisor.IsZero() {
-		divisor = resource.MustParse("1")
-	}
-	switch rn {
-	case v1.ResourceCPU:
-		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
-	case v1.ResourceMemory, v1.ResourceEphemeralStorage:
-		return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
-	}
-	if strings.HasPrefix(name, v1.ResourceHugePagesPrefix) {
-		return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
-	}
-	return "", fmt.Errorf("resource %q is not supported", f.Resource)
 }
 
 // expandAll expands $(NAME) references to env in each of l.

@@ -115,8 +115,8 @@ func removeLogFiles(path string) {
 }
 
 // RemovePod removes everything left of a pod that was killed: its containers
-// and sandboxes, its directory (Memory emptyDirs unmounted first; nothing is
-// removed while a mount remains inside), its log directory and, with the
+// and sandboxes, its volumes (torn down by the volume manager; nothing is removed while a
+// mount remains inside), its directory, its log directory and, with the
 // cgroupfs driver, its cgroup. It also forgets the pod's back-off and waiting
 // reasons. Removing what is already gone is not an error.
 func (m *Manager) RemovePod(ctx context.Context, uid types.UID) error {
@@ -152,7 +152,7 @@ func (m *Manager) RemovePod(ctx context.Context, uid types.UID) error {
 	}
 
 	dir := m.podDir(uid)
-	if err := unmountUnder(dir); err != nil {
+	if err := m.volumes.TearDown(ctx, uid); err != nil {
 		errs = append(errs, fmt.Errorf("pod directory %s: %w", dir, err))
 	} else if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove pod directory: %w", err))

@@ -24,16 +24,21 @@ type pulledImage struct {
 // (ErrImagePull, then ImagePullBackOff until the back-off ends). It returns the
 // remaining back-off with ImagePullBackOff.
 func (m *Manager) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig) (pulledImage, *failure) {
-	image, err := defaultTag(c.Image)
+	return m.ensureImageRef(ctx, pod, c.Image, c.ImagePullPolicy, secrets, sandbox, "container "+c.Name)
+}
+
+// ensureImageRef is ensureImage for any image the pod uses (a container's,
+// an image volume's); who names the user in logs.
+func (m *Manager) ensureImageRef(ctx context.Context, pod *v1.Pod, userImage string, policy v1.PullPolicy, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig, who string) (pulledImage, *failure) {
+	image, err := defaultTag(userImage)
 	if err != nil {
-		return pulledImage{}, fail(ErrInvalidImageName, "Failed to apply default image tag %q: %v", c.Image, err)
+		return pulledImage{}, fail(ErrInvalidImageName, "Failed to apply default image tag %q: %v", userImage, err)
 	}
-	spec := &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: c.Image, Annotations: pod.Annotations}
+	spec := &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: userImage, Annotations: pod.Annotations}
 	present, err := m.imageStatus(ctx, spec)
 	if err != nil {
 		return pulledImage{}, fail(ErrImageInspect, "Failed to inspect image %q: %v", image, err)
 	}
-	policy := c.ImagePullPolicy
 	if policy == "" {
 		policy = defaultPullPolicy(image)
 	}
@@ -59,8 +64,8 @@ func (m *Manager) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container,
 		return pulledImage{}, f
 	}
 	m.imageBackOff.gc()
-	m.log.Info("pulled image", "pod", podRef(pod), "container", c.Name, "image", image, "ref", ref)
-	got, err := m.imageStatus(ctx, &runtimeapi.ImageSpec{Image: ref, UserSpecifiedImage: c.Image})
+	m.log.Info("pulled image", "pod", podRef(pod), "for", who, "image", image, "ref", ref)
+	got, err := m.imageStatus(ctx, &runtimeapi.ImageSpec{Image: ref, UserSpecifiedImage: userImage})
 	if err != nil || got == nil {
 		// The runtime found the image by ref; its user is unknown.
 		return pulledImage{ref: ref}, nil

@@ -16,6 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	"k8s.io/utils/clock"
+
+	"github.com/nodekit-dev/nodekit/objects"
+	"github.com/nodekit-dev/nodekit/volumes"
 )
 
 // Defaults of Options.
@@ -104,6 +107,15 @@ type Options struct {
 	// the restart policy; a sidecar with a startup probe counts as started once
 	// it reports Success. Nil: no probe results.
 	Probes func(kind ProbeKind, containerID string) ProbeResult
+
+	// Volumes sets up the pods' volumes; default: a volumes.Manager on RootDir
+	// with Objects and the node's allocatable (an embedder that wants volumes
+	// kept current while pods run gives its own and runs its Run).
+	Volumes *volumes.Manager
+	// Objects gives the configMaps and secrets that env (valueFrom, envFrom)
+	// and volumes reference; nil: there are none (non-optional references
+	// fail with CreateContainerConfigError or FailedMount).
+	Objects objects.Source
 
 	// HTTPClient runs httpGet lifecycle hooks; default: TLS without
 	// verification, as the kubelet.
@@ -231,6 +243,8 @@ type Manager struct {
 	seccompDefault           bool
 	imageBackOff, crashLoop  *BackOff
 	probes                   func(ProbeKind, string) ProbeResult
+	volumes                  *volumes.Manager
+	objects                  objects.Source
 	http                     *http.Client
 	clock                    clock.WithTicker
 	log                      *slog.Logger
@@ -258,6 +272,7 @@ func New(o Options) (*Manager, error) {
 		seccompDefault: o.SeccompDefault,
 		imageBackOff:   o.ImageBackOff, crashLoop: o.CrashLoopBackOff,
 		probes: o.Probes, http: o.HTTPClient, clock: o.Clock, log: o.Logger,
+		volumes: o.Volumes, objects: o.Objects,
 		reasons:  map[types.UID]map[string]waiting{},
 		messages: map[string]string{},
 	}
@@ -310,6 +325,18 @@ func New(o Options) (*Manager, error) {
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.volumes == nil {
+		v, err := volumes.New(volumes.Options{
+			RootDir: m.rootDir,
+			Objects: m.objects,
+			Node:    volumes.NodeInfo{Name: m.nodeName, Allocatable: m.allocatable},
+			Logger:  m.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("podruntime: %w", err)
+		}
+		m.volumes = v
 	}
 	if m.runtimeName != "" {
 		m.log = m.log.With("runtime", m.runtimeName)

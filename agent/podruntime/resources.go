@@ -18,21 +18,6 @@ import (
 // PodQOS returns the pod's QoS class (qos.Class, the module's one QoS function).
 func PodQOS(pod *v1.Pod) v1.PodQOSClass { return qos.Class(pod) }
 
-// effectiveRequests are a container's requests with the API's defaulting: a
-// limit without a request is also the request.
-func effectiveRequests(c *v1.Container) v1.ResourceList {
-	out := v1.ResourceList{}
-	for k, v := range c.Resources.Requests {
-		out[k] = v
-	}
-	for k, v := range c.Resources.Limits {
-		if _, ok := out[k]; !ok {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // CgroupParent returns the pod's cgroup parent as the kubelet names it, for an
 // agent without a cgroup manager (Options.PodCgroups): cgroupfs:
 // <root>/kubepods/pod<uid> for Guaranteed pods, <root>/kubepods/<qos>/pod<uid>

@@ -18,7 +18,8 @@ import (
 //     restarts per the restart policy, probe failures);
 //  2. kill the pod if its sandbox must be replaced or nothing runs any more,
 //     else kill the containers that must go;
-//  3. set up volumes and create the sandbox if needed (attempt+1);
+//  3. set up volumes (at every sync: their content follows the pod and its
+//     objects) and create the sandbox if needed (attempt+1);
 //  4. start the next init container or the sidecars due, in order: a failed
 //     regular init container stops the sync;
 //  5. start the app containers due.
@@ -50,7 +51,16 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 	}
 	m.pruneInitContainers(ctx, pod, st)
 
-	if !acts.createSandbox && len(acts.initToStart) == 0 && len(acts.containersToStart) == 0 {
+	starting := acts.createSandbox || len(acts.initToStart) > 0 || len(acts.containersToStart) > 0
+	// Volumes are set up at every sync: their content follows the pod and its
+	// objects (only what changed is written).
+	vols, err := m.volumes.SetUp(ctx, pod)
+	if err != nil && !starting {
+		// What runs keeps its volumes as they are; the next sync tries again.
+		m.log.Warn("volumes not updated", "pod", podRef(pod), "err", err)
+		return res
+	}
+	if !starting {
 		return res
 	}
 
@@ -63,7 +73,6 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 		}
 	}
 
-	vols, err := m.setupVolumes(pod)
 	if err != nil {
 		res.fail(ErrMountVolumes, podRef(pod), err.Error())
 		for _, i := range acts.initToStart {

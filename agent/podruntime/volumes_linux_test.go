@@ -8,8 +8,11 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/volumes"
 )
 
 // TestMemoryEmptyDir mounts a real tmpfs for a Memory emptyDir and checks that
@@ -21,18 +24,18 @@ func TestMemoryEmptyDir(t *testing.T) {
 	size := resource.MustParse("8Mi")
 	pod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{
 		EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory, SizeLimit: &size}}}}
-	dir := filepath.Join(e.root, "pods", string(pod.UID), "volumes", emptyDirPlugin, "scratch")
-	t.Cleanup(func() { _ = unmountUnder(filepath.Join(e.root, "pods")) })
+	dir := filepath.Join(e.root, "pods", string(pod.UID), "volumes", volumes.EmptyDirPlugin, "scratch")
+	t.Cleanup(func() { leakcheck.NoMounts(t, filepath.Join(e.root, "pods")) })
 
 	if res := e.sync(pod); res.Err != nil {
 		t.Fatal(res.Err)
 	}
-	if ok, err := isTmpfsMount(dir); err != nil || !ok {
-		t.Fatalf("%s is not a tmpfs mount (%v)", dir, err)
+	if mounts := leakcheck.Mounts(t, filepath.Dir(dir)); len(mounts) != 1 || mounts[0] != dir {
+		t.Fatalf("mounts %v, want a tmpfs on %s", mounts, dir)
 	}
 	// A second sync does not stack another mount.
 	e.sync(pod)
-	if mounts, _ := mountsUnder(dir); len(mounts) != 1 {
+	if mounts := leakcheck.Mounts(t, filepath.Dir(dir)); len(mounts) != 1 {
 		t.Errorf("mounts on the volume: %v, want exactly one", mounts)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
@@ -45,11 +48,51 @@ func TestMemoryEmptyDir(t *testing.T) {
 	if err := e.m.RemovePod(context.Background(), pod.UID); err != nil {
 		t.Fatal(err)
 	}
-	if mounts, _ := mountsUnder(filepath.Join(e.root, "pods")); len(mounts) != 0 {
+	if mounts := leakcheck.Mounts(t, filepath.Join(e.root, "pods")); len(mounts) != 0 {
 		t.Errorf("mounts left: %v", mounts)
 	}
 	if _, err := os.Stat(filepath.Join(e.root, "pods", string(pod.UID))); !os.IsNotExist(err) {
 		t.Errorf("pod directory left: %v", err)
+	}
+}
+
+// TestSubPathExpr expands a subPathExpr from the container's environment and
+// hands the runtime a bind of it under volume-subpaths, which RemovePod
+// unmounts.
+func TestSubPathExpr(t *testing.T) {
+	testenv.RequireRoot(t)
+	e := newEnv(t)
+	hostDir := t.TempDir()
+	pod := newPod("p", "app")
+	pod.Spec.Volumes = []v1.Volume{{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir}}}}
+	c := &pod.Spec.Containers[0]
+	c.Env = []v1.EnvVar{{Name: "SUB", Value: "logs"}}
+	c.VolumeMounts = []v1.VolumeMount{{Name: "host", MountPath: "/host", ReadOnly: true, SubPathExpr: "$(SUB)"}}
+	t.Cleanup(func() { leakcheck.NoMounts(t, filepath.Join(e.root, "pods")) })
+	if res := e.sync(pod); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	cfg := e.rt.configs[e.rt.containerIDs("app")[0]]
+	var m *runtimeapi.Mount
+	for _, x := range cfg.Mounts {
+		if x.ContainerPath == "/host" {
+			m = x
+		}
+	}
+	want := filepath.Join(e.root, "pods", string(pod.UID), "volume-subpaths", "host", "app", "0")
+	if m == nil || m.HostPath != want || !m.Readonly {
+		t.Fatalf("/host mount %v, want %s read-only", m, want)
+	}
+	bound, err1 := os.Stat(want)
+	logs, err2 := os.Stat(filepath.Join(hostDir, "logs"))
+	if err1 != nil || err2 != nil || !os.SameFile(bound, logs) {
+		t.Errorf("%s is not a bind of %s/logs (%v, %v)", want, hostDir, err1, err2)
+	}
+	if err := e.m.RemovePod(context.Background(), pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if mounts := leakcheck.Mounts(t, filepath.Join(e.root, "pods")); len(mounts) != 0 {
+		t.Errorf("mounts left: %v", mounts)
 	}
 }
 

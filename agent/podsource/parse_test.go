@@ -425,6 +425,39 @@ func TestParseValidation(t *testing.T) {
 			p.Spec.Volumes = []v1.Volume{{Name: "h", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{}}}}
 		}, []string{"spec.volumes[0].hostPath.path: Required value"}},
 
+		{"configMap mode out of range", func(p *v1.Pod) {
+			m := int32(0o1000)
+			p.Spec.Volumes = []v1.Volume{{Name: "c", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{
+				LocalObjectReference: v1.LocalObjectReference{Name: "web"}, DefaultMode: &m}}}}
+		}, []string{"spec.volumes[0].configMap.defaultMode: Invalid value: 512: must be a number between 0 and 0777"}},
+		{"secret item: bad key, absolute path, mode", func(p *v1.Pod) {
+			m := int32(-1)
+			p.Spec.Volumes = []v1.Volume{{Name: "s", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{
+				SecretName: "creds", Items: []v1.KeyToPath{{Key: "a/b", Path: "/etc/x", Mode: &m}}}}}}
+		}, []string{`spec.volumes[0].secret.items[0].key: Invalid value: "a/b"`, `spec.volumes[0].secret.items[0].path: Invalid value: "/etc/x": must be a relative path`,
+			"spec.volumes[0].secret.items[0].mode: Invalid value: -1"}},
+		{"item path with ..", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "c", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{
+				LocalObjectReference: v1.LocalObjectReference{Name: "web"}, Items: []v1.KeyToPath{{Key: "k", Path: "a/../../b"}}}}}}
+		}, []string{`spec.volumes[0].configMap.items[0].path: Invalid value: "a/../../b": must not contain '..'`}},
+		{"downwardAPI field not for volumes", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "d", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{Items: []v1.DownwardAPIVolumeFile{
+				{Path: "ip", FieldRef: &v1.ObjectFieldSelector{FieldPath: "status.podIP"}},
+				{Path: "cpu", ResourceFieldRef: &v1.ResourceFieldSelector{Resource: "limits.cpu"}}}}}}}
+		}, []string{`spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "status.podIP"`,
+			"spec.volumes[0].downwardAPI.items[1].resourceFieldRef.containerName: Required value"}},
+		{"projected source with two projections", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "p", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{
+				ConfigMap: &v1.ConfigMapProjection{LocalObjectReference: v1.LocalObjectReference{Name: "a"}},
+				Secret:    &v1.SecretProjection{LocalObjectReference: v1.LocalObjectReference{Name: "b"}}}}}}}}
+		}, []string{"spec.volumes[0].projected.sources[0]: Forbidden: must specify exactly one volume projection"}},
+		{"image volume without reference", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "i", VolumeSource: v1.VolumeSource{Image: &v1.ImageVolumeSource{}}}}
+		}, []string{"spec.volumes[0].image.reference: Required value"}},
+		{"subPath and subPathExpr", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data"}}
+			p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/d", SubPath: "a", SubPathExpr: "$(X)"}}
+		}, []string{`spec.containers[0].volumeMounts[0].subPathExpr: Invalid value: "$(X)": subPathExpr and subPath are mutually exclusive`}},
 		// env
 		{"env valueFrom without source", c0(func(c *v1.Container) { c.Env = []v1.EnvVar{{Name: "A", ValueFrom: &v1.EnvVarSource{}}} }),
 			[]string{"spec.containers[0].env[0].valueFrom: Invalid value"}},

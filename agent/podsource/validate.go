@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -257,6 +258,12 @@ func validateMounts(mounts []v1.VolumeMount, p *field.Path, volumes map[string]b
 		if m.SubPath != "" {
 			errs = append(errs, validateRelativePath(m.SubPath, mp.Child("subPath"))...)
 		}
+		if m.SubPathExpr != "" {
+			if m.SubPath != "" {
+				errs = append(errs, field.Invalid(mp.Child("subPathExpr"), m.SubPathExpr, "subPathExpr and subPath are mutually exclusive"))
+			}
+			errs = append(errs, validateRelativePath(m.SubPathExpr, mp.Child("subPathExpr"))...)
+		}
 	}
 	return errs
 }
@@ -482,15 +489,25 @@ func validateVolumes(vols []v1.Volume, p *field.Path) (map[string]bool, field.Er
 			if v.ConfigMap.Name == "" {
 				errs = append(errs, field.Required(vp.Child("configMap", "name"), ""))
 			}
+			errs = append(errs, validateMode(v.ConfigMap.DefaultMode, vp.Child("configMap", "defaultMode"))...)
 			errs = append(errs, validateKeyToPaths(v.ConfigMap.Items, vp.Child("configMap", "items"))...)
 		case v.Secret != nil:
 			if v.Secret.SecretName == "" {
 				errs = append(errs, field.Required(vp.Child("secret", "secretName"), ""))
 			}
+			errs = append(errs, validateMode(v.Secret.DefaultMode, vp.Child("secret", "defaultMode"))...)
 			errs = append(errs, validateKeyToPaths(v.Secret.Items, vp.Child("secret", "items"))...)
 		case v.DownwardAPI != nil:
-			for j, it := range v.DownwardAPI.Items {
-				errs = append(errs, validateItemPath(it.Path, vp.Child("downwardAPI", "items").Index(j).Child("path"))...)
+			errs = append(errs, validateMode(v.DownwardAPI.DefaultMode, vp.Child("downwardAPI", "defaultMode"))...)
+			errs = append(errs, validateDownwardAPIFiles(v.DownwardAPI.Items, vp.Child("downwardAPI", "items"))...)
+		case v.Projected != nil:
+			errs = append(errs, validateProjected(v.Projected, vp.Child("projected"))...)
+		case v.Image != nil:
+			if v.Image.Reference == "" {
+				errs = append(errs, field.Required(vp.Child("image", "reference"), ""))
+			}
+			if pp := v.Image.PullPolicy; pp != "" {
+				errs = append(errs, oneOf(vp.Child("image", "pullPolicy"), pp, v1.PullAlways, v1.PullIfNotPresent, v1.PullNever)...)
 			}
 		}
 	}
@@ -502,8 +519,89 @@ func validateKeyToPaths(items []v1.KeyToPath, p *field.Path) field.ErrorList {
 	for i, it := range items {
 		if it.Key == "" {
 			errs = append(errs, field.Required(p.Index(i).Child("key"), ""))
+		} else {
+			errs = append(errs, strs(p.Index(i).Child("key"), it.Key, validation.IsConfigMapKey(it.Key))...)
 		}
 		errs = append(errs, validateItemPath(it.Path, p.Index(i).Child("path"))...)
+		errs = append(errs, validateMode(it.Mode, p.Index(i).Child("mode"))...)
+	}
+	return errs
+}
+
+// validateMode checks a file mode is within 0 and 0777, as the API server.
+func validateMode(m *int32, p *field.Path) field.ErrorList {
+	if m != nil && (*m < 0 || *m > 0o777) {
+		return field.ErrorList{field.Invalid(p, *m, "must be a number between 0 and 0777 (octal), both inclusive")}
+	}
+	return nil
+}
+
+// downwardAPIVolumeFields are the fieldRef paths a downwardAPI volume file may
+// use (besides labels['k'] and annotations['k']).
+var downwardAPIVolumeFields = []string{"metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations"}
+
+func validateDownwardAPIFiles(items []v1.DownwardAPIVolumeFile, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, it := range items {
+		ip := p.Index(i)
+		errs = append(errs, validateItemPath(it.Path, ip.Child("path"))...)
+		errs = append(errs, validateMode(it.Mode, ip.Child("mode"))...)
+		switch {
+		case it.FieldRef != nil && it.ResourceFieldRef != nil:
+			errs = append(errs, field.Invalid(ip, "resource", "fieldRef and resourceFieldRef can not be specified simultaneously"))
+		case it.FieldRef != nil:
+			fp := it.FieldRef.FieldPath
+			if !slices.Contains(downwardAPIVolumeFields, fp) &&
+				!strings.HasPrefix(fp, "metadata.labels[") && !strings.HasPrefix(fp, "metadata.annotations[") {
+				errs = append(errs, field.NotSupported(ip.Child("fieldRef", "fieldPath"), fp, downwardAPIVolumeFields))
+			}
+		case it.ResourceFieldRef != nil:
+			if it.ResourceFieldRef.ContainerName == "" {
+				errs = append(errs, field.Required(ip.Child("resourceFieldRef", "containerName"), ""))
+			}
+			if r := it.ResourceFieldRef.Resource; !strings.HasPrefix(r, "limits.") && !strings.HasPrefix(r, "requests.") {
+				errs = append(errs, field.Invalid(ip.Child("resourceFieldRef", "resource"), r, "must be limits.<resource> or requests.<resource>"))
+			}
+		default:
+			errs = append(errs, field.Required(ip, "one of fieldRef and resourceFieldRef is required"))
+		}
+	}
+	return errs
+}
+
+func validateProjected(pv *v1.ProjectedVolumeSource, p *field.Path) field.ErrorList {
+	errs := validateMode(pv.DefaultMode, p.Child("defaultMode"))
+	for i, s := range pv.Sources {
+		sp := p.Child("sources").Index(i)
+		n := 0
+		if s.ConfigMap != nil {
+			n++
+			if s.ConfigMap.Name == "" {
+				errs = append(errs, field.Required(sp.Child("configMap", "name"), ""))
+			}
+			errs = append(errs, validateKeyToPaths(s.ConfigMap.Items, sp.Child("configMap", "items"))...)
+		}
+		if s.Secret != nil {
+			n++
+			if s.Secret.Name == "" {
+				errs = append(errs, field.Required(sp.Child("secret", "name"), ""))
+			}
+			errs = append(errs, validateKeyToPaths(s.Secret.Items, sp.Child("secret", "items"))...)
+		}
+		if s.DownwardAPI != nil {
+			n++
+			errs = append(errs, validateDownwardAPIFiles(s.DownwardAPI.Items, sp.Child("downwardAPI", "items"))...)
+		}
+		if s.ServiceAccountToken != nil {
+			n++
+			errs = append(errs, validateItemPath(s.ServiceAccountToken.Path, sp.Child("serviceAccountToken", "path"))...)
+		}
+		if s.ClusterTrustBundle != nil || s.PodCertificate != nil {
+			n++
+		}
+		if n != 1 {
+			errs = append(errs, field.Forbidden(sp, "must specify exactly one volume projection"))
+		}
 	}
 	return errs
 }

@@ -16,6 +16,7 @@ echo "== importing the sample images into the embedded runtime ($root)"
 # Ports other than the kubelet's defaults, so a real kubelet on this machine
 # does not get in the way.
 "$bin/nodekit-kubelet" --root-dir "$root" --pod-manifest-path "$top/examples/pods" \
+	--object-manifest-path "$top/examples/objects" \
 	--port 10350 --healthz-port 10348 --stop-pods-on-exit >"$log" 2>&1 &
 kubelet=$!
 stop() {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -28,12 +29,53 @@ type File struct {
 
 // Writer writes payloads into one directory.
 type Writer struct {
-	dir string
-	now func() time.Time
+	dir     string
+	now     func() time.Time
+	fsGroup *int64
 }
 
 // New returns a Writer for dir, which is created if needed.
 func New(dir string) *Writer { return &Writer{dir: dir, now: time.Now} }
+
+// WithFSGroup makes every file and directory written group-owned by gid, as the
+// kubelet's volume ownership for a pod's fsGroup: files get group read (mode |
+// 0440), directories group read and search and the setgid bit. It is applied
+// to a new version before ..data switches to it, so a reader in the group never
+// sees a file it cannot read. Nil leaves ownership alone.
+func (w *Writer) WithFSGroup(gid *int64) *Writer {
+	w.fsGroup = gid
+	return w
+}
+
+// fileMode is the mode a payload file gets.
+func (w *Writer) fileMode(f File) fs.FileMode {
+	mode := f.Mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	if w.fsGroup != nil {
+		mode |= 0o440
+	}
+	return mode.Perm()
+}
+
+// own gives path (not following a symlink) to the fsGroup.
+func (w *Writer) own(path string, d fs.DirEntry) error {
+	if w.fsGroup == nil {
+		return nil
+	}
+	if err := os.Lchown(path, -1, int(*w.fsGroup)); err != nil {
+		return err
+	}
+	if d != nil && d.IsDir() {
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(path, info.Mode().Perm()|0o550|os.ModeSetgid)
+	}
+	return nil
+}
 
 // Write makes dir hold exactly payload (relative slash-separated paths), as one
 // atomic switch. An unchanged payload writes nothing; it reports whether
@@ -72,10 +114,7 @@ func (w *Writer) Write(payload map[string]File) (changed bool, err error) {
 			os.RemoveAll(tsDir)
 			return false, fmt.Errorf("atomic writer: %s: %w", p, err)
 		}
-		mode := f.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
+		mode := w.fileMode(f)
 		if err := os.WriteFile(full, f.Data, mode); err != nil {
 			os.RemoveAll(tsDir)
 			return false, fmt.Errorf("atomic writer: %s: %w", p, err)
@@ -87,12 +126,33 @@ func (w *Writer) Write(payload map[string]File) (changed bool, err error) {
 		}
 	}
 
+	if w.fsGroup != nil {
+		if err := w.own(w.dir, dirEntry(w.dir)); err != nil {
+			os.RemoveAll(tsDir)
+			return false, fmt.Errorf("atomic writer: fsGroup: %w", err)
+		}
+		if err := filepath.WalkDir(tsDir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return w.own(path, d)
+		}); err != nil {
+			os.RemoveAll(tsDir)
+			return false, fmt.Errorf("atomic writer: fsGroup: %w", err)
+		}
+	}
+
 	// 2. ..data switches to it in one rename.
 	tmpLink := filepath.Join(w.dir, newDataDirName)
 	os.Remove(tmpLink)
 	if err := os.Symlink(tsName, tmpLink); err != nil {
 		os.RemoveAll(tsDir)
 		return false, fmt.Errorf("atomic writer: %w", err)
+	}
+	if err := w.own(tmpLink, nil); err != nil {
+		os.Remove(tmpLink)
+		os.RemoveAll(tsDir)
+		return false, fmt.Errorf("atomic writer: fsGroup: %w", err)
 	}
 	if err := os.Rename(tmpLink, filepath.Join(w.dir, dataDirName)); err != nil {
 		os.Remove(tmpLink)
@@ -114,6 +174,9 @@ func (w *Writer) Write(payload map[string]File) (changed bool, err error) {
 		if err := os.Symlink(filepath.Join(dataDirName, top), link); err != nil {
 			return true, fmt.Errorf("atomic writer: %s: %w", top, err)
 		}
+		if err := w.own(link, nil); err != nil {
+			return true, fmt.Errorf("atomic writer: fsGroup: %w", err)
+		}
 	}
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
@@ -122,6 +185,12 @@ func (w *Writer) Write(payload map[string]File) (changed bool, err error) {
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, "..") {
+			// A version a writer killed mid-write left behind goes too.
+			if e.IsDir() && name != tsName && name != oldTS {
+				if err := os.RemoveAll(filepath.Join(w.dir, name)); err != nil {
+					return true, fmt.Errorf("atomic writer: remove the stale version %s: %w", name, err)
+				}
+			}
 			continue
 		}
 		if !want[name] && e.Type()&fs.ModeSymlink != 0 {
@@ -159,18 +228,29 @@ func (w *Writer) same(dir string, payload map[string]File) bool {
 		if err != nil {
 			return err
 		}
-		mode := f.Mode
-		if mode == 0 {
-			mode = 0o644
+		if w.fsGroup != nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); !ok || int64(st.Gid) != *w.fsGroup {
+				equal = false
+				return filepath.SkipAll
+			}
 		}
 		data, err := os.ReadFile(path)
-		if err != nil || info.Mode().Perm() != mode.Perm() || !bytes.Equal(data, f.Data) {
+		if err != nil || info.Mode().Perm() != w.fileMode(f) || !bytes.Equal(data, f.Data) {
 			equal = false
 			return filepath.SkipAll
 		}
 		return nil
 	})
 	return err == nil && equal && n == len(payload)
+}
+
+// dirEntry describes an existing directory for own.
+func dirEntry(path string) fs.DirEntry {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	return fs.FileInfoToDirEntry(info)
 }
 
 // validatePath refuses what could escape the directory or clash with the layout:

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+
+	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
 
 func read(t *testing.T, dir, name string) string {
@@ -134,5 +137,60 @@ func TestReadersNeverSeeMixedVersions(t *testing.T) {
 	wg.Wait()
 	if n := mixed.Load(); n > 0 {
 		t.Errorf("%d reads saw two versions mixed", n)
+	}
+}
+
+// TestStaleVersionRemoved: a version directory a writer killed mid-write left
+// behind (never published) goes at the next write.
+func TestStaleVersionRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vol")
+	w := New(dir)
+	if _, err := w.Write(map[string]File{"k": {Data: []byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "..2026_01_01_00_00_00.123")
+	if err := os.MkdirAll(filepath.Join(stale, "half"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(map[string]File{"k": {Data: []byte("2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale version left: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	versions := 0
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "..") {
+			versions++
+		}
+	}
+	if versions != 1 {
+		t.Errorf("%d version directories, want 1", versions)
+	}
+}
+
+// TestFSGroup: with an fsGroup every file is group-owned and group-readable
+// and directories carry the setgid bit, before ..data switches; an unchanged
+// payload with the same group writes nothing.
+func TestFSGroup(t *testing.T) {
+	testenv.RequireRoot(t) // chown to another group
+	dir := filepath.Join(t.TempDir(), "vol")
+	gid := int64(4321)
+	w := New(dir).WithFSGroup(&gid)
+	payload := map[string]File{"a/b": {Data: []byte("x"), Mode: 0o400}}
+	if _, err := w.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "a/b"))
+	if err != nil || fi.Mode().Perm() != 0o440 || fi.Sys().(*syscall.Stat_t).Gid != 4321 {
+		t.Fatalf("file %v gid %v: want 0440 group 4321 (%v)", fi.Mode(), fi.Sys().(*syscall.Stat_t).Gid, err)
+	}
+	di, _ := os.Stat(filepath.Join(dir, "a"))
+	if di.Mode()&os.ModeSetgid == 0 || di.Sys().(*syscall.Stat_t).Gid != 4321 {
+		t.Errorf("directory %v: want setgid group 4321", di.Mode())
+	}
+	if changed, err := w.Write(payload); err != nil || changed {
+		t.Errorf("unchanged payload with fsGroup: changed %v, %v", changed, err)
 	}
 }

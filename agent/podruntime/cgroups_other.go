@@ -1,0 +1,5 @@
+//go:build !linux
+
+package podruntime
+
+func removeCgroup(string) error { return nil }
