@@ -385,14 +385,36 @@ func portForward(t *testing.T, rawURL string, port int, request string) (string,
 	conn := dialStream(t, rawURL, "portforward.k8s.io")
 	p := fmt.Sprint(port)
 	errStream := createStream(t, conn, "streamType", "error", "port", p, "requestID", "0")
-	data := createStream(t, conn, "streamType", "data", "port", p, "requestID", "0")
 	errc := make(chan string, 1)
 	go func() {
 		msg, _ := io.ReadAll(errStream)
 		errc <- string(msg)
 	}()
+	// When the forward fails (nothing listens on the port yet), the server
+	// writes why on the error stream and resets both streams, at once: the
+	// reset can reach the client before the data stream's creation is
+	// acknowledged (the streaming library forwards before it replies), or
+	// before the request is written. Either is a failed forward, not a failed
+	// test.
+	failed := func(err error) (string, string) {
+		select {
+		case msg := <-errc:
+			return "", msg
+		case <-time.After(30 * time.Second):
+			t.Fatalf("port-forward: %v, and the error stream did not end", err)
+			return "", ""
+		}
+	}
+	hdr := http.Header{}
+	hdr.Set("streamType", "data")
+	hdr.Set("port", p)
+	hdr.Set("requestID", "0")
+	data, err := conn.CreateStream(hdr)
+	if err != nil {
+		return failed(fmt.Errorf("create the data stream: %w", err))
+	}
 	if _, err := io.WriteString(data, request); err != nil {
-		t.Fatal(err)
+		return failed(fmt.Errorf("write the request: %w", err))
 	}
 	data.Close() // half-close: the request is complete
 	done := make(chan []byte, 1)
