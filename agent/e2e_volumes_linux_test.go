@@ -218,6 +218,32 @@ func TestE2EVolumeErrors(t *testing.T) {
 	h.writeManifest(sec)
 	waiting("nosecret", "app", "FailedMount", `secrets "absent" not found`)
 
+	// Bad input elsewhere does not disturb the rest: an object file with a key
+	// that is not a valid file name, a pod whose item path leaves its volume.
+	h.writeObjects("broken", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  bad/key: x\n")
+	bad := h.testPod("badpod", shell("app", `trap 'exit 0' TERM; `+idle))
+	bad.Spec.Volumes = append(bad.Spec.Volumes, v1.Volume{Name: "c", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{
+		LocalObjectReference: v1.LocalObjectReference{Name: "web"}, Items: []v1.KeyToPath{{Key: "app.conf", Path: "../escape"}}}}})
+	h.writeManifest(bad)
+	for _, want := range [][]string{
+		// (the text log quotes the messages: no quotes in what is looked for)
+		{"broken.yaml", "ConfigMap default/broken", "data[bad/key]: Invalid value: ", "a valid config key"},
+		{"badpod.yaml", "spec.volumes[1].configMap.items[0].path: Invalid value: ", "must not contain '..'"},
+	} {
+		waitFor(t, "the agent to report "+want[0], time.Minute, func() bool {
+			logs := h.logs.String()
+			for _, w := range want {
+				if !strings.Contains(logs, w) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	if h.pod("badpod") != nil {
+		t.Error("a pod with an item path leaving its volume was accepted")
+	}
+
 	// The missing key appears: the container starts, no manifest touched.
 	h.writeObjects("web", strings.Replace(webObjects, "  app.conf: color=blue\n", "  app.conf: color=blue\n  missing: found\n", 1))
 	p := h.waitPod("envkey", "running", 2*time.Minute, running)
