@@ -64,3 +64,55 @@ func Example() {
 	// hello again
 	// torn down: true
 }
+
+// helloPlugin serves the inline CSI volumes of a made-up driver: a directory
+// holding one file. An embedder's plugin has the built-ins' shape: a name (its
+// directory), which volumes it serves, and an idempotent SetUp.
+type helloPlugin struct{}
+
+func (helloPlugin) Name() string { return "example.com~hello" }
+
+func (helloPlugin) Handles(v *v1.Volume) bool {
+	return v.CSI != nil && v.CSI.Driver == "hello.example.com"
+}
+
+func (helloPlugin) SetUp(_ context.Context, r *volumes.Request) (volumes.Volume, error) {
+	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		return volumes.Volume{}, err
+	}
+	msg := "hello, " + r.Pod.Name + "\n"
+	if err := os.WriteFile(filepath.Join(r.Dir, "greeting"), []byte(msg), 0o644); err != nil {
+		return volumes.Volume{}, err
+	}
+	return volumes.Volume{Path: r.Dir, ReadOnly: true}, nil
+}
+
+// An embedder adds a volume type; the manager removes what it left at
+// TearDown.
+func Example_plugin() {
+	root, _ := os.MkdirTemp("", "volumes-example")
+	defer os.RemoveAll(root)
+	ctx := context.Background()
+	m, err := volumes.New(volumes.Options{RootDir: root, Plugins: []volumes.Plugin{helloPlugin{}}})
+	if err != nil {
+		panic(err)
+	}
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "uid-2"},
+		Spec: v1.PodSpec{Volumes: []v1.Volume{{Name: "greet", VolumeSource: v1.VolumeSource{
+			CSI: &v1.CSIVolumeSource{Driver: "hello.example.com"}}}}},
+	}
+	vols, err := m.SetUp(ctx, pod)
+	if err != nil {
+		panic(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(vols["greet"].Path, "greeting"))
+	fmt.Print(string(data))
+	fmt.Println(filepath.Base(filepath.Dir(vols["greet"].Path)))
+	if err := m.TearDown(ctx, pod.UID); err != nil {
+		panic(err)
+	}
+	// Output:
+	// hello, web
+	// example.com~hello
+}
