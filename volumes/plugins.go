@@ -125,16 +125,16 @@ type hostPath struct{}
 func (hostPath) Name() string              { return HostPathPlugin }
 func (hostPath) Handles(v *v1.Volume) bool { return v.HostPath != nil }
 func (hostPath) SetUp(_ context.Context, r *Request) (Volume, error) {
-	if err := CheckHostPath(r.Volume.HostPath.Path, r.Volume.HostPath.Type); err != nil {
+	if err := checkHostPath(r.Volume.HostPath.Path, r.Volume.HostPath.Type); err != nil {
 		return Volume{}, err
 	}
 	return Volume{Path: r.Volume.HostPath.Path}, nil
 }
 
-// CheckHostPath enforces a hostPath volume's type with the kubelet's messages:
+// checkHostPath enforces a hostPath volume's type with the kubelet's messages:
 // DirectoryOrCreate and FileOrCreate create what is missing (a file's parent
 // directory is not created, as upstream).
-func CheckHostPath(path string, t *v1.HostPathType) error {
+func checkHostPath(path string, t *v1.HostPathType) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("hostPath %q: not an absolute path", path)
 	}

@@ -83,12 +83,12 @@ func TestCheckHostPath(t *testing.T) {
 		{"relative", nil, "not an absolute path"},
 	}
 	for _, tt := range tests {
-		err := CheckHostPath(tt.path, tt.typ)
+		err := checkHostPath(tt.path, tt.typ)
 		switch {
 		case tt.msg == "" && err != nil:
-			t.Errorf("CheckHostPath(%s, %v) = %v, want ok", tt.path, tt.typ, err)
+			t.Errorf("checkHostPath(%s, %v) = %v, want ok", tt.path, tt.typ, err)
 		case tt.msg != "" && (err == nil || !strings.Contains(err.Error(), tt.msg)):
-			t.Errorf("CheckHostPath(%s, %v) = %v, want %q", tt.path, tt.typ, err, tt.msg)
+			t.Errorf("checkHostPath(%s, %v) = %v, want %q", tt.path, tt.typ, err, tt.msg)
 		}
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "new/dir")); err != nil || !fi.IsDir() {
