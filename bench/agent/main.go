@@ -8,12 +8,17 @@
 //     one process) and of its nodekit-monitor children with 100 idle static
 //     pods over 60 s, evented and generic, then relist durations
 //     (pleg.MeasureRelist) at 100 and 250 pods (idle.go);
+//   - (c) eviction: memory threshold crossed → hog killed; (d) image GC
+//     (eviction.go);
+//   - (e) volumes: manifest → container running for a pod with six volumes
+//     against the same pod without, interleaved, and configMap update → new
+//     content visible in a running container (volumes.go);
 //
 // and prints the figures as Markdown tables with the issue's targets.
 //
 // Run it as root from the repository root after `make build images`:
 //
-//	sudo go run ./bench/agent [-parts exits,idle] [-plegs evented,generic] [-exits 100] [-pods 100] [-window 60s]
+//	sudo go run ./bench/agent [-parts exits,idle,eviction,imagegc,volumes] [-plegs evented,generic] [-exits 100] [-pods 100] [-window 60s] [-volume-runs 30]
 //
 // or `sudo make bench-agent`. Everything it creates lives in /tmp/nkagent-<id>,
 // under the cgroup /nkagent-<id> and on a bridge of its own, and is removed on
@@ -49,6 +54,7 @@ type options struct {
 	// evictionRuns: hogs evicted in part (c).
 	evictionRuns int
 	idle         idleOptions
+	volumes      volumeOptions
 	jsonOut      string
 	logs         string
 	cleanup      string
@@ -60,8 +66,10 @@ func parseFlags(args []string) (options, error) {
 	var parts, plegs string
 	fs.StringVar(&o.bin, "bin", "bin", "directory with nodekit-kubelet, nodekit-monitor and runc")
 	fs.StringVar(&o.images, "images", "_output/images", "directory with busybox.tar")
-	fs.StringVar(&parts, "parts", "exits,idle,eviction,imagegc", "what to measure: exits (a), idle (b, with the relist durations), eviction (c), imagegc (d)")
+	fs.StringVar(&parts, "parts", "exits,idle,eviction,imagegc,volumes", "what to measure: exits (a), idle (b, with the relist durations), eviction (c), imagegc (d), volumes (e)")
 	fs.IntVar(&o.evictionRuns, "eviction-runs", 20, "(c) memory hogs evicted")
+	fs.IntVar(&o.volumes.runs, "volume-runs", 30, "(e) pods started with the six volumes and without, each (interleaved, after a warm-up pair)")
+	fs.IntVar(&o.volumes.updates, "volume-updates", 30, "(e) configMap updates timed to a running pod")
 	fs.StringVar(&plegs, "plegs", "evented,generic", "PLEGs to measure, in this order")
 	fs.IntVar(&o.exits.n, "exits", 100, "(a) containers killed per PLEG (one pod each)")
 	fs.DurationVar(&o.exits.gap, "exit-gap", 100*time.Millisecond, "(a) least pause before each kill")
@@ -87,11 +95,11 @@ func parseFlags(args []string) (options, error) {
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "exits", "idle", "eviction", "imagegc":
+		case "exits", "idle", "eviction", "imagegc", "volumes":
 			o.parts[p] = true
 		case "":
 		default:
-			return o, fmt.Errorf("-parts: unknown %q (want exits, idle, eviction, imagegc)", p)
+			return o, fmt.Errorf("-parts: unknown %q (want exits, idle, eviction, imagegc, volumes)", p)
 		}
 	}
 	for _, p := range strings.Split(plegs, ",") {
@@ -112,6 +120,8 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-window: want at least 1s, got %s", o.idle.window)
 	case o.exits.gap < 0 || o.exits.jitter < 0:
 		return o, fmt.Errorf("-exit-gap, -exit-jitter: must not be negative")
+	case o.volumes.runs < 1 || o.volumes.updates < 1:
+		return o, fmt.Errorf("-volume-runs, -volume-updates: want at least 1, got %d, %d", o.volumes.runs, o.volumes.updates)
 	}
 	var err error
 	if o.bin, err = filepath.Abs(o.bin); err != nil {
@@ -148,6 +158,7 @@ type results struct {
 	Idle       []*idleResult     `json:"idle"`
 	Eviction   *evictionResult   `json:"eviction,omitempty"`
 	ImageGC    *imageGCResult    `json:"imagegc,omitempty"`
+	Volumes    *volumesResult    `json:"volumes,omitempty"`
 	Targets    []target          `json:"targets"`
 	Errors     []string          `json:"errors,omitempty"`
 }
@@ -263,6 +274,17 @@ func run(o options) (code int) {
 			return 1
 		}
 	}
+	if o.parts["volumes"] {
+		r, err := measureVolumes(ctx, w, o)
+		if err != nil {
+			// No figures from a run that failed half way.
+			err = fmt.Errorf("volumes: %w", err)
+			res.Errors = append(res.Errors, err.Error())
+			fmt.Fprintln(os.Stderr, "bench/agent:", err)
+			return 1
+		}
+		res.Volumes = r
+	}
 	return 0
 }
 
@@ -298,6 +320,11 @@ func evaluate(res *results) []target {
 		add("memory threshold crossed → hog killed p50 (kubelet: up to 10 s)", float64(e.Latency.P50)/1e6, 1000, "ms")
 		add("memory threshold crossed → hog killed p95", float64(e.Latency.P95)/1e6, 1000, "ms")
 	}
+	if v := res.Volumes; v != nil && v.With.N > 0 && v.Without.N > 0 {
+		p50, p95 := v.overhead()
+		add("six volumes: manifest → running overhead p50 (kubelet: ≈ 280 ms for one hostPath, per the issue)", float64(p50)/1e6, 10, "ms")
+		add("six volumes: manifest → running overhead p95", float64(p95)/1e6, 10, "ms")
+	}
 	return out
 }
 
@@ -322,6 +349,7 @@ func report(w io.Writer, res *results) {
 		fmt.Fprintf(w, "\n### Image GC\n\n%d unused images, %d MiB: freed %d MiB in %.3f s (%.0f MiB/s); the in-use image kept: %v\n",
 			g.Images, g.UnusedBytes>>20, g.FreedBytes>>20, g.Seconds, float64(g.FreedBytes>>20)/g.Seconds, g.InUseKept)
 	}
+	reportVolumes(w, res.Volumes)
 	reportTargets(w, res.Targets)
 	for _, e := range res.Errors {
 		fmt.Fprintf(w, "\nERROR: %s\n", e)

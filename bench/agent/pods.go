@@ -83,15 +83,18 @@ func criID(id string) string {
 	return id
 }
 
-// recorder is the agent's status sink in the exit benchmark: it timestamps every
-// Put as it arrives, keeps the newest status of each pod, and remembers for each
-// container the first Put that showed it terminated.
+// recorder is the agent's status sink in the exit and volume benchmarks: it
+// timestamps every Put as it arrives, keeps the newest status of each pod, and
+// remembers for each container the first Put that showed it terminated, and for
+// each pod the first Put that showed all its containers running.
 type recorder struct {
 	mu         sync.Mutex
 	puts       int
 	pods       map[types.UID]recordedPod
 	terminated map[string]time.Time // CRI container id → first Put showing it terminated
 	waiters    map[string]chan struct{}
+	started    map[string]time.Time // pod name → first Put showing every container running
+	startWait  map[string]chan struct{}
 }
 
 // recordedPod is what the recorder keeps of a pod's newest status.
@@ -102,7 +105,8 @@ type recordedPod struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{pods: map[types.UID]recordedPod{}, terminated: map[string]time.Time{}, waiters: map[string]chan struct{}{}}
+	return &recorder{pods: map[types.UID]recordedPod{}, terminated: map[string]time.Time{}, waiters: map[string]chan struct{}{},
+		started: map[string]time.Time{}, startWait: map[string]chan struct{}{}}
 }
 
 // Put implements status.Sink.
@@ -131,8 +135,27 @@ func (r *recorder) Put(_ context.Context, pod *v1.Pod, status v1.PodStatus, _ ui
 			}
 		}
 	}
+	if _, seen := r.started[pod.Name]; !seen && containersRunning(&status) {
+		r.started[pod.Name] = now
+		if ch, ok := r.startWait[pod.Name]; ok {
+			close(ch)
+		} else {
+			r.startWait[pod.Name] = closedChan
+		}
+	}
 	r.pods[pod.UID] = rp
 	return nil
+}
+
+// containersRunning reports whether a pod status shows every container (at
+// least one) running, ready or not.
+func containersRunning(s *v1.PodStatus) bool {
+	for _, c := range s.ContainerStatuses {
+		if c.State.Running == nil {
+			return false
+		}
+	}
+	return len(s.ContainerStatuses) > 0
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -147,6 +170,27 @@ func (r *recorder) terminatedCh(id string) <-chan struct{} {
 		r.waiters[id] = ch
 	}
 	return ch
+}
+
+// startedCh is closed once a Put showed every container of pod name running.
+func (r *recorder) startedCh(name string) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch, ok := r.startWait[name]
+	if !ok {
+		ch = make(chan struct{})
+		r.startWait[name] = ch
+	}
+	return ch
+}
+
+// startedAt is when the first Put showing every container of pod name running
+// arrived.
+func (r *recorder) startedAt(name string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.started[name]
+	return t, ok
 }
 
 func (r *recorder) terminatedAt(id string) (time.Time, bool) {

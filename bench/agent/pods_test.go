@@ -117,9 +117,61 @@ func TestParseFlags(t *testing.T) {
 	if !o.parts["idle"] || o.parts["exits"] || len(o.plegs) != 2 || o.plegs[0] != "generic" || o.idle.pods != 10 {
 		t.Errorf("parseFlags: %+v", o)
 	}
-	for _, bad := range [][]string{{"-parts", "nope"}, {"-plegs", "fast"}, {"-exits", "0"}, {"extra"}} {
+	o, err = parseFlags([]string{"-parts", "volumes", "-volume-runs", "3", "-volume-updates", "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.parts["volumes"] || o.parts["exits"] || o.volumes.runs != 3 || o.volumes.updates != 4 {
+		t.Errorf("parseFlags: %+v", o)
+	}
+	if o, _ := parseFlags(nil); !o.parts["volumes"] || !o.parts["exits"] {
+		t.Errorf("default parts %v: want volumes among them", o.parts)
+	}
+	for _, bad := range [][]string{{"-parts", "nope"}, {"-plegs", "fast"}, {"-exits", "0"}, {"-volume-runs", "0"}, {"-volume-updates", "0"}, {"extra"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q): no error", bad)
 		}
+	}
+}
+
+func TestRecorderStarted(t *testing.T) {
+	r := newRecorder()
+	pod := &v1.Pod{}
+	pod.Name, pod.UID = "vol-w-001-nkbench", types.UID("u1")
+	ctx := context.Background()
+	ch := r.startedCh(pod.Name)
+	pending := v1.PodStatus{Phase: v1.PodPending, ContainerStatuses: []v1.ContainerStatus{{
+		Name: "main", State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}
+	r.Put(ctx, pod, pending, 1)
+	r.Put(ctx, pod, v1.PodStatus{Phase: v1.PodPending}, 2) // no container statuses yet
+	select {
+	case <-ch:
+		t.Fatal("started before any Put showed the container running")
+	default:
+	}
+	if _, ok := r.startedAt(pod.Name); ok {
+		t.Fatal("startedAt set before any Put showed the container running")
+	}
+	before := time.Now()
+	notReady := runningStatus("c1")
+	notReady.ContainerStatuses[0].Ready = false // running is enough
+	r.Put(ctx, pod, notReady, 3)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("waiter not released by the Put showing the container running")
+	}
+	first, ok := r.startedAt(pod.Name)
+	if !ok || first.Before(before) {
+		t.Fatalf("startedAt = %v, %v; want a time after %v", first, ok, before)
+	}
+	r.Put(ctx, pod, runningStatus("c1"), 4)
+	if again, _ := r.startedAt(pod.Name); !again.Equal(first) {
+		t.Errorf("startedAt moved from %v to %v", first, again)
+	}
+	select {
+	case <-r.startedCh(pod.Name):
+	default:
+		t.Error("waiter for an already started pod blocks")
 	}
 }
