@@ -522,7 +522,8 @@ func (a *Agent) generateStatus(pod *v1.Pod, rs *pleg.PodStatus, terminal bool) v
 	})
 }
 
-// terminatePod stops the pod's containers and sandbox, gracefully (podSyncer).
+// terminatePod stops the pod's containers and sandbox, gracefully, then tears
+// down its volumes (podSyncer).
 func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	a.probes.StopLivenessAndStartup(pod)
 	rs, err := pleg.Inspect(ctx, a.rt, pod.UID)
@@ -536,6 +537,11 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	}
 	if err := a.pods.KillPod(ctx, pod, rs, grace); err != nil {
 		return err
+	}
+	// As the kubelet: a pod that will not run again gives its volumes back
+	// now (tmpfs memory, emptyDir space), not when it is deleted.
+	if err := a.volumes.TearDown(ctx, pod.UID); err != nil {
+		return fmt.Errorf("pod %s: %w", podRef(pod), err)
 	}
 	if rs, err = pleg.Inspect(ctx, a.rt, pod.UID); err == nil {
 		st := a.generateStatus(pod, rs, true)

@@ -299,3 +299,33 @@ func TestE2ESubPath(t *testing.T) {
 		t.Errorf("a configMap subPath is writable: %q", out)
 	}
 }
+
+// TestE2ECompletedPodGivesVolumesBack: a pod that ran to completion keeps its
+// status and logs, but its volumes (a secret's tmpfs, a Memory emptyDir) are
+// torn down at once, as the kubelet does, not when its manifest goes.
+func TestE2ECompletedPodGivesVolumesBack(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	h.writeObjects("web", webObjects)
+	job := shell("job", `cat /sec/user > /host/user`)
+	job.VolumeMounts = append(job.VolumeMounts,
+		v1.VolumeMount{Name: "sec", MountPath: "/sec"}, v1.VolumeMount{Name: "mem", MountPath: "/mem"})
+	pod := h.testPod("job", job)
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	pod.Spec.Volumes = append(pod.Spec.Volumes,
+		v1.Volume{Name: "sec", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "creds"}}},
+		v1.Volume{Name: "mem", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory}}})
+	h.writeManifest(pod)
+	p := h.waitPod("job", "Succeeded", 2*time.Minute, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded })
+	if b, _ := os.ReadFile(filepath.Join(h.hostDir, "user")); string(b) != "admin" {
+		t.Errorf("the job read %q from its secret", b)
+	}
+	vols := filepath.Join(h.rootDir, "pods", string(p.UID), "volumes")
+	waitFor(t, "the completed pod's volumes torn down", time.Minute, func() bool {
+		_, err := os.Stat(vols)
+		return os.IsNotExist(err) && len(leakcheck.Mounts(t, filepath.Dir(vols))) == 0
+	})
+	if h.pod("job") == nil {
+		t.Error("the completed pod is no longer listed")
+	}
+}

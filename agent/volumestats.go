@@ -6,6 +6,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/nodekit-dev/nodekit/volumes"
 )
 
 // addVolumeStats fills each pod's VolumeStats with its disk-backed emptyDir
@@ -31,7 +33,7 @@ func (a *Agent) addVolumeStats(pods []statsapi.PodStats) {
 			if vol.EmptyDir == nil || vol.EmptyDir.Medium == v1.StorageMediumMemory {
 				continue
 			}
-			dir := filepath.Join(a.cfg.RootDir, "pods", ps.PodRef.UID, "volumes", "kubernetes.io~empty-dir", vol.Name)
+			dir := filepath.Join(a.cfg.RootDir, "pods", ps.PodRef.UID, "volumes", volumes.EmptyDirPlugin, vol.Name)
 			bytes, inodes, ok := diskUsage(dir)
 			if !ok {
 				continue
