@@ -18,12 +18,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"k8s.io/utils/clock"
 
+	"github.com/nodekit-dev/nodekit/agent/nodestatus"
 	"github.com/nodekit-dev/nodekit/agent/podruntime"
 	"github.com/nodekit-dev/nodekit/agent/podsource"
 	"github.com/nodekit-dev/nodekit/agent/qos"
@@ -73,6 +76,11 @@ type Options struct {
 	// volumes), besides or instead of Config.ObjectManifestPath, whose
 	// directory is used when this is nil.
 	Objects objects.Source
+	// KubeClient joins the agent to an API server as a node (instead of
+	// Config.Kubeconfig): the node registered and its status and lease kept,
+	// the pods bound to it run beside the other sources', their statuses
+	// written back.
+	KubeClient kubernetes.Interface
 }
 
 // Agent is the node agent.
@@ -113,6 +121,8 @@ type Agent struct {
 	objects   objects.Source
 	objectDir *objects.Dir
 	volumes   *volumes.Manager
+	// Cluster mode: the node's registration, status and lease.
+	nodeStatus *nodestatus.Manager
 
 	mu           sync.RWMutex
 	desired      map[types.UID]*v1.Pod
@@ -165,6 +175,49 @@ func New(o Options) (*Agent, error) {
 	var sink status.Sink = &status.MemorySink{}
 	if o.StatusSink != nil {
 		sink = o.StatusSink
+	}
+	client := o.KubeClient
+	if client == nil && a.cfg.Kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", a.cfg.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("agent: --kubeconfig %s: %w", a.cfg.Kubeconfig, err)
+		}
+		rc.UserAgent = "nodekit-kubelet/" + Version + " (" + a.cfg.NodeName + ")"
+		if client, err = kubernetes.NewForConfig(rc); err != nil {
+			return nil, fmt.Errorf("agent: --kubeconfig %s: %w", a.cfg.Kubeconfig, err)
+		}
+	}
+	var apiSource *podsource.API
+	if client != nil {
+		apiSource, err = podsource.NewAPI(podsource.APIOptions{Client: client, NodeName: a.cfg.NodeName, Logger: a.log.With("component", "apisource")})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		if o.StatusSink == nil {
+			sink, err = status.NewAPISink(status.APISinkOptions{
+				Client: client,
+				Owns:   func(p *v1.Pod) bool { return apiSource.Get(p.UID) != nil },
+				Logger: a.log.With("component", "apistatus"),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("agent: %w", err)
+			}
+		}
+		a.nodeStatus, err = nodestatus.New(nodestatus.Options{
+			Client:          client,
+			NodeName:        a.cfg.NodeName,
+			Node:            a.Node,
+			Labels:          a.cfg.NodeLabels,
+			Taints:          k.RegisterWithTaints,
+			UpdateFrequency: k.NodeStatusUpdateFrequency.Duration,
+			ReportFrequency: k.NodeStatusReportFrequency.Duration,
+			LeaseDuration:   time.Duration(k.NodeLeaseDurationSeconds) * time.Second,
+			Clock:           a.clock,
+			Logger:          a.log.With("component", "nodestatus"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
 	}
 	a.status = status.NewManager(sink, a.clock, a.log.With("component", "status"))
 	a.probes = probes.New(probes.Options{
@@ -282,6 +335,9 @@ func New(o Options) (*Agent, error) {
 		a.sources = append(a.sources, dir)
 	}
 	a.sources = append(a.sources, o.Sources...)
+	if apiSource != nil {
+		a.sources = append(a.sources, apiSource)
+	}
 	a.workers = newPodWorkers(a, a.clock, k.SyncFrequency.Duration, a.log.With("component", "podworkers"))
 	a.workers.onSync = a.metrics.observeSync
 	if err := a.newResourceManagers(evictionCfg); err != nil {
@@ -349,6 +405,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	background := []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run, a.volumes.Run}
 	if a.objectDir != nil {
 		background = append(background, a.objectDir.Run)
+	}
+	if a.nodeStatus != nil {
+		background = append(background, a.nodeStatus.Run)
 	}
 	for _, run := range background {
 		bg.Add(1)

@@ -27,7 +27,7 @@ type fakeAgent struct {
 	cancel    context.CancelFunc
 }
 
-func startFakeAgent(t *testing.T) *fakeAgent {
+func startFakeAgent(t *testing.T, opts ...func(*Options)) *fakeAgent {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := LoadConfig("")
@@ -46,7 +46,7 @@ func startFakeAgent(t *testing.T) *fakeAgent {
 		t.Fatal(err)
 	}
 	f := &fakeAgent{rt: critest.NewFakeRuntimeService(), manifests: cfg.Kubelet.StaticPodPath, done: make(chan error, 1)}
-	f.Agent, err = New(Options{
+	o := Options{
 		Config:             cfg,
 		Runtime:            f.rt,
 		Images:             critest.NewFakeImageService(),
@@ -54,7 +54,11 @@ func startFakeAgent(t *testing.T) *fakeAgent {
 		DisableEventedPLEG: true, // the fake has no event stream
 		DisableServer:      true,
 		StopPodsOnExit:     true,
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	f.Agent, err = New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 )
@@ -31,6 +33,11 @@ type Config struct {
 	// that pods may reference (--object-manifest-path; nodekit's own: the
 	// kubelet's static pods cannot reference configMaps or secrets at all).
 	ObjectManifestPath string
+	// Kubeconfig is the kubeconfig file of the API server to join as a node
+	// (--kubeconfig); empty: standalone. NodeLabels (--node-labels) are added
+	// to the Node at registration.
+	Kubeconfig string
+	NodeLabels map[string]string
 }
 
 // DefaultRootDir is the agent's default --root-dir. It is not the kubelet's
@@ -79,6 +86,10 @@ func setDefaults(k *kubeletconfig.KubeletConfiguration) {
 	dur(&k.FileCheckFrequency, 20*time.Second)
 	dur(&k.RuntimeRequestTimeout, 2*time.Minute)
 	dur(&k.NodeStatusUpdateFrequency, 10*time.Second)
+	dur(&k.NodeStatusReportFrequency, 5*time.Minute)
+	if k.NodeLeaseDurationSeconds == 0 {
+		k.NodeLeaseDurationSeconds = 40
+	}
 	if k.Address == "" {
 		k.Address = "0.0.0.0"
 	}
@@ -140,6 +151,8 @@ type Flags struct {
 	Config             string
 	PodManifestPath    string
 	ObjectManifestPath string
+	Kubeconfig         string
+	NodeLabels         string
 	RootDir            string
 	HostnameOverride   string
 	RuntimeEndpoint    string
@@ -165,6 +178,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.Config, "config", "", "path of a KubeletConfiguration file (kubelet.config.k8s.io/v1beta1)")
 	fs.StringVar(&f.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (staticPodPath)")
 	fs.StringVar(&f.ObjectManifestPath, "object-manifest-path", "", "directory of ConfigMap and Secret manifests that pods on this node may reference (nodekit only; changes reach running pods at once)")
+	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server to join as a node (empty: standalone)")
+	fs.StringVar(&f.NodeLabels, "node-labels", "", "labels to add when registering the node, key=value,...")
 	fs.StringVar(&f.RootDir, "root-dir", DefaultRootDir, "directory for the agent's files (pods, volumes, certificates, the embedded runtime)")
 	fs.StringVar(&f.HostnameOverride, "hostname-override", "", "the node's name instead of the host name")
 	fs.StringVar(&f.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint, e.g. unix:///run/containerd/containerd.sock (default: nodekit's embedded shim)")
@@ -246,6 +261,17 @@ func (f *Flags) Load() (*Config, error) {
 	}
 	c.NodeIP = f.NodeIP
 	c.ObjectManifestPath = f.ObjectManifestPath
+	c.Kubeconfig = f.Kubeconfig
+	if f.NodeLabels != "" {
+		c.NodeLabels = map[string]string{}
+		for _, kv := range strings.Split(f.NodeLabels, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("--node-labels: %q is not key=value", kv)
+			}
+			c.NodeLabels[k] = v
+		}
+	}
 	c.NodeName = strings.ToLower(f.HostnameOverride)
 	if c.NodeName == "" {
 		h, err := os.Hostname()
@@ -278,6 +304,24 @@ func (c *Config) validate() error {
 	}
 	if k.SyncFrequency.Duration < time.Second {
 		return fmt.Errorf("syncFrequency %s: want at least 1s", k.SyncFrequency.Duration)
+	}
+	for key, v := range c.NodeLabels {
+		if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+			return fmt.Errorf("--node-labels: key %q: %s", key, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return fmt.Errorf("--node-labels: %s=%q: %s", key, v, strings.Join(errs, "; "))
+		}
+	}
+	for i, t := range k.RegisterWithTaints {
+		if errs := validation.IsQualifiedName(t.Key); len(errs) > 0 {
+			return fmt.Errorf("registerWithTaints[%d].key %q: %s", i, t.Key, strings.Join(errs, "; "))
+		}
+		switch t.Effect {
+		case v1.TaintEffectNoSchedule, v1.TaintEffectPreferNoSchedule, v1.TaintEffectNoExecute:
+		default:
+			return fmt.Errorf("registerWithTaints[%d].effect %q: want NoSchedule, PreferNoSchedule or NoExecute", i, t.Effect)
+		}
 	}
 	return nil
 }
