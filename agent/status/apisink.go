@@ -84,7 +84,6 @@ func (s *APISink) Put(ctx context.Context, pod *v1.Pod, status v1.PodStatus, _ u
 	return nil
 }
 
-
 // mergeForAPI is the agent's status with the conditions it does not set kept
 // from the API's (the kubelet's mergePodStatus).
 func mergeForAPI(api, agent *v1.PodStatus) *v1.PodStatus {
