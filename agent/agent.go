@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -121,11 +122,16 @@ type Agent struct {
 	objects   objects.Source
 	objectDir *objects.Dir
 	volumes   *volumes.Manager
-	// Cluster mode: the node's registration, status and lease.
+	// Cluster mode: the node's registration, status and lease; the client
+	// that finishes graceful deletions.
 	nodeStatus *nodestatus.Manager
+	kube       kubernetes.Interface
 
-	mu           sync.RWMutex
-	desired      map[types.UID]*v1.Pod
+	mu      sync.RWMutex
+	desired map[types.UID]*v1.Pod
+	// deleting are the API's pods with a deletionTimestamp, not desired any
+	// more: once stopped and cleaned up, their deletion is finished.
+	deleting     []*v1.Pod
 	sourcesReady atomic.Bool
 	sourceErrors []error
 }
@@ -188,6 +194,7 @@ func New(o Options) (*Agent, error) {
 		}
 	}
 	var apiSource *podsource.API
+	a.kube = client
 	if client != nil {
 		apiSource, err = podsource.NewAPI(podsource.APIOptions{Client: client, NodeName: a.cfg.NodeName, Logger: a.log.With("component", "apisource")})
 		if err != nil {
@@ -502,7 +509,14 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 		a.log.Warn("pod manifest rejected", "err", err)
 	}
 	next := make(map[types.UID]*v1.Pod, len(u.Pods))
+	var deleting []*v1.Pod
 	for _, p := range u.Pods {
+		if p.DeletionTimestamp != nil {
+			// Deleted in the API: it stops (with the deletion's grace period)
+			// and the agent finishes the delete once it is gone.
+			deleting = append(deleting, p)
+			continue
+		}
 		if p.CreationTimestamp.IsZero() {
 			// A static pod is created when the agent first sees its manifest.
 			seen, err := time.Parse(time.RFC3339Nano, p.Annotations[podsource.AnnotationSeen])
@@ -527,6 +541,12 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 		}
 		a.workers.update(ctx, p)
 	}
+	for _, p := range deleting {
+		a.workers.setPod(p) // the deletion's grace period
+	}
+	a.mu.Lock()
+	a.deleting = deleting
+	a.mu.Unlock()
 	for uid, p := range prev {
 		if _, ok := next[uid]; !ok {
 			a.log.Info("pod removed", "pod", podRef(p), "uid", uid)
@@ -624,6 +644,11 @@ func (a *Agent) cleanupPod(ctx context.Context, pod *v1.Pod) error {
 	}
 	a.forgetEvicted(pod.UID)
 	a.cache.Delete(pod.UID)
+	if pod.DeletionTimestamp != nil {
+		if err := a.finishDelete(ctx, pod); err != nil {
+			return err
+		}
+	}
 	a.mu.RLock()
 	keep := make(map[types.UID]bool, len(a.desired))
 	for uid := range a.desired {
@@ -632,6 +657,24 @@ func (a *Agent) cleanupPod(ctx context.Context, pod *v1.Pod) error {
 	a.mu.RUnlock()
 	a.status.RemoveOrphanedStatuses(keep)
 	a.log.Info("pod removed from the node", "pod", podRef(pod))
+	return nil
+}
+
+// finishDelete deletes, with no grace left, a pod the API deleted gracefully
+// once its containers and volumes are gone, as the kubelet's status manager
+// does; the UID precondition spares a new pod of the same name.
+func (a *Agent) finishDelete(ctx context.Context, pod *v1.Pod) error {
+	if a.kube == nil {
+		return nil
+	}
+	zero := int64(0)
+	uid := pod.UID
+	err := a.kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("finish the deletion of pod %s: %w", podRef(pod), err)
+	}
+	a.log.Info("pod deletion finished", "pod", podRef(pod))
 	return nil
 }
 
@@ -649,6 +692,9 @@ func (a *Agent) housekeeping(ctx context.Context) {
 	}
 	a.mu.RUnlock()
 	a.probes.CleanupPods(desired)
+	a.mu.RLock()
+	deleting := a.deleting
+	a.mu.RUnlock()
 
 	sandboxes, err := a.rt.ListPodSandbox(ctx, nil)
 	if err != nil {
@@ -667,6 +713,19 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		orphans.Insert(uid)
 	}
 	defer a.cgroupHousekeeping(desired, sandboxes)
+	// Pods deleted in the API that nothing runs here any more (never
+	// started, or stopped while the agent was down): finish their deletion.
+	inRuntime := map[types.UID]bool{}
+	for _, sb := range sandboxes {
+		inRuntime[types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel])] = true
+	}
+	for _, p := range deleting {
+		if !inRuntime[p.UID] && !a.workers.known(p.UID) {
+			if err := a.finishDelete(ctx, p); err != nil {
+				a.log.Warn("housekeeping: finish a deletion", "pod", podRef(p), "err", err)
+			}
+		}
+	}
 	defer a.podDirHousekeeping(ctx, desired, sandboxes)
 	for uid := range orphans {
 		a.log.Info("removing a pod no source wants", "uid", uid)

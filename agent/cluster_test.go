@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/nodekit-dev/nodekit/agent/nodestatus"
 )
@@ -50,5 +51,58 @@ func TestClusterModeWiring(t *testing.T) {
 	}
 	if len(f.sandboxes("api-uid-1")) != 1 {
 		t.Errorf("sandboxes of the API's pod: %d", len(f.sandboxes("api-uid-1")))
+	}
+}
+
+// TestClusterModeDeletion: a pod deleted in the API (deletionTimestamp set)
+// is stopped, and its deletion finished with no grace left and its UID as a
+// precondition once its containers are gone.
+func TestClusterModeDeletion(t *testing.T) {
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "doomed", UID: "api-uid-2"},
+		Spec: v1.PodSpec{NodeName: "node1", RestartPolicy: v1.RestartPolicyAlways, DNSPolicy: v1.DNSDefault,
+			Containers: []v1.Container{{Name: "app", Image: "busybox:latest", ImagePullPolicy: v1.PullIfNotPresent,
+				TerminationMessagePolicy: v1.TerminationMessageReadFile}}},
+	}
+	client := fake.NewClientset(pod)
+	f := startFakeAgent(t, func(o *Options) { o.KubeClient = client })
+	ctx := context.Background()
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	poll("the pod running", func() bool { return len(f.containers("api-uid-2")) == 1 })
+
+	// What the API server does on a graceful delete: deletionTimestamp and
+	// deletionGracePeriodSeconds set, the object kept.
+	cur, _ := client.CoreV1().Pods("default").Get(ctx, "doomed", metav1.GetOptions{})
+	now := metav1.Now()
+	grace := int64(3)
+	cur.DeletionTimestamp, cur.DeletionGracePeriodSeconds = &now, &grace
+	if _, err := client.CoreV1().Pods("default").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll("the deletion finished", func() bool {
+		_, err := client.CoreV1().Pods("default").Get(ctx, "doomed", metav1.GetOptions{})
+		return err != nil
+	})
+	if n := len(f.sandboxes("api-uid-2")); n != 0 {
+		t.Errorf("%d sandboxes left when the deletion was finished", n)
+	}
+	var del *k8stesting.DeleteActionImpl
+	for _, a := range client.Actions() {
+		if d, ok := a.(k8stesting.DeleteActionImpl); ok && d.GetResource().Resource == "pods" {
+			del = &d
+		}
+	}
+	if del == nil || del.DeleteOptions.GracePeriodSeconds == nil || *del.DeleteOptions.GracePeriodSeconds != 0 ||
+		del.DeleteOptions.Preconditions == nil || *del.DeleteOptions.Preconditions.UID != "api-uid-2" {
+		t.Errorf("delete %+v: want grace 0 with the UID as a precondition", del)
 	}
 }

@@ -130,6 +130,20 @@ func (p *podWorkers) update(ctx context.Context, pod *v1.Pod) {
 	w.kick()
 }
 
+// setPod replaces the pod a worker holds without starting anything or undoing
+// a removal: a pod deleted in the API brings its deletion's grace period.
+func (p *podWorkers) setPod(pod *v1.Pod) {
+	p.mu.Lock()
+	w := p.workers[pod.UID]
+	p.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+}
+
 // remove tells the worker of uid that its pod left the desired set.
 func (p *podWorkers) remove(uid types.UID) {
 	p.mu.Lock()
