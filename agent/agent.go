@@ -121,6 +121,7 @@ type Agent struct {
 	// objectDir, when the config names a directory, runs with the agent.
 	objects   objects.Source
 	objectDir *objects.Dir
+	objectAPI *objects.API
 	volumes   *volumes.Manager
 	// Cluster mode: the node's registration, status and lease; the client
 	// that finishes graceful deletions.
@@ -266,6 +267,18 @@ func New(o Options) (*Agent, error) {
 			return nil, fmt.Errorf("agent: --object-manifest-path: %w", err)
 		}
 		a.objects = a.objectDir
+	}
+	if o.Objects == nil && client != nil {
+		// Cluster mode: the API server's objects, after the directory's.
+		a.objectAPI, err = objects.NewAPI(objects.APIOptions{Client: client, Logger: a.log.With("component", "apiobjects")})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		if a.objects != nil {
+			a.objects = objects.First(a.objects, a.objectAPI)
+		} else {
+			a.objects = a.objectAPI
+		}
 	}
 	a.volumes, err = volumes.New(volumes.Options{
 		RootDir:      a.cfg.RootDir,
@@ -415,6 +428,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.nodeStatus != nil {
 		background = append(background, a.nodeStatus.Run)
+	}
+	if a.objectAPI != nil {
+		background = append(background, a.objectAPI.Run)
 	}
 	for _, run := range background {
 		bg.Add(1)

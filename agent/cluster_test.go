@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,7 +27,10 @@ func TestClusterModeWiring(t *testing.T) {
 				TerminationMessagePolicy: v1.TerminationMessageReadFile}}},
 		Status: v1.PodStatus{Phase: v1.PodPending},
 	}
-	client := fake.NewClientset(pod)
+	pod.Spec.Volumes = []v1.Volume{{Name: "cfg", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{
+		LocalObjectReference: v1.LocalObjectReference{Name: "web"}}}}}
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Data: map[string]string{"index.html": "from the API"}}
+	client := fake.NewClientset(pod, cm)
 	f := startFakeAgent(t, func(o *Options) { o.KubeClient = client })
 	f.write(t, "static.yaml", fakeManifest("static"))
 	ctx := context.Background()
@@ -51,6 +56,22 @@ func TestClusterModeWiring(t *testing.T) {
 	}
 	if len(f.sandboxes("api-uid-1")) != 1 {
 		t.Errorf("sandboxes of the API's pod: %d", len(f.sandboxes("api-uid-1")))
+	}
+	// Its configMap volume from the API, kept current.
+	file := filepath.Join(f.cfg.RootDir, "pods", "api-uid-1", "volumes", "kubernetes.io~configmap", "cfg", "index.html")
+	if b, err := os.ReadFile(file); err != nil || string(b) != "from the API" {
+		t.Fatalf("configMap volume: %q %v", b, err)
+	}
+	cm.Data["index.html"] = "updated"
+	if _, err := client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for b, _ := os.ReadFile(file); string(b) != "updated"; b, _ = os.ReadFile(file) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the configMap update did not reach the volume: %q", b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

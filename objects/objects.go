@@ -61,6 +61,8 @@ var (
 	_ Notifier = (*Static)(nil)
 	_ Source   = (*Dir)(nil)
 	_ Notifier = (*Dir)(nil)
+	_ Source   = (*API)(nil)
+	_ Notifier = (*API)(nil)
 )
 
 // resourceVersions numbers the versions of all objects of all sources of the
