@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -127,6 +128,8 @@ type Agent struct {
 	// that finishes graceful deletions.
 	nodeStatus *nodestatus.Manager
 	kube       kubernetes.Interface
+	apiSource  *podsource.API
+	nodeUID    types.UID // the Node's, once read (housekeeping's goroutine)
 
 	mu      sync.RWMutex
 	desired map[types.UID]*v1.Pod
@@ -201,10 +204,11 @@ func New(o Options) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
+		a.apiSource = apiSource
 		if o.StatusSink == nil {
 			sink, err = status.NewAPISink(status.APISinkOptions{
 				Client: client,
-				Owns:   func(p *v1.Pod) bool { return apiSource.Get(p.UID) != nil },
+				Target: a.statusTarget,
 				Logger: a.log.With("component", "apistatus"),
 			})
 			if err != nil {
@@ -676,6 +680,91 @@ func (a *Agent) cleanupPod(ctx context.Context, pod *v1.Pod) error {
 	return nil
 }
 
+// statusTarget names the API object a pod's status goes to: an API pod itself,
+// a static pod's mirror pod (an error until it exists: the write is retried).
+func (a *Agent) statusTarget(p *v1.Pod) (types.UID, bool, error) {
+	if a.apiSource == nil {
+		return "", false, nil
+	}
+	if a.apiSource.Get(p.UID) != nil {
+		return p.UID, true, nil
+	}
+	if p.Annotations[podsource.AnnotationSource] != podsource.SourceFile {
+		return "", false, nil
+	}
+	for _, m := range a.apiSource.Mirrors() {
+		if m.Namespace == p.Namespace && m.Name == p.Name && m.Annotations[podsource.AnnotationMirror] == string(p.UID) && m.DeletionTimestamp == nil {
+			return m.UID, true, nil
+		}
+	}
+	return "", false, fmt.Errorf("static pod %s has no mirror pod yet", podRef(p))
+}
+
+// mirrorHousekeeping keeps a mirror pod in the API for each static pod, as the
+// kubelet: created when missing (owned by the Node, its config hash in
+// kubernetes.io/config.mirror), replaced when its static pod changed, deleted
+// when its static pod is gone.
+func (a *Agent) mirrorHousekeeping(ctx context.Context) {
+	if a.apiSource == nil || !a.apiSource.Synced() {
+		return
+	}
+	if a.nodeUID == "" {
+		n, err := a.kube.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return // not registered yet
+		}
+		a.nodeUID = n.UID
+	}
+	static := map[string]*v1.Pod{}
+	a.mu.RLock()
+	for _, p := range a.desired {
+		if p.Annotations[podsource.AnnotationSource] == podsource.SourceFile {
+			static[p.Namespace+"/"+p.Name] = p
+		}
+	}
+	a.mu.RUnlock()
+	pods := a.kube.CoreV1()
+	have := map[string]bool{}
+	for _, m := range a.apiSource.Mirrors() {
+		key := m.Namespace + "/" + m.Name
+		sp := static[key]
+		if sp != nil && m.Annotations[podsource.AnnotationMirror] == string(sp.UID) {
+			have[key] = m.DeletionTimestamp == nil
+			continue
+		}
+		if m.DeletionTimestamp != nil {
+			continue
+		}
+		zero, uid := int64(0), m.UID
+		err := pods.Pods(m.Namespace).Delete(ctx, m.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			a.log.Warn("delete a stale mirror pod", "pod", key, "err", err)
+			continue
+		}
+		a.log.Info("deleted a mirror pod", "pod", key, "static pod", sp != nil)
+	}
+	for key, sp := range static {
+		if have[key] {
+			continue
+		}
+		m := &v1.Pod{ObjectMeta: metav1.ObjectMeta{
+			Namespace: sp.Namespace, Name: sp.Name, Labels: sp.Labels,
+			Annotations:     maps.Clone(sp.Annotations),
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: a.cfg.NodeName, UID: a.nodeUID, Controller: ptrTo(true)}},
+		}, Spec: *sp.Spec.DeepCopy()}
+		m.Annotations[podsource.AnnotationMirror] = string(sp.UID)
+		if _, err := pods.Pods(sp.Namespace).Create(ctx, m, metav1.CreateOptions{}); err != nil {
+			if !apierrors.IsAlreadyExists(err) {
+				a.log.Warn("create a mirror pod", "pod", key, "err", err)
+			}
+			continue
+		}
+		a.log.Info("created a mirror pod", "pod", key)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
 // finishDelete deletes, with no grace left, a pod the API deleted gracefully
 // once its containers and volumes are gone, as the kubelet's status manager
 // does; the UID precondition spares a new pod of the same name.
@@ -743,6 +832,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		}
 	}
 	defer a.podDirHousekeeping(ctx, desired, sandboxes)
+	defer a.mirrorHousekeeping(ctx)
 	for uid := range orphans {
 		a.log.Info("removing a pod no source wants", "uid", uid)
 		rs, err := pleg.Inspect(ctx, a.rt, uid)

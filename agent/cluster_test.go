@@ -57,6 +57,23 @@ func TestClusterModeWiring(t *testing.T) {
 	if len(f.sandboxes("api-uid-1")) != 1 {
 		t.Errorf("sandboxes of the API's pod: %d", len(f.sandboxes("api-uid-1")))
 	}
+	// The static pod's mirror in the API, owned by the Node, with its status.
+	var mirror *v1.Pod
+	deadline = time.Now().Add(time.Minute)
+	for {
+		mirror, _ = client.CoreV1().Pods("default").Get(ctx, "static-node1", metav1.GetOptions{})
+		if mirror != nil && mirror.Status.Phase == v1.PodRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no running mirror pod: %+v", mirror)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if mirror.Annotations["kubernetes.io/config.mirror"] == "" || len(mirror.OwnerReferences) != 1 || mirror.OwnerReferences[0].Kind != "Node" {
+		t.Errorf("mirror pod %+v", mirror.ObjectMeta)
+	}
+
 	// Its configMap volume from the API, kept current.
 	file := filepath.Join(f.cfg.RootDir, "pods", "api-uid-1", "volumes", "kubernetes.io~configmap", "cfg", "index.html")
 	if b, err := os.ReadFile(file); err != nil || string(b) != "from the API" {
@@ -70,6 +87,21 @@ func TestClusterModeWiring(t *testing.T) {
 	for b, _ := os.ReadFile(file); string(b) != "updated"; b, _ = os.ReadFile(file) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the configMap update did not reach the volume: %q", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The static pod goes: so does its mirror.
+	if err := os.Remove(filepath.Join(f.manifests, "static.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		if _, err := client.CoreV1().Pods("default").Get(ctx, "static-node1", metav1.GetOptions{}); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the mirror pod outlived its static pod")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

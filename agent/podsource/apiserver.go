@@ -85,6 +85,21 @@ func (a *API) Get(uid types.UID) *v1.Pod {
 	return nil
 }
 
+// Mirrors returns the mirror pods bound to the node (the API's copies of static
+// pods), as last seen; callers must not modify them.
+func (a *API) Mirrors() []*v1.Pod {
+	var out []*v1.Pod
+	for _, obj := range a.informer.GetStore().List() {
+		if p, ok := obj.(*v1.Pod); ok && p.Annotations[AnnotationMirror] != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Synced says whether the watch has listed the node's pods once.
+func (a *API) Synced() bool { return a.informer.HasSynced() }
+
 // uidIndex indexes the watched pods by UID.
 const uidIndex = "uid"
 

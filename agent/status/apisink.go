@@ -19,10 +19,12 @@ import (
 type APISinkOptions struct {
 	// Client reaches the API server with the node's credentials. Required.
 	Client kubernetes.Interface
-	// Owns says whether the pod's status belongs in the API (a pod from the
-	// API server); Puts of other pods (static pods, pods given in code) are
-	// dropped. Nil: every pod is the API's.
-	Owns   func(pod *v1.Pod) bool
+	// Target names the API object whose status is the pod's: the pod itself
+	// for a pod from the API server, its mirror pod for a static pod. ok false
+	// drops the Put (pods given in code); an error fails it, to be retried (a
+	// static pod whose mirror is not created yet). Nil: every pod is the
+	// API's, under its own UID.
+	Target func(pod *v1.Pod) (uid types.UID, ok bool, err error)
 	Logger *slog.Logger
 }
 
@@ -51,8 +53,13 @@ func NewAPISink(o APISinkOptions) (*APISink, error) {
 // Put patches the pod's status in the API. A pod the API no longer has (or
 // has under another UID) is not an error: its status has nowhere to go.
 func (s *APISink) Put(ctx context.Context, pod *v1.Pod, status v1.PodStatus, _ uint64) error {
-	if s.o.Owns != nil && !s.o.Owns(pod) {
-		return nil
+	uid := pod.UID
+	if s.o.Target != nil {
+		var ok bool
+		var err error
+		if uid, ok, err = s.o.Target(pod); err != nil || !ok {
+			return err
+		}
 	}
 	pods := s.o.Client.CoreV1().Pods(pod.Namespace)
 	cur, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
@@ -62,7 +69,7 @@ func (s *APISink) Put(ctx context.Context, pod *v1.Pod, status v1.PodStatus, _ u
 	if err != nil {
 		return fmt.Errorf("get pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	if cur.UID != pod.UID {
+	if cur.UID != uid {
 		return nil // another pod of that name now
 	}
 	next := mergeForAPI(&cur.Status, &status)

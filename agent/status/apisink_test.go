@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -67,7 +68,7 @@ func TestAPISink(t *testing.T) {
 	if err := s.Put(ctx, other, running, 5); err != nil {
 		t.Fatal(err)
 	}
-	s.o.Owns = func(*v1.Pod) bool { return false }
+	s.o.Target = func(*v1.Pod) (types.UID, bool, error) { return "", false, nil }
 	before = len(client.Actions())
 	if err := s.Put(ctx, api, running, 6); err != nil || len(client.Actions()) != before {
 		t.Errorf("a pod the sink does not own: %v, %d calls", err, len(client.Actions())-before)
