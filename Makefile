@@ -21,7 +21,15 @@ APT_PACKAGES := gcc libc6-dev libseccomp-dev pkg-config busybox-static iproute2 
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './_output/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: setup build images test unit vet run run-cri bench clean
+# Where `make controlplane` builds the Kubernetes control plane the tests start
+# (internal/controlplane): outside the repository, by default
+# /var/cache/nodekit/controlplane/<version of go.mod's k8s.io/api, as v1.X.Y>.
+ifndef NODEKIT_CONTROLPLANE_DIR
+NODEKIT_CONTROLPLANE_DIR := $(shell GO=$(GO) $(CURDIR)/examples/controlplane/build.sh --print-dir)
+endif
+export NODEKIT_CONTROLPLANE_DIR
+
+.PHONY: setup build images test unit vet run run-cri bench clean controlplane
 
 ## setup: install missing Debian packages and a default CNI config (idempotent; needs root)
 setup:
@@ -85,6 +93,10 @@ $(OUT)/images/.built: $(shell find examples/images -type f 2>/dev/null)
 	$(GO) run ./examples/images -out $(OUT)/images
 	@touch $@
 
+## controlplane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd built from the Go module proxy into $(NODEKIT_CONTROLPLANE_DIR)/bin (idempotent; cold ~10–15 min)
+controlplane:
+	GO=$(GO) ./examples/controlplane/build.sh
+
 ## vet: go vet over everything
 vet:
 	$(GO) vet ./...
@@ -94,7 +106,7 @@ unit:
 	$(GO) test -short -count=1 ./...
 
 ## test: every test, unit and integration (root, real runc/overlayfs/cgroups)
-test: setup build images vet
+test: setup build images vet controlplane
 	NODEKIT_REQUIRE_INTEGRATION=1 NODEKIT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory critest
 
