@@ -56,6 +56,7 @@ type API struct {
 	watches map[Ref]*objectWatch
 	subs    subscribers
 	stopped bool
+	tokens  tokens
 }
 
 // objectWatch is the watch of one object.
@@ -241,6 +242,7 @@ func (a *API) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		now := a.o.Clock.Now()
+		a.tokens.forgetBefore(now)
 		a.mu.Lock()
 		for r, w := range a.watches {
 			if now.Sub(w.lastUsed) >= a.o.Idle {

@@ -278,7 +278,8 @@ func (projected) SetUp(ctx context.Context, r *Request) (Volume, error) {
 			vol.Metadata = true
 			part, err = downwardPayload(r, s.DownwardAPI.Items, src.DefaultMode)
 		case s.ServiceAccountToken != nil:
-			err = errors.New("serviceAccountToken needs an API server (cluster mode)")
+			part, err = tokenPayload(ctx, r, s.ServiceAccountToken, src.DefaultMode)
+			vol.Token = true
 		default:
 			err = errors.New("unsupported projection")
 		}
@@ -313,6 +314,35 @@ func (image) SetUp(_ context.Context, r *Request) (Volume, error) {
 		return Volume{}, errors.New("image: reference is empty")
 	}
 	return Volume{ReadOnly: true, Image: r.Volume.Image}, nil
+}
+
+// tokenPayload is a service account token file, from a TokenSource (the API
+// server's TokenRequest); mode 0600 when the pod has an fsGroup (which then
+// makes it 0640), as the kubelet.
+func tokenPayload(ctx context.Context, r *Request, p *v1.ServiceAccountTokenProjection, defaultMode *int32) (map[string]atomicwriter.File, error) {
+	ts, ok := r.Objects.(objects.TokenSource)
+	if !ok || r.Objects == nil {
+		return nil, errors.New("serviceAccountToken needs an API server (cluster mode)")
+	}
+	if err := validItemPath(p.Path); err != nil {
+		return nil, fmt.Errorf("serviceAccountToken.path: %w", err)
+	}
+	var exp int64
+	if p.ExpirationSeconds != nil {
+		exp = *p.ExpirationSeconds
+	}
+	token, err := ts.ServiceAccountToken(ctx, r.Pod, p.Audience, exp)
+	if err != nil {
+		return nil, err
+	}
+	mode, err := fileMode(nil, defaultMode)
+	if err != nil {
+		return nil, fmt.Errorf("defaultMode: %w", err)
+	}
+	if fsGroup(r.Pod) != nil {
+		mode = 0o600
+	}
+	return map[string]atomicwriter.File{p.Path: {Data: []byte(token), Mode: mode}}, nil
 }
 
 // write puts a payload in the volume's directory atomically, owned by the

@@ -83,6 +83,9 @@ type Volume struct {
 	// Metadata says the content comes from the pod's metadata (downward API):
 	// it is set up again when the pod changes.
 	Metadata bool
+	// Token says the content holds a service account token: it is set up
+	// again at every resync, which renews it when 80% of its lifetime passed.
+	Token bool
 }
 
 // Mount is one mount of a container, ready for the runtime.
@@ -353,7 +356,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-overflow:
 			m.refresh(ctx, func(v Volume) bool { return len(v.Follows) > 0 })
 		case <-t.C:
-			m.refresh(ctx, func(v Volume) bool { return len(v.Follows) > 0 })
+			m.refresh(ctx, func(v Volume) bool { return len(v.Follows) > 0 || v.Token })
 		}
 	}
 }
