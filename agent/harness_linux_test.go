@@ -101,6 +101,8 @@ type harnessOptions struct {
 	parent string
 	// beforeAgent runs once the shim serves, before the agent is made.
 	beforeAgent func(*harness)
+	// kubeconfig joins the agent to an API server (cluster mode).
+	kubeconfig string
 }
 
 // newHarness starts a shim and an agent for the test. The cleanups stop the
@@ -217,6 +219,7 @@ func (h *harness) startAgent(o harnessOptions) {
 	cfg.NodeName = nodeName
 	cfg.NodeIP = "127.0.0.1"
 	cfg.ObjectManifestPath = h.objects
+	cfg.Kubeconfig = o.kubeconfig
 	k := &cfg.Kubelet
 	k.StaticPodPath = h.manifests
 	k.PodLogsDir = h.podLogs

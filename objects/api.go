@@ -297,3 +297,13 @@ func (f first) Subscribe(fn func(Ref)) (cancel func()) {
 		}
 	}
 }
+
+// ServiceAccountToken asks the first source that issues tokens.
+func (f first) ServiceAccountToken(ctx context.Context, pod *v1.Pod, audience string, expirationSeconds int64) (string, error) {
+	for _, s := range f {
+		if ts, ok := s.(TokenSource); ok {
+			return ts.ServiceAccountToken(ctx, pod, audience, expirationSeconds)
+		}
+	}
+	return "", errors.New("serviceAccountToken needs an API server (cluster mode)")
+}

@@ -14,8 +14,10 @@
 //     sized by the smallest of sizeLimit, the pod's memory limit and the
 //     node's allocatable memory;
 //   - hostPath, with every type check and the kubelet's messages;
-//   - configMap (on disk), secret, downwardAPI and projected (on a tmpfs, so
-//     secrets never reach a disk), written by package atomicwriter: items,
+//   - configMap (on disk), secret, downwardAPI and projected (configMap,
+//     secret, downwardAPI and, from an API server, serviceAccountToken
+//     sources; on a tmpfs, so secrets never reach a disk), written by
+//     package atomicwriter: items,
 //     defaultMode and mode, optional, fsGroup ownership (setgid directories)
 //     as upstream; mounted read-only in every container;
 //   - image: an OCI image the runtime mounts read-only (CRI Mount.image).

@@ -254,7 +254,8 @@ func (downwardAPI) SetUp(_ context.Context, r *Request) (Volume, error) {
 }
 
 // projected: configMaps, secrets and downward API fields in one directory, on a
-// tmpfs. Service account tokens need an API server.
+// tmpfs, and service account tokens when the object source issues them (an
+// API server: objects.TokenSource).
 type projected struct{}
 
 func (projected) Name() string              { return ProjectedPlugin }

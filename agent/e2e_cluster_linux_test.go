@@ -1,0 +1,141 @@
+package agent_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/nodekit-dev/nodekit/internal/controlplane"
+)
+
+// TestE2EClusterNode: the agent joins a real control plane (kube-apiserver,
+// etcd, controller-manager and scheduler built from the module proxy, the Node
+// and RBAC authorizers, NodeRestriction) with node credentials only, on the
+// real shim. Its Node becomes Ready with the agent's capacity and its Lease is
+// held; a pod created through the API — scheduled there by the scheduler, with
+// the service-account token volume the API server adds, a configMap volume and
+// env from a secret — runs and its status reaches the API; a configMap edit
+// reaches the running container; a static pod gets a mirror pod; a graceful
+// delete stops the pod and the agent finishes it.
+func TestE2EClusterNode(t *testing.T) {
+	t.Parallel()
+	cp := controlplane.Start(t, controlplane.Options{})
+	h := newHarness(t, harnessOptions{kubeconfig: cp.NodeKubeconfig(t, nodeName)})
+	rc, err := clientcmd.BuildConfigFromFlags("", cp.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	apiWait := func(what string, cond func() bool) {
+		t.Helper()
+		waitFor(t, what, 2*time.Minute, cond)
+	}
+
+	var node *v1.Node
+	apiWait("the node Ready in the API", func() bool {
+		node, err = admin.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	if node.Status.NodeInfo.ContainerRuntimeVersion == "" || node.Status.Allocatable.Pods().IsZero() || len(node.Status.Addresses) == 0 {
+		t.Errorf("node status %+v", node.Status)
+	}
+	if _, err := admin.CoordinationV1().Leases("kube-node-lease").Get(ctx, nodeName, metav1.GetOptions{}); err != nil {
+		t.Errorf("the node's lease: %v", err)
+	}
+
+	// A configMap, a secret and a pod using both, scheduled by the scheduler.
+	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Data: map[string]string{"index.html": "v1"}}
+	if _, err := admin.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sec := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "default"}, StringData: map[string]string{"user": "admin"}}
+	if _, err := admin.CoreV1().Secrets("default").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	grace := int64(5)
+	app := shell("app", `trap 'exit 0' TERM; `+idle)
+	app.VolumeMounts = []v1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
+	app.Env = []v1.EnvVar{{Name: "USER_NAME", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{
+		LocalObjectReference: v1.LocalObjectReference{Name: "creds"}, Key: "user"}}}}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: v1.PodSpec{
+		Containers:                    []v1.Container{app},
+		TerminationGracePeriodSeconds: &grace,
+		Volumes: []v1.Volume{{Name: "cfg", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{
+			LocalObjectReference: v1.LocalObjectReference{Name: "web"}}}}},
+	}}
+	if _, err := admin.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var api *v1.Pod
+	apiWait("the pod Running and Ready in the API", func() bool {
+		api, err = admin.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && api.Status.Phase == v1.PodRunning && podReady(api)
+	})
+	if api.Spec.NodeName != nodeName || api.Status.PodIP == "" || len(api.Status.ContainerStatuses) != 1 {
+		t.Errorf("pod in the API: node %q, status %+v", api.Spec.NodeName, api.Status)
+	}
+	sh := func(script string) string {
+		out, _ := h.exec(api, "app", "sh", "-c", script)
+		return strings.TrimSpace(out)
+	}
+	if got := sh("cat /cfg/index.html; echo; echo $USER_NAME; test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token"); got != "v1\nadmin\ntoken" {
+		t.Errorf("in the container: %q (configMap, secret env, service-account token)", got)
+	}
+	cm.Data["index.html"] = "v2"
+	if _, err := admin.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiWait("the configMap edit in the container", func() bool { return sh("cat /cfg/index.html") == "v2" })
+
+	// A static pod: its mirror in the API, Running.
+	h.writeManifest(h.testPod("static", shell("main", `trap 'exit 0' TERM; `+idle)))
+	apiWait("the static pod's mirror Running in the API", func() bool {
+		m, err := admin.CoreV1().Pods("default").Get(ctx, "static-"+nodeName, metav1.GetOptions{})
+		return err == nil && m.Annotations["kubernetes.io/config.mirror"] != "" && m.Status.Phase == v1.PodRunning
+	})
+
+	// A graceful delete: stopped, then the agent finishes the deletion.
+	if err := admin.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiWait("the deleted pod gone from the API", func() bool {
+		_, err := admin.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+	if rs := h.runtimePod(api.UID); len(rs.SandboxStatuses) != 0 {
+		t.Errorf("the deleted pod's sandboxes are still in the runtime: %d", len(rs.SandboxStatuses))
+	}
+	h.removeManifest("static")
+	apiWait("the mirror pod gone with its static pod", func() bool {
+		_, err := admin.CoreV1().Pods("default").Get(ctx, "static-"+nodeName, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+}
+
+func podReady(p *v1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == v1.PodReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
