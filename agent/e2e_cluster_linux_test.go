@@ -8,6 +8,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -112,6 +113,23 @@ func TestE2EClusterNode(t *testing.T) {
 		m, err := admin.CoreV1().Pods("default").Get(ctx, "static-"+nodeName, metav1.GetOptions{})
 		return err == nil && m.Annotations["kubernetes.io/config.mirror"] != "" && m.Status.Phase == v1.PodRunning
 	})
+
+	// A pod bound to the node that cannot fit: Failed with the kubelet's reason.
+	big := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "too-big", Namespace: "default"}, Spec: v1.PodSpec{
+		NodeName:   nodeName,
+		Containers: []v1.Container{{Name: "c", Image: busybox, Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("1000")}}}},
+	}}
+	if _, err := admin.CoreV1().Pods("default").Create(ctx, big, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiWait("the pod that cannot fit Failed", func() bool {
+		p, err := admin.CoreV1().Pods("default").Get(ctx, "too-big", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == "OutOfcpu" &&
+			strings.HasPrefix(p.Status.Message, "Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000")
+	})
+	if err := admin.CoreV1().Pods("default").Delete(ctx, "too-big", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// A graceful delete: stopped, then the agent finishes the deletion.
 	if err := admin.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {

@@ -114,18 +114,26 @@ func (a *Agent) activePods() []*v1.Pod {
 	return out
 }
 
-// admit runs the eviction manager's admission for a pod new to the node: under
-// node pressure a refused pod is recorded as failed and never started.
+// admit runs the kubelet's admission for a pod new to the node: the general
+// predicates (room, node name, affinity, host ports, taints; admitPredicates),
+// then the eviction manager's (node pressure). A refused pod is recorded as
+// failed, with the kubelet's reason and message, and never started.
 func (a *Agent) admit(pod *v1.Pod) {
-	if a.evictor == nil {
-		return
+	var others []*v1.Pod
+	for _, p := range a.activePods() {
+		if p.UID != pod.UID {
+			others = append(others, p)
+		}
 	}
-	ok, reason, msg := a.evictor.Admit(pod)
+	reason, msg, ok := admitPredicates(pod, a.admissionNode(), others)
+	if ok && a.evictor != nil {
+		ok, reason, msg = a.evictor.Admit(pod)
+	}
 	if ok {
 		return
 	}
 	a.log.Warn("pod not admitted", "pod", podRef(pod), "reason", reason, "message", msg)
-	a.markEvicted(pod.UID, v1.PodStatus{Phase: v1.PodFailed, Reason: reason, Message: msg}, nil)
+	a.markEvicted(pod.UID, v1.PodStatus{Phase: v1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg}, nil)
 }
 
 // diskLayout answers whether the runtime's image filesystem is another
