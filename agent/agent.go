@@ -23,7 +23,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	internalapi "k8s.io/cri-api/pkg/apis"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"k8s.io/utils/clock"
@@ -817,13 +816,20 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		}
 		orphans.Insert(uid)
 	}
-	defer a.cgroupHousekeeping(desired, sandboxes)
-	// Pods deleted in the API that nothing runs here any more (never
-	// started, or stopped while the agent was down): finish their deletion.
 	inRuntime := map[types.UID]bool{}
 	for _, sb := range sandboxes {
 		inRuntime[types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel])] = true
 	}
+	// What a pod keeps on the node (cgroup, directory) while it is wanted,
+	// still in the runtime, or being worked on (a terminating pod's worker
+	// removes them itself).
+	keep := func(uid types.UID) bool {
+		_, wanted := desired[uid]
+		return wanted || inRuntime[uid] || a.workers.known(uid)
+	}
+	defer a.cgroupHousekeeping(keep)
+	// Pods deleted in the API that nothing runs here any more (never
+	// started, or stopped while the agent was down): finish their deletion.
 	for _, p := range deleting {
 		if !inRuntime[p.UID] && !a.workers.known(p.UID) {
 			if err := a.finishDelete(ctx, p); err != nil {
@@ -831,7 +837,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			}
 		}
 	}
-	defer a.podDirHousekeeping(ctx, desired, sandboxes)
+	defer a.podDirHousekeeping(ctx, keep)
 	defer a.mirrorHousekeeping(ctx)
 	for uid := range orphans {
 		a.log.Info("removing a pod no source wants", "uid", uid)
@@ -854,21 +860,14 @@ func (a *Agent) housekeeping(ctx context.Context) {
 // podDirHousekeeping removes the directories (volumes unmounted first) of pods
 // that are neither wanted nor in the runtime nor being worked on: pods that
 // vanished while the agent was down, and removals that failed.
-func (a *Agent) podDirHousekeeping(ctx context.Context, desired map[types.UID]sets.Empty, sandboxes []*runtimeapi.PodSandbox) {
+func (a *Agent) podDirHousekeeping(ctx context.Context, keep func(types.UID) bool) {
 	uids, err := a.volumes.PodDirs()
 	if err != nil {
 		a.log.Warn("housekeeping: list pod directories", "err", err)
 		return
 	}
-	if len(uids) == 0 {
-		return
-	}
-	inRuntime := map[types.UID]bool{}
-	for _, sb := range sandboxes {
-		inRuntime[types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel])] = true
-	}
 	for _, uid := range uids {
-		if _, wanted := desired[uid]; wanted || inRuntime[uid] || a.workers.known(uid) {
+		if keep(uid) {
 			continue
 		}
 		a.log.Info("removing the directory of a pod no source wants", "uid", uid)
@@ -883,18 +882,9 @@ func (a *Agent) podDirHousekeeping(ctx context.Context, desired map[types.UID]se
 // minute), and the cgroups of pods that are neither wanted nor still in the
 // runtime nor being worked on are removed (pods that vanished while the agent
 // was down, removals that failed).
-func (a *Agent) cgroupHousekeeping(desired map[types.UID]sets.Empty, sandboxes []*runtimeapi.PodSandbox) {
+func (a *Agent) cgroupHousekeeping(keep func(types.UID) bool) {
 	if a.cgroups == nil {
 		return
-	}
-	inRuntime := map[types.UID]bool{}
-	for _, sb := range sandboxes {
-		inRuntime[types.UID(sb.GetLabels()[kubetypes.KubernetesPodUIDLabel])] = true
-	}
-	keep := func(uid types.UID) bool {
-		_, wanted := desired[uid]
-		// A pod still terminating keeps its cgroup: its worker removes it.
-		return wanted || inRuntime[uid] || a.workers.known(uid)
 	}
 	if _, err := a.cgroups.Cleanup(keep); err != nil {
 		a.log.Warn("housekeeping: remove pod cgroups", "err", err)

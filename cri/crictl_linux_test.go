@@ -22,25 +22,8 @@ func TestCrictlSmoke(t *testing.T) {
 	image := host + "/smoke/busybox:1"
 	dir := filepath.Dir(h.root)
 
-	crictl := func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--runtime-endpoint", "unix://" + h.sock, "--image-endpoint", "unix://" + h.sock, "--timeout", "60s"}, args...)
-		cmd := exec.Command(crictlBin, full...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
-	}
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	crictl := crictlRunner(t, crictlBin, h.sock)
+	write := func(name, content string) string { return writeFile(t, dir, name, content) }
 	podJSON := write("pod.json", fmt.Sprintf(`{
   "metadata": {"name": "smoke", "namespace": "default", "uid": "smoke-uid", "attempt": 0},
   "hostname": "smoke",
@@ -94,4 +77,31 @@ func TestCrictlSmoke(t *testing.T) {
 	if imgs := crictl("images", "-q"); imgs != "" {
 		t.Fatalf("images left: %q", imgs)
 	}
+}
+
+// crictlRunner runs bin/crictl against the shim at sock, failing t (with
+// crictl's output) when it fails; it returns the trimmed stdout.
+func crictlRunner(t *testing.T, bin, sock string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		full := append([]string{"--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock, "--timeout", "60s"}, args...)
+		cmd := exec.Command(bin, full...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return strings.TrimSpace(string(out))
+	}
+}
+
+// writeFile writes a test file into dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

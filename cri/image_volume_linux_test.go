@@ -504,25 +504,8 @@ func TestImageVolumeCrictl(t *testing.T) {
 	h.importVolumeImages()
 	crictlBin := testenv.Binary(t, "crictl")
 	dir := filepath.Dir(h.root)
-	crictl := func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--runtime-endpoint", "unix://" + h.sock, "--image-endpoint", "unix://" + h.sock, "--timeout", "60s"}, args...)
-		cmd := exec.Command(crictlBin, full...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
-	}
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	crictl := crictlRunner(t, crictlBin, h.sock)
+	write := func(name, content string) string { return writeFile(t, dir, name, content) }
 	podJSON := write("pod.json", fmt.Sprintf(`{
   "metadata": {"name": "imgvol-crictl", "namespace": "default", "uid": "imgvol-crictl-uid", "attempt": 0},
   "log_directory": %q

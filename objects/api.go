@@ -172,35 +172,28 @@ func (a *API) start(r Ref) *objectWatch {
 		a.mu.Unlock()
 		return obj, err
 	}
-	var lw *cache.ListWatch
 	var example runtime.Object
+	var list func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	var watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)
 	switch r.Kind {
 	case KindConfigMap:
 		c := a.o.Client.CoreV1().ConfigMaps(r.Namespace)
-		example = &v1.ConfigMap{}
-		lw = &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				opts.FieldSelector = selector
-				return listed(c.List(ctx, opts))
-			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-				opts.FieldSelector = selector
-				return c.Watch(ctx, opts)
-			},
-		}
+		example, watchFn = &v1.ConfigMap{}, c.Watch
+		list = func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, opts) }
 	default:
 		c := a.o.Client.CoreV1().Secrets(r.Namespace)
-		example = &v1.Secret{}
-		lw = &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				opts.FieldSelector = selector
-				return listed(c.List(ctx, opts))
-			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-				opts.FieldSelector = selector
-				return c.Watch(ctx, opts)
-			},
-		}
+		example, watchFn = &v1.Secret{}, c.Watch
+		list = func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, opts) }
+	}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = selector
+			return listed(list(ctx, opts))
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			return watchFn(ctx, opts)
+		},
 	}
 	notify := func(any) { a.subs.notify([]Ref{r}) }
 	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
