@@ -59,9 +59,12 @@ func TestE2EClusterNode(t *testing.T) {
 	if node.Status.NodeInfo.ContainerRuntimeVersion == "" || node.Status.Allocatable.Pods().IsZero() || len(node.Status.Addresses) == 0 {
 		t.Errorf("node status %+v", node.Status)
 	}
-	if _, err := admin.CoordinationV1().Leases("kube-node-lease").Get(ctx, nodeName, metav1.GetOptions{}); err != nil {
-		t.Errorf("the node's lease: %v", err)
-	}
+	// The lease is renewed by its own loop, started with the status loop: the
+	// node may be Ready in the API before the first lease is written.
+	apiWait("the node's lease in kube-node-lease", func() bool {
+		l, err := admin.CoordinationV1().Leases("kube-node-lease").Get(ctx, nodeName, metav1.GetOptions{})
+		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == nodeName
+	})
 
 	// A configMap, a secret and a pod using both, scheduled by the scheduler.
 	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Data: map[string]string{"index.html": "v1"}}
