@@ -32,9 +32,16 @@ type Options struct {
 	// $NODEKIT_CONTROLPLANE_DIR, else /var/cache/nodekit/controlplane/<version>
 	// with the version of go.mod's k8s.io/api as v1.X.Y.
 	Dir string
-	// Timeout bounds Start: etcd, the apiserver's /readyz, the other components'
-	// /healthz and the default ServiceAccount (default 2 minutes).
+	// WorkDir is the control plane's own directory (certificates, kubeconfigs,
+	// etcd's data). Default: a new temporary directory, removed by Close
+	// (Start: the test's temporary directory).
+	WorkDir string
+	// Timeout bounds the start: etcd, the apiserver's /readyz, the other
+	// components' /healthz and the default ServiceAccount (default 2 minutes).
 	Timeout time.Duration
+	// Logf receives what happens beside the errors returned (a component
+	// killed after SIGTERM, a start retried); Start: the test's log.
+	Logf func(format string, args ...any)
 }
 
 // ControlPlane is a running control plane.
@@ -55,6 +62,8 @@ type ControlPlane struct {
 	kubectl string
 	ca      *authority
 	procs   []*process
+	logf    func(string, ...any)
+	ownDir  bool
 }
 
 // The components, in start order.
@@ -76,7 +85,8 @@ const (
 	logTail = 32 << 10
 )
 
-// Start starts a control plane for the test; the test's cleanup stops it.
+// Start starts a control plane for the test; the test's cleanup stops it and
+// prints each component's log when the test failed.
 func Start(t testing.TB, o Options) *ControlPlane {
 	t.Helper()
 	if testing.Short() {
@@ -94,25 +104,157 @@ func Start(t testing.TB, o Options) *ControlPlane {
 	if o.Dir == "" {
 		o.Dir = defaultDir(t)
 	}
-	if o.Timeout == 0 {
-		o.Timeout = 2 * time.Minute
+	if err := checkBinaries(o.Dir); err != nil {
+		testenv.Skip(t, err.Error()+"; run `make controlplane`")
 	}
-	bin := filepath.Join(o.Dir, "bin")
-	for _, name := range []string{etcdName, apiserverName, kcmName, schedulerName, kubectlName} {
-		if fi, err := os.Stat(filepath.Join(bin, name)); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			testenv.Skip(t, fmt.Sprintf("%s not built in %s; run `make controlplane`", name, bin))
-		}
+	if o.WorkDir == "" {
+		o.WorkDir = testenv.TempDir(t, "nkcp")
 	}
-
-	cp := &ControlPlane{Dir: testenv.TempDir(t, "nkcp"), kubectl: filepath.Join(bin, kubectlName)}
-	// Registered after TempDir's removal, so it runs before it.
-	t.Cleanup(func() { cp.stop(t) })
-	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+	if o.Logf == nil {
+		o.Logf = t.Logf
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), o.timeout())
 	defer cancel()
-	if err := cp.start(ctx, bin); err != nil {
+	cp, err := New(ctx, o)
+	if err != nil {
 		t.Fatalf("starting the control plane: %v", err)
 	}
+	// Registered after TempDir's removal, so it runs before it.
+	t.Cleanup(func() {
+		if err := cp.Close(); err != nil {
+			t.Errorf("controlplane: %v", err)
+		}
+		if t.Failed() {
+			for _, p := range cp.procs {
+				l := p.log.String()
+				t.Logf("controlplane: %s log (%d bytes, the last %d):\n%s", p.name, len(l), min(len(l), logTail), tail(l, logTail))
+			}
+		}
+	})
 	return cp
+}
+
+// New starts a control plane: etcd, then the apiserver (until /readyz), then
+// the controller manager and the scheduler (until /healthz), then waits for
+// what a node joining needs. ctx bounds the start (Options.Timeout bounds it
+// too); Close stops it. A start that lost a port it had picked to another
+// process is retried with new ports.
+func New(ctx context.Context, o Options) (*ControlPlane, error) {
+	if o.Dir == "" {
+		o.Dir = os.Getenv(DirEnv)
+	}
+	if o.Dir == "" {
+		return nil, fmt.Errorf("controlplane: no binary directory (Options.Dir or $%s)", DirEnv)
+	}
+	if err := checkBinaries(o.Dir); err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout())
+	defer cancel()
+	bin := filepath.Join(o.Dir, "bin")
+	cp := &ControlPlane{Dir: o.WorkDir, kubectl: filepath.Join(bin, kubectlName), logf: o.Logf}
+	if cp.Dir == "" {
+		d, err := os.MkdirTemp("", "nkcp")
+		if err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+		cp.Dir, cp.ownDir = d, true
+	}
+	for attempt := 1; ; attempt++ {
+		err := cp.start(ctx, bin)
+		if err == nil {
+			return cp, nil
+		}
+		lost := cp.lostPort()
+		cerr := cp.stopAll()
+		if lost && attempt < startAttempts && cerr == nil && ctx.Err() == nil {
+			o.Logf("controlplane: a port picked for the start was taken meanwhile; starting again (%v)", err)
+			cp.procs = nil
+			if err := os.RemoveAll(filepath.Join(cp.Dir, "etcd")); err != nil {
+				return nil, errors.Join(err, cp.removeDir())
+			}
+			continue
+		}
+		return nil, errors.Join(err, cerr, cp.removeDir())
+	}
+}
+
+// startAttempts bounds the starts New tries when a port it picked was taken.
+const startAttempts = 3
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout == 0 {
+		return 2 * time.Minute
+	}
+	return o.Timeout
+}
+
+// checkBinaries wants every component built in dir/bin.
+func checkBinaries(dir string) error {
+	bin := filepath.Join(dir, "bin")
+	for _, name := range []string{etcdName, apiserverName, kcmName, schedulerName, kubectlName} {
+		if fi, err := os.Stat(filepath.Join(bin, name)); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+			return fmt.Errorf("%s not built in %s", name, bin)
+		}
+	}
+	return nil
+}
+
+// lostPort tells whether a component exited because its port was taken.
+func (cp *ControlPlane) lostPort() bool {
+	for _, p := range cp.procs {
+		select {
+		case <-p.done:
+			if strings.Contains(p.log.String(), "address already in use") {
+				return true
+			}
+		default:
+		}
+	}
+	return false
+}
+
+// Close stops the components in reverse order (SIGTERM, SIGKILL after a
+// bounded wait), and removes the directory New made. It reports a component
+// that had exited by itself.
+func (cp *ControlPlane) Close() error {
+	var crashed []string
+	for _, p := range cp.procs {
+		select {
+		case <-p.done:
+			crashed = append(crashed, fmt.Sprintf("%s: %v", p.name, p.err))
+		default:
+		}
+	}
+	var errs []error
+	if len(crashed) > 0 {
+		errs = append(errs, fmt.Errorf("exited while running: %s", strings.Join(crashed, "; ")))
+	}
+	errs = append(errs, cp.stopAll(), cp.removeDir())
+	return errors.Join(errs...)
+}
+
+func (cp *ControlPlane) stopAll() error {
+	var errs []error
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		if err := cp.procs[i].stop(cp.logf); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (cp *ControlPlane) removeDir() error {
+	if !cp.ownDir {
+		return nil
+	}
+	if err := os.RemoveAll(cp.Dir); err != nil {
+		return fmt.Errorf("removing %s: %w", cp.Dir, err)
+	}
+	return nil
 }
 
 // defaultDir is where `make controlplane` builds by default.
@@ -156,7 +298,7 @@ func kubernetesVersion(gomod string) (string, error) {
 // start writes the certificates and kubeconfigs and starts the components.
 func (cp *ControlPlane) start(ctx context.Context, bin string) error {
 	// Ports: etcd client and peer, apiserver, controller manager, scheduler.
-	ports, err := freePorts(5)
+	ports, err := pickPorts(5)
 	if err != nil {
 		return err
 	}
@@ -342,19 +484,28 @@ func (cp *ControlPlane) start(ctx context.Context, bin string) error {
 // CN=system:node:<nodeName>, O=system:nodes, signed by the CA) and returns its path.
 func (cp *ControlPlane) NodeKubeconfig(t testing.TB, nodeName string) string {
 	t.Helper()
+	p, err := cp.WriteNodeKubeconfig(nodeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// WriteNodeKubeconfig is NodeKubeconfig for use outside a test.
+func (cp *ControlPlane) WriteNodeKubeconfig(nodeName string) (string, error) {
 	if !nodeNameRE.MatchString(nodeName) {
-		t.Fatalf("controlplane: %q is not a valid node name", nodeName)
+		return "", fmt.Errorf("controlplane: %q is not a valid node name", nodeName)
 	}
 	user := "system:node:" + nodeName
 	cert, key, err := cp.ca.issue(certSpec{cn: user, orgs: []string{"system:nodes"}})
 	if err != nil {
-		t.Fatalf("controlplane: node certificate: %v", err)
+		return "", fmt.Errorf("controlplane: node certificate: %w", err)
 	}
 	p := filepath.Join(cp.Dir, "node-"+nodeName+".kubeconfig")
 	if err := writeFiles(map[string][]byte{p: kubeconfig(cp.URL, cp.CAPEM, cert, key, user)}); err != nil {
-		t.Fatalf("controlplane: %v", err)
+		return "", fmt.Errorf("controlplane: %w", err)
 	}
-	return p
+	return p, nil
 }
 
 // nodeNameRE is a DNS subdomain (a Node's name).
@@ -481,41 +632,8 @@ func get(c *http.Client, url, want string) error {
 	return nil
 }
 
-// stop stops the components in reverse order, fails the test for one that
-// exited by itself, and prints the logs when the test failed.
-func (cp *ControlPlane) stop(t testing.TB) {
-	t.Helper()
-	var crashed []string
-	for _, p := range cp.procs {
-		select {
-		case <-p.done:
-			crashed = append(crashed, fmt.Sprintf("%s: %v", p.name, p.err))
-		default:
-		}
-	}
-	var errs []error
-	for i := len(cp.procs) - 1; i >= 0; i-- {
-		if err := cp.procs[i].stop(t); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(crashed) > 0 {
-		t.Errorf("controlplane: exited during the test: %s", strings.Join(crashed, "; "))
-	}
-	if err := errors.Join(errs...); err != nil {
-		t.Errorf("controlplane: %v", err)
-	}
-	if t.Failed() {
-		for _, p := range cp.procs {
-			l := p.log.String()
-			t.Logf("controlplane: %s log (%d bytes, the last %d):\n%s", p.name, len(l), min(len(l), logTail), tail(l, logTail))
-		}
-	}
-}
-
 // stop ends the process: SIGTERM, SIGKILL after stopWait, and waits for it.
-func (p *process) stop(t testing.TB) error {
-	t.Helper()
+func (p *process) stop(logf func(string, ...any)) error {
 	select {
 	case <-p.done:
 		return nil
@@ -537,12 +655,15 @@ func (p *process) stop(t testing.TB) error {
 	timer.Reset(stopWait)
 	select {
 	case <-p.done:
-		t.Logf("controlplane: %s (pid %d) was still running %v after SIGTERM and was killed", p.name, p.cmd.Process.Pid, stopWait)
+		logf("controlplane: %s (pid %d) was still running %v after SIGTERM and was killed", p.name, p.cmd.Process.Pid, stopWait)
 		return nil
 	case <-timer.C:
 		return fmt.Errorf("%s (pid %d) still running %v after SIGKILL", p.name, p.cmd.Process.Pid, stopWait)
 	}
 }
+
+// pickPorts is freePorts; a test replaces it.
+var pickPorts = freePorts
 
 // freePorts returns n distinct free loopback TCP ports, all held open until
 // every one is chosen.

@@ -1,4 +1,5 @@
-// Package controlplane starts a real Kubernetes control plane for a test:
+// Package controlplane starts a real Kubernetes control plane, for a test
+// (Start) or for a program such as `make run-cluster` (New, Close):
 // etcd, kube-apiserver, kube-controller-manager and kube-scheduler, built by
 // `make controlplane` (examples/controlplane/build.sh) at the Kubernetes
 // version of go.mod's k8s.io/api, and reached with the kubectl built beside
@@ -17,5 +18,7 @@
 // root, the test skips saying why (a failure under NODEKIT_REQUIRE_INTEGRATION=1,
 // see internal/testenv). The test's cleanup stops every process Start started
 // (SIGTERM, then SIGKILL after a bounded wait), removes the directory, and
-// prints each component's log when the test failed.
+// prints each component's log when the test failed. Ports are picked free and
+// then handed to the components, so another process may take one meanwhile:
+// a start that loses a port is retried with new ones.
 package controlplane
