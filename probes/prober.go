@@ -73,6 +73,8 @@ func withDefaults(p *v1.Probe) *v1.Probe {
 // probeTarget is everything one probe run needs.
 type probeTarget struct {
 	probe       *v1.Probe // with defaults
+	pod         *v1.Pod   // for events; nil: none
+	probeType   ProbeType
 	container   *v1.Container
 	containerID string // bare CRI id
 	podIP       string
@@ -92,17 +94,42 @@ func (m *manager) runProbe(ctx context.Context, t probeTarget) (Result, string, 
 			break
 		}
 	}
+	if ctx.Err() != nil {
+		return Unknown, out, ctx.Err() // stopped: nothing to report
+	}
 	switch {
 	case err != nil:
+		m.event(t, v1.EventTypeWarning, EventUnhealthy, "%s probe errored and resulted in unknown state: %s", t.probeType, err)
 		return Unknown, out, err
 	case o == outcomeFailure:
+		m.event(t, v1.EventTypeWarning, EventUnhealthy, "%s probe failed: %s", t.probeType, out)
 		return Failure, out, nil
 	case o == outcomeWarning:
 		m.log.Warn("probe warning", "container", t.container.Name, "containerID", t.containerID, "output", out)
+		m.event(t, v1.EventTypeWarning, EventProbeWarning, "%s probe warning: %s", t.probeType, out)
 		return Success, out, nil
 	default:
 		return Success, out, nil
 	}
+}
+
+// event reports an event about the probed container.
+func (m *manager) event(t probeTarget, eventtype, reason, format string, args ...any) {
+	r := m.opts.Recorder
+	if r == nil || t.pod == nil {
+		return
+	}
+	path := fmt.Sprintf("spec.containers{%s}", t.container.Name)
+	for _, c := range t.pod.Spec.InitContainers {
+		if c.Name == t.container.Name {
+			path = fmt.Sprintf("spec.initContainers{%s}", c.Name)
+		}
+	}
+	r.Eventf(&v1.ObjectReference{
+		Kind: "Pod", APIVersion: "v1",
+		Namespace: t.pod.Namespace, Name: t.pod.Name, UID: t.pod.UID,
+		ResourceVersion: t.pod.ResourceVersion, FieldPath: path,
+	}, eventtype, reason, format, args...)
 }
 
 func (m *manager) probeOnce(ctx context.Context, t probeTarget) (outcome, string, error) {

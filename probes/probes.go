@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/clock"
@@ -141,7 +142,24 @@ type Options struct {
 	// UserAgent of HTTP and gRPC probes. Default `kube-probe/<major>.<minor>`
 	// of the Kubernetes API the module is built with (e.g. kube-probe/1.37).
 	UserAgent string
+	// Recorder receives the kubelet's probe events: Unhealthy for every
+	// failed or errored run, ProbeWarning for a passing run with a warning.
+	// Optional.
+	Recorder EventRecorder
 }
+
+// EventRecorder receives events; client-go's record.EventRecorder satisfies
+// it. The object is a *v1.ObjectReference to the pod with the container's
+// field path (spec.containers{name}).
+type EventRecorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any)
+}
+
+// The kubelet's probe event reasons.
+const (
+	EventUnhealthy    = "Unhealthy"
+	EventProbeWarning = "ProbeWarning"
+)
 
 // Manager runs the probes of the pods it is given.
 type Manager interface {

@@ -218,6 +218,8 @@ func (w *worker) doProbe() (keepGoing bool) {
 	podIP := status.PodIP
 	result, out, err := w.m.runProbe(w.ctx, probeTarget{
 		probe:       w.spec,
+		pod:         w.pod,
+		probeType:   w.key.probeType,
 		container:   &w.container,
 		containerID: criID(w.containerID),
 		podIP:       podIP,

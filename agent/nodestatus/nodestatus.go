@@ -14,6 +14,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/kubernetes"
@@ -50,8 +51,27 @@ type Options struct {
 	UpdateFrequency, ReportFrequency time.Duration
 	// LeaseDuration defaults to 40 s, renewed every quarter of it (10 s).
 	LeaseDuration time.Duration
-	Clock         clock.WithTicker
-	Logger        *slog.Logger
+	// Recorder receives the kubelet's node events when a condition changes
+	// (NodeReady, NodeNotReady, NodeHasSufficientMemory, …); optional.
+	// client-go's record.EventRecorder satisfies it.
+	Recorder EventRecorder
+	Clock    clock.WithTicker
+	Logger   *slog.Logger
+}
+
+// EventRecorder receives events about the node (a *v1.ObjectReference of
+// kind Node).
+type EventRecorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any)
+}
+
+// conditionEvents are the kubelet's event reasons for a condition's status:
+// [False, True].
+var conditionEvents = map[v1.NodeConditionType][2]string{
+	v1.NodeReady:          {"NodeNotReady", "NodeReady"},
+	v1.NodeMemoryPressure: {"NodeHasSufficientMemory", "NodeHasInsufficientMemory"},
+	v1.NodeDiskPressure:   {"NodeHasNoDiskPressure", "NodeHasDiskPressure"},
+	v1.NodePIDPressure:    {"NodeHasSufficientPID", "NodeHasInsufficientPID"},
 }
 
 // Manager registers the node and keeps its status and lease current.
@@ -59,8 +79,10 @@ type Manager struct {
 	o   Options
 	log *slog.Logger
 
-	// lastReport is when the status was last patched (Run's goroutine).
+	// lastReport is when the status was last patched, reported the
+	// condition statuses last reported as events (Run's goroutine).
 	lastReport time.Time
+	reported   map[v1.NodeConditionType]v1.ConditionStatus
 }
 
 // New returns a Manager.
@@ -234,7 +256,32 @@ func (m *Manager) UpdateStatus(ctx context.Context) error {
 		return fmt.Errorf("patch the status of node %s: %w", m.o.NodeName, err)
 	}
 	m.lastReport = now
+	m.recordConditions(updated.Status.Conditions)
 	return nil
+}
+
+// recordConditions reports each condition whose status changed since the
+// last report (every one the first time) as the kubelet's node event.
+func (m *Manager) recordConditions(conds []v1.NodeCondition) {
+	if m.o.Recorder == nil {
+		return
+	}
+	if m.reported == nil {
+		m.reported = map[v1.NodeConditionType]v1.ConditionStatus{}
+	}
+	ref := &v1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: m.o.NodeName, UID: types.UID(m.o.NodeName)}
+	for _, c := range conds {
+		reasons, ok := conditionEvents[c.Type]
+		if !ok || m.reported[c.Type] == c.Status || c.Status == v1.ConditionUnknown {
+			continue
+		}
+		m.reported[c.Type] = c.Status
+		reason := reasons[0]
+		if c.Status == v1.ConditionTrue {
+			reason = reasons[1]
+		}
+		m.o.Recorder.Eventf(ref, v1.EventTypeNormal, reason, "Node %s status is now: %s", m.o.NodeName, reason)
+	}
 }
 
 // mergeConditions gives the conditions of want their times: a heartbeat now,

@@ -2,7 +2,9 @@ package nodestatus
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -200,4 +203,41 @@ func TestRunRenewsTheLease(t *testing.T) {
 	if *l.Spec.HolderIdentity != "n1" || *l.Spec.LeaseDurationSeconds != 4 || len(l.OwnerReferences) != 1 || l.OwnerReferences[0].Kind != "Node" {
 		t.Errorf("lease %+v owners %v", l.Spec, l.OwnerReferences)
 	}
+}
+
+type nodeEvents struct{ got []string }
+
+func (e *nodeEvents) Eventf(obj runtime.Object, eventtype, reason, format string, args ...any) {
+	ref := obj.(*v1.ObjectReference)
+	e.got = append(e.got, ref.Kind+"/"+ref.Name+" "+eventtype+" "+reason+": "+fmt.Sprintf(format, args...))
+}
+
+// TestConditionEvents: the first report gives one event per condition, later
+// ones only for a condition whose status changed.
+func TestConditionEvents(t *testing.T) {
+	m, _, clk, v := newTest(t)
+	rec := &nodeEvents{}
+	m.o.Recorder = rec
+	ctx := context.Background()
+	if _, err := m.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step := func(ready v1.ConditionStatus, want ...string) {
+		t.Helper()
+		v.set(ready)
+		rec.got = nil
+		clk.Step(m.o.ReportFrequency)
+		if err := m.UpdateStatus(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rec.got, want) {
+			t.Errorf("events %q, want %q", rec.got, want)
+		}
+	}
+	step(v1.ConditionTrue,
+		"Node/n1 Normal NodeHasSufficientMemory: Node n1 status is now: NodeHasSufficientMemory",
+		"Node/n1 Normal NodeReady: Node n1 status is now: NodeReady")
+	step(v1.ConditionTrue)
+	step(v1.ConditionFalse, "Node/n1 Normal NodeNotReady: Node n1 status is now: NodeNotReady")
+	step(v1.ConditionTrue, "Node/n1 Normal NodeReady: Node n1 status is now: NodeReady")
 }

@@ -59,23 +59,30 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 		// count from the log files so logs are not overwritten.
 		restarts = restartCountFromLogs(filepath.Join(PodLogsDir(m.podLogsDir, e.pod.Namespace, e.pod.Name, e.pod.UID), c.Name))
 	}
+	failed := func(reason error, msg string) *failure {
+		m.containerEvent(e.pod, c.Name, v1.EventTypeWarning, EventFailed, "Error: %s", msg)
+		return fail(reason, "%s", msg)
+	}
 	cfg, err := m.containerConfig(ctx, e, c, restarts, img, imageVols)
 	if err != nil {
-		return fail(ErrCreateContainerConfig, "%v", err)
+		return failed(ErrCreateContainerConfig, err.Error())
 	}
 	id, err := m.rt.CreateContainer(ctx, e.sandboxID, cfg, e.sandboxCfg)
 	if err != nil {
-		return fail(ErrCreateContainer, "%s", grpcMessage(err))
+		return failed(ErrCreateContainer, grpcMessage(err))
 	}
+	m.containerEvent(e.pod, c.Name, v1.EventTypeNormal, EventCreated, "Container created")
 	if err := m.rt.StartContainer(ctx, id); err != nil {
-		return fail(ErrRunContainer, "%s", grpcMessage(err))
+		return failed(ErrRunContainer, grpcMessage(err))
 	}
+	m.containerEvent(e.pod, c.Name, v1.EventTypeNormal, EventStarted, "Container started")
 	m.log.Info("started container", "pod", podRef(e.pod), "container", c.Name, "id", id, "restartCount", restarts)
 
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		msg, err := m.runHook(ctx, e.pod, c, id, e.podIP(), c.Lifecycle.PostStart)
 		if err != nil {
 			m.log.Warn("postStart hook failed", "pod", podRef(e.pod), "container", c.Name, "err", err)
+			m.containerEvent(e.pod, c.Name, v1.EventTypeWarning, EventFailedPostStart, "PostStartHook failed")
 			st := &runtimeapi.ContainerStatus{Id: id, Metadata: cfg.Metadata, Labels: cfg.Labels, Annotations: cfg.Annotations}
 			if kerr := m.killContainer(ctx, e.pod, st, c, "FailedPostStartHook", ReasonFailedPostStartHook, nil, nil); kerr != nil {
 				m.log.Warn("kill container after failed postStart hook", "pod", podRef(e.pod), "container", c.Name, "err", kerr)
@@ -96,6 +103,8 @@ func (m *Manager) crashLoopBackOff(pod *v1.Pod, c *v1.Container, st *podState) *
 	key := backOffKey(pod, c)
 	exit := finishedAt(s)
 	if d := m.crashLoop.remainingSince(key, exit); d > 0 {
+		m.containerEvent(pod, c.Name, v1.EventTypeWarning, EventBackOff, "Back-off restarting failed container %s in pod %s_%s(%s)",
+			c.Name, pod.Name, pod.Namespace, pod.UID)
 		f := fail(ErrCrashLoopBackOff, "back-off %s restarting failed container=%s pod=%s",
 			m.crashLoop.delay(key), c.Name, podRef(pod))
 		f.retry = d

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ type pulledImage struct {
 	ref  string // the runtime's image ID
 	uid  *int64 // the image's user, for runAsNonRoot and RunAsUser
 	user string
+	size uint64 // bytes, as the runtime reports it
 }
 
 // ensureImage makes sure the container's image is present per its pull policy
@@ -24,20 +26,33 @@ type pulledImage struct {
 // (ErrImagePull, then ImagePullBackOff until the back-off ends). It returns the
 // remaining back-off with ImagePullBackOff.
 func (m *Manager) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig) (pulledImage, *failure) {
-	return m.ensureImageRef(ctx, pod, c.Image, c.ImagePullPolicy, secrets, sandbox, "container "+c.Name)
+	return m.ensureImageRef(ctx, pod, c.Image, c.ImagePullPolicy, secrets, sandbox, "container "+c.Name, c.Name)
 }
 
 // ensureImageRef is ensureImage for any image the pod uses (a container's,
-// an image volume's); who names the user in logs.
-func (m *Manager) ensureImageRef(ctx context.Context, pod *v1.Pod, userImage string, policy v1.PullPolicy, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig, who string) (pulledImage, *failure) {
+// an image volume's); who names the user in logs, container the container
+// the events are about ("" for the pod).
+func (m *Manager) ensureImageRef(ctx context.Context, pod *v1.Pod, userImage string, policy v1.PullPolicy, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig, who, container string) (pulledImage, *failure) {
+	event := func(eventtype, reason, format string, args ...any) {
+		if container == "" {
+			m.podEvent(pod, eventtype, reason, format, args...)
+		} else {
+			m.containerEvent(pod, container, eventtype, reason, format, args...)
+		}
+	}
+	failed := func(err error, eventtype, eventReason, format string, args ...any) *failure {
+		f := fail(err, format, args...)
+		event(eventtype, eventReason, "%s", f.msg)
+		return f
+	}
 	image, err := defaultTag(userImage)
 	if err != nil {
-		return pulledImage{}, fail(ErrInvalidImageName, "Failed to apply default image tag %q: %v", userImage, err)
+		return pulledImage{}, failed(ErrInvalidImageName, v1.EventTypeWarning, EventInspectFailed, "Failed to apply default image tag %q: %v", userImage, err)
 	}
 	spec := &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: userImage, Annotations: pod.Annotations}
 	present, err := m.imageStatus(ctx, spec)
 	if err != nil {
-		return pulledImage{}, fail(ErrImageInspect, "Failed to inspect image %q: %v", image, err)
+		return pulledImage{}, failed(ErrImageInspect, v1.EventTypeWarning, EventInspectFailed, "Failed to inspect image %q: %v", image, err)
 	}
 	if policy == "" {
 		policy = defaultPullPolicy(image)
@@ -45,27 +60,38 @@ func (m *Manager) ensureImageRef(ctx context.Context, pod *v1.Pod, userImage str
 	pull := policy == v1.PullAlways || (policy == v1.PullIfNotPresent && present == nil)
 	if !pull {
 		if present != nil {
+			event(v1.EventTypeNormal, EventPulled, "Container image %q already present on machine and can be accessed by the pod", userImage)
 			return *present, nil
 		}
-		return pulledImage{}, fail(ErrImageNeverPull, "Container image %q is not present with pull policy of Never", image)
+		return pulledImage{}, failed(ErrImageNeverPull, v1.EventTypeWarning, EventErrImageNeverPull, "Container image %q is not present with pull policy of Never", image)
 	}
 
 	key := string(pod.UID) + "_" + image
 	if d := m.imageBackOff.remainingSinceUpdate(key); d > 0 {
-		f := fail(ErrImagePullBackOff, "Back-off pulling image %q", image)
+		f := failed(ErrImagePullBackOff, v1.EventTypeNormal, EventBackOff, "Back-off pulling image %q", image)
 		f.retry = d
 		return pulledImage{}, f
 	}
+	event(v1.EventTypeNormal, EventPulling, "Pulling image %q", image)
+	begin := m.clock.Now()
 	ref, err := m.pull(ctx, spec, secrets, sandbox)
 	if err != nil {
 		m.imageBackOff.next(key, m.clock.Now())
-		f := fail(ErrImagePull, "Failed to pull image %q: %v", image, err)
+		f := failed(ErrImagePull, v1.EventTypeWarning, EventFailed, "Failed to pull image %q: %v", image, err)
 		f.retry = m.imageBackOff.remainingSinceUpdate(key)
 		return pulledImage{}, f
 	}
+	took := m.clock.Since(begin).Truncate(time.Millisecond)
 	m.imageBackOff.gc()
-	m.log.Info("pulled image", "pod", podRef(pod), "for", who, "image", image, "ref", ref)
+	m.log.Info("pulled image", "pod", podRef(pod), "for", who, "image", image, "ref", ref, "took", took)
 	got, err := m.imageStatus(ctx, &runtimeapi.ImageSpec{Image: ref, UserSpecifiedImage: userImage})
+	var size uint64
+	if got != nil {
+		size = got.size
+	}
+	// The kubelet counts the wait for its serialized pulls apart; pulls here run
+	// at once, so both figures are the pull's.
+	event(v1.EventTypeNormal, EventPulled, "Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", image, took, took, size)
 	if err != nil || got == nil {
 		// The runtime found the image by ref; its user is unknown.
 		return pulledImage{ref: ref}, nil
@@ -84,7 +110,7 @@ func (m *Manager) imageStatus(ctx context.Context, spec *runtimeapi.ImageSpec) (
 	if img == nil {
 		return nil, nil
 	}
-	p := &pulledImage{ref: img.GetId(), user: img.GetUsername()}
+	p := &pulledImage{ref: img.GetId(), user: img.GetUsername(), size: img.GetSize()}
 	if img.GetUid() != nil {
 		v := img.GetUid().GetValue()
 		p.uid = &v

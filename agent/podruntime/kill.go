@@ -117,6 +117,7 @@ func (m *Manager) killContainer(ctx context.Context, pod *v1.Pod, st *runtimeapi
 	}
 	m.log.Info("killing container", "pod", podRef(pod), "container", name, "id", st.GetId(),
 		"reason", string(reason), "message", message, "gracePeriod", grace)
+	m.containerEvent(pod, name, v1.EventTypeNormal, EventKilling, "%s", message)
 
 	if spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
 		grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
@@ -152,6 +153,7 @@ func (m *Manager) runPreStop(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 		defer close(done)
 		if msg, err := m.runHook(hctx, pod, c, id, podIP, c.Lifecycle.PreStop); err != nil {
 			m.log.Warn("preStop hook failed", "pod", podRef(pod), "container", c.Name, "err", err, "message", msg)
+			m.containerEvent(pod, c.Name, v1.EventTypeWarning, EventFailedPreStop, "PreStopHook failed")
 		}
 	}()
 	t := m.clock.NewTimer(time.Duration(grace) * time.Second)

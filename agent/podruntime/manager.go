@@ -120,8 +120,10 @@ type Options struct {
 	// HTTPClient runs httpGet lifecycle hooks; default: TLS without
 	// verification, as the kubelet.
 	HTTPClient *http.Client
-	Clock      clock.WithTicker
-	Logger     *slog.Logger
+	// Recorder receives the kubelet's pod and container events; nil: none.
+	Recorder EventRecorder
+	Clock    clock.WithTicker
+	Logger   *slog.Logger
 }
 
 // ProbeKind names the probes whose results change what runs.
@@ -227,6 +229,7 @@ type Manager struct {
 	rt          internalapi.RuntimeService
 	img         internalapi.ImageManagerService
 	runtimeName string
+	recorder    EventRecorder
 
 	rootDir, podLogsDir      string
 	cgroupDriver, cgroupRoot string
@@ -272,7 +275,7 @@ func New(o Options) (*Manager, error) {
 		seccompDefault: o.SeccompDefault,
 		imageBackOff:   o.ImageBackOff, crashLoop: o.CrashLoopBackOff,
 		probes: o.Probes, http: o.HTTPClient, clock: o.Clock, log: o.Logger,
-		volumes: o.Volumes, objects: o.Objects,
+		volumes: o.Volumes, objects: o.Objects, recorder: o.Recorder,
 		reasons:  map[types.UID]map[string]waiting{},
 		messages: map[string]string{},
 	}

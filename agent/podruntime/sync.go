@@ -34,6 +34,9 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 	m.log.Debug("sync pod", "pod", podRef(pod), "actions", acts.String())
 
 	if acts.killPod {
+		if acts.createSandbox && acts.sandboxID != "" {
+			m.podEvent(pod, v1.EventTypeNormal, EventSandboxChanged, "Pod sandbox changed, it will be killed and re-created.")
+		}
 		if err := m.killPod(ctx, pod, st, nil); err != nil {
 			res.Err, res.Reason, res.Message = err, ErrKillContainer.Error(), err.Error()
 			return res
@@ -75,6 +78,7 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 
 	if err != nil {
 		res.fail(ErrMountVolumes, podRef(pod), err.Error())
+		m.podEvent(pod, v1.EventTypeWarning, EventFailedMount, "MountVolume.SetUp failed: %v", err)
 		for _, i := range acts.initToStart {
 			m.setWaiting(pod.UID, pod.Spec.InitContainers[i].Name, ErrMountVolumes, err.Error())
 		}
@@ -98,6 +102,7 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 		id, ips, err := m.createSandbox(ctx, pod, cfg)
 		if err != nil {
 			res.fail(ErrCreatePodSandbox, podRef(pod), err.Error())
+			m.podEvent(pod, v1.EventTypeWarning, EventFailedSandbox, "Failed to create pod sandbox: %v", err)
 			return res
 		}
 		env.sandboxID = id

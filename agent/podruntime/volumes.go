@@ -66,7 +66,7 @@ func (m *Manager) ensureVolumeImages(ctx context.Context, e *startEnv, c *v1.Con
 		if _, done := out[vol.Image.Reference]; done {
 			continue
 		}
-		img, f := m.ensureImageRef(ctx, e.pod, vol.Image.Reference, vol.Image.PullPolicy, e.secrets, e.sandboxCfg, "volume "+vm.Name)
+		img, f := m.ensureImageRef(ctx, e.pod, vol.Image.Reference, vol.Image.PullPolicy, e.secrets, e.sandboxCfg, "volume "+vm.Name, "")
 		if f != nil {
 			return nil, f
 		}
