@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	kubetypes "k8s.io/kubelet/pkg/types"
@@ -129,6 +130,9 @@ type Agent struct {
 	kube       kubernetes.Interface
 	apiSource  *podsource.API
 	nodeUID    types.UID // the Node's, once read (housekeeping's goroutine)
+	// events delivers what recorder records (events.go).
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
 
 	mu      sync.RWMutex
 	desired map[types.UID]*v1.Pod
@@ -171,6 +175,7 @@ func New(o Options) (*Agent, error) {
 	a.log.Info("container runtime", "name", v.GetRuntimeName(), "version", v.GetRuntimeVersion(), "api", v.GetRuntimeApiVersion())
 
 	a.metrics = newMetrics(o.Registry)
+	a.newEvents()
 	a.rt = a.instrumented(o.Runtime)
 	a.cache = pleg.NewCache()
 	a.pleg = pleg.New(pleg.Options{
@@ -192,6 +197,9 @@ func New(o Options) (*Agent, error) {
 			return nil, fmt.Errorf("agent: --kubeconfig %s: %w", a.cfg.Kubeconfig, err)
 		}
 		rc.UserAgent = "nodekit-kubelet/" + Version + " (" + a.cfg.NodeName + ")"
+		// The kubelet's client limits (kubeAPIQPS, kubeAPIBurst), not
+		// client-go's 5 and 10: a node with 100 pods writes their statuses.
+		rc.QPS, rc.Burst = float32(*k.KubeAPIQPS), int(k.KubeAPIBurst)
 		if client, err = kubernetes.NewForConfig(rc); err != nil {
 			return nil, fmt.Errorf("agent: --kubeconfig %s: %w", a.cfg.Kubeconfig, err)
 		}
@@ -223,6 +231,7 @@ func New(o Options) (*Agent, error) {
 			UpdateFrequency: k.NodeStatusUpdateFrequency.Duration,
 			ReportFrequency: k.NodeStatusReportFrequency.Duration,
 			LeaseDuration:   time.Duration(k.NodeLeaseDurationSeconds) * time.Second,
+			Recorder:        a.recorder,
 			Clock:           a.clock,
 			Logger:          a.log.With("component", "nodestatus"),
 		})
@@ -232,11 +241,12 @@ func New(o Options) (*Agent, error) {
 	}
 	a.status = status.NewManager(sink, a.clock, a.log.With("component", "status"))
 	a.probes = probes.New(probes.Options{
-		Exec:    a.rt,
-		Status:  a.status,
-		Clock:   a.clock,
-		Logger:  a.log.With("component", "probes"),
-		Metrics: a.metrics.probes(),
+		Exec:     a.rt,
+		Status:   a.status,
+		Clock:    a.clock,
+		Logger:   a.log.With("component", "probes"),
+		Metrics:  a.metrics.probes(),
+		Recorder: a.recorder,
 	})
 	if err := os.MkdirAll(a.cfg.RootDir, 0o711); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -338,8 +348,9 @@ func New(o Options) (*Agent, error) {
 			r, _ := a.probes.Get(t, containerID)
 			return podruntime.ProbeResult(r)
 		},
-		Clock:  a.clock,
-		Logger: a.log.With("component", "podruntime"),
+		Recorder: a.recorder,
+		Clock:    a.clock,
+		Logger:   a.log.With("component", "podruntime"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -425,7 +436,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// The node's self-protection, and the volumes following their objects,
 	// run until the agent stops.
-	background := []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run, a.volumes.Run}
+	background := []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run, a.volumes.Run,
+		func(ctx context.Context) { a.runEvents(ctx, a.kube) }}
 	if a.objectDir != nil {
 		background = append(background, a.objectDir.Run)
 	}

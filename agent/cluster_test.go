@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,6 +89,31 @@ func TestClusterModeWiring(t *testing.T) {
 	for b, _ := os.ReadFile(file); string(b) != "updated"; b, _ = os.ReadFile(file) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the configMap update did not reach the volume: %q", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The kubelet's events, from source "kubelet" on this host: the pod's
+	// container created and started, the node starting and Ready.
+	want := map[string]bool{"Pod/api-pod spec.containers{app} Created": false, "Pod/api-pod spec.containers{app} Started": false,
+		"Node/node1  Starting": false, "Node/node1  NodeReady": false}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		evs, err := client.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs.Items {
+			key := e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name + " " + e.InvolvedObject.FieldPath + " " + e.Reason
+			if _, ok := want[key]; ok && e.Source.Component == "kubelet" && e.Source.Host == "node1" {
+				want[key] = true
+			}
+		}
+		if !slices.Contains(slices.Collect(maps.Values(want)), false) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events seen of those wanted: %v", want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -138,6 +138,10 @@ func setDefaults(k *kubeletconfig.KubeletConfiguration) {
 		v := int64(-1)
 		k.PodPidsLimit = &v
 	}
+	i32(&k.KubeAPIQPS, 50)
+	if k.KubeAPIBurst == 0 {
+		k.KubeAPIBurst = 100
+	}
 	if k.EnforceNodeAllocatable == nil {
 		k.EnforceNodeAllocatable = []string{"pods"}
 	}

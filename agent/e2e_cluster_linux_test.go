@@ -130,6 +130,22 @@ func TestE2EClusterNode(t *testing.T) {
 		return err == nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == "OutOfcpu" &&
 			strings.HasPrefix(p.Status.Message, "Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000")
 	})
+	// The kubelet's events in the API, written with the node's credentials:
+	// the pod's container created and started, the refusal, the node's start.
+	apiWait("the kubelet's events in the API", func() bool {
+		evs, err := admin.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		seen := map[string]bool{}
+		for _, e := range evs.Items {
+			if e.Source.Component == "kubelet" && e.Source.Host == nodeName {
+				seen[e.InvolvedObject.Name+" "+e.Reason] = true
+			}
+		}
+		return seen["web Pulled"] && seen["web Created"] && seen["web Started"] && seen["too-big OutOfcpu"] &&
+			seen[nodeName+" Starting"] && seen[nodeName+" NodeReady"]
+	})
 	if err := admin.CoreV1().Pods("default").Delete(ctx, "too-big", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

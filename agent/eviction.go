@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
+	"github.com/nodekit-dev/nodekit/agent/podruntime"
 	"github.com/nodekit-dev/nodekit/eviction"
 	"github.com/nodekit-dev/nodekit/imagegc"
 )
@@ -84,6 +85,7 @@ func (k evictionKiller) EvictPod(ctx context.Context, pod *v1.Pod, grace int64, 
 	}
 	e := a.markEvicted(pod.UID, st, &grace)
 	a.log.Info("evicting pod", "pod", podRef(pod), "grace", grace, "message", st.Message)
+	a.recorder.Eventf(podruntime.PodReference(pod), v1.EventTypeWarning, eviction.Reason, "%s", st.Message)
 	a.workers.kick(pod.UID)
 	// The worker stops the pod within its grace period (preStop hooks included);
 	// the bound keeps the eviction manager's passes going should it not.
@@ -133,6 +135,7 @@ func (a *Agent) admit(pod *v1.Pod) {
 		return
 	}
 	a.log.Warn("pod not admitted", "pod", podRef(pod), "reason", reason, "message", msg)
+	a.recorder.Eventf(podruntime.PodReference(pod), v1.EventTypeWarning, reason, "%s", msg)
 	a.markEvicted(pod.UID, v1.PodStatus{Phase: v1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg}, nil)
 }
 
@@ -207,6 +210,7 @@ func (a *Agent) newResourceManagers(cfg eviction.Config) error {
 	imgOpts.Clock, imgOpts.Logger = a.clock, a.log.With("component", "imagegc")
 	imgOpts.Recorder = func(reason, message string) {
 		a.log.Warn("image garbage collection", "reason", reason, "message", message)
+		a.recorder.Eventf(a.nodeRef(), v1.EventTypeWarning, reason, "%s", message)
 	}
 	if a.imageGC, err = imagegc.New(imgOpts); err != nil {
 		return err
@@ -237,6 +241,7 @@ func (a *Agent) newResourceManagers(cfg eviction.Config) error {
 		Logger:           a.log.With("component", "containergc"),
 		Recorder: func(reason, message string) {
 			a.log.Warn("container garbage collection", "reason", reason, "message", message)
+			a.recorder.Eventf(a.nodeRef(), v1.EventTypeWarning, reason, "%s", message)
 		},
 	})
 	if err != nil {
