@@ -3,10 +3,8 @@ package cri_test
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -14,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/internal/testenv"
+	"github.com/nodekit-dev/nodekit/internal/testterm"
 )
 
 // crictl's exec, attach and port-forward against the nodekit-cri binary, whose
@@ -74,7 +72,7 @@ func TestStreamingWithCrictl(t *testing.T) {
 	}
 	// crictl exec -it wants a terminal: give it one, whose size reaches the
 	// container's.
-	if out, code := runOnTerminal(t, command("exec", "-it", app, "sh", "-c", "stty size; tty")); !strings.Contains(out, "30 100\r\n/dev/pts/") || code != 0 {
+	if out, code := testterm.Run(t, command("exec", "-it", app, "sh", "-c", "stty size; tty"), ""); !strings.Contains(out, "30 100\r\n/dev/pts/") || code != 0 {
 		t.Errorf("crictl exec -it: %q, exit %d", out, code)
 	}
 
@@ -153,64 +151,4 @@ func TestStreamingWithCrictl(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode == http.StatusOK && string(body) == "ok\n"
 	})
-}
-
-// runOnTerminal runs cmd with a new terminal of 100x30 as its stdio and returns
-// what it wrote and its exit code.
-func runOnTerminal(t *testing.T, cmd *exec.Cmd) (string, int) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	rc, err := master.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n uint32
-	var ierr error
-	rc.Control(func(fd uintptr) {
-		if ierr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ierr != nil {
-			return
-		}
-		if ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 100}); ierr != nil {
-			return
-		}
-		n, ierr = unix.IoctlGetUint32(int(fd), unix.TIOCGPTN)
-	})
-	if ierr != nil {
-		t.Fatal(ierr)
-	}
-	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	err = cmd.Start()
-	slave.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan []byte, 1)
-	go func() {
-		data, _ := io.ReadAll(master) // EIO once the command is gone
-		out <- data
-	}()
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
-	select {
-	case err = <-waitErr:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-waitErr
-		t.Fatal("the command on the terminal did not finish")
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	}
-	master.SetReadDeadline(time.Now().Add(5 * time.Second))
-	return string(<-out), code
 }
