@@ -63,6 +63,14 @@ func LoadConfig(path string) (*Config, error) {
 		if v := c.Kubelet.APIVersion; v != "" && v != kubeletconfig.SchemeGroupVersion.String() {
 			return nil, fmt.Errorf("kubelet config %s: apiVersion %q, want %s", path, v, kubeletconfig.SchemeGroupVersion)
 		}
+	} else {
+		// Without a file, the kubelet keeps its command line's historical
+		// defaults: no webhook authentication, authorization AlwaysAllow. A
+		// file gets the v1beta1 defaults (webhook authentication, authorization
+		// Webhook), as kubeadm's nodes run.
+		off := false
+		c.Kubelet.Authentication.Webhook.Enabled = &off
+		c.Kubelet.Authorization.Mode = kubeletconfig.KubeletAuthorizationModeAlwaysAllow
 	}
 	setDefaults(&c.Kubelet)
 	return c, nil
@@ -113,6 +121,16 @@ func setDefaults(k *kubeletconfig.KubeletConfiguration) {
 		f := false
 		k.Authentication.Anonymous.Enabled = &f
 	}
+	if k.Authentication.Webhook.Enabled == nil {
+		t := true
+		k.Authentication.Webhook.Enabled = &t
+	}
+	dur(&k.Authentication.Webhook.CacheTTL, 2*time.Minute)
+	if k.Authorization.Mode == "" {
+		k.Authorization.Mode = kubeletconfig.KubeletAuthorizationModeWebhook
+	}
+	dur(&k.Authorization.Webhook.CacheAuthorizedTTL, 5*time.Minute)
+	dur(&k.Authorization.Webhook.CacheUnauthorizedTTL, 30*time.Second)
 	if k.ContainerLogMaxFiles == nil {
 		v := int32(5)
 		k.ContainerLogMaxFiles = &v
@@ -169,6 +187,11 @@ type Flags struct {
 	CgroupDriver       string
 	AnonymousAuth      bool
 	ClientCAFile       string
+	TokenWebhook       bool
+	TokenWebhookTTL    time.Duration
+	AuthorizationMode  string
+	AuthorizedTTL      time.Duration
+	UnauthorizedTTL    time.Duration
 	TLSCertFile        string
 	TLSKeyFile         string
 	SyncFrequency      time.Duration
@@ -196,6 +219,11 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.CgroupDriver, "cgroup-driver", "", "cgroup driver: cgroupfs (default) or systemd")
 	fs.BoolVar(&f.AnonymousAuth, "anonymous-auth", false, "allow anonymous requests to the kubelet API")
 	fs.StringVar(&f.ClientCAFile, "client-ca-file", "", "CA bundle whose client certificates may use the kubelet API")
+	fs.BoolVar(&f.TokenWebhook, "authentication-token-webhook", false, "authenticate bearer tokens to the kubelet API with TokenReviews in the API server (cluster mode)")
+	fs.DurationVar(&f.TokenWebhookTTL, "authentication-token-webhook-cache-ttl", 0, "how long TokenReview answers are cached (default 2m)")
+	fs.StringVar(&f.AuthorizationMode, "authorization-mode", "", "authorization of the kubelet API: AlwaysAllow (default without --config) or Webhook (SubjectAccessReviews in the API server, cluster mode)")
+	fs.DurationVar(&f.AuthorizedTTL, "authorization-webhook-cache-authorized-ttl", 0, "how long allowed SubjectAccessReview answers are cached (default 5m)")
+	fs.DurationVar(&f.UnauthorizedTTL, "authorization-webhook-cache-unauthorized-ttl", 0, "how long refused SubjectAccessReview answers are cached (default 30s)")
 	fs.StringVar(&f.TLSCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (default: self-signed, generated into the root dir)")
 	fs.StringVar(&f.TLSKeyFile, "tls-private-key-file", "", "private key of --tls-cert-file")
 	fs.DurationVar(&f.SyncFrequency, "sync-frequency", 0, "how often running pods are synced at most (default 1m)")
@@ -243,6 +271,22 @@ func (f *Flags) Load() (*Config, error) {
 	}
 	if set["client-ca-file"] {
 		k.Authentication.X509.ClientCAFile = f.ClientCAFile
+	}
+	if set["authentication-token-webhook"] {
+		v := f.TokenWebhook
+		k.Authentication.Webhook.Enabled = &v
+	}
+	if set["authentication-token-webhook-cache-ttl"] {
+		k.Authentication.Webhook.CacheTTL.Duration = f.TokenWebhookTTL
+	}
+	if set["authorization-mode"] {
+		k.Authorization.Mode = kubeletconfig.KubeletAuthorizationMode(f.AuthorizationMode)
+	}
+	if set["authorization-webhook-cache-authorized-ttl"] {
+		k.Authorization.Webhook.CacheAuthorizedTTL.Duration = f.AuthorizedTTL
+	}
+	if set["authorization-webhook-cache-unauthorized-ttl"] {
+		k.Authorization.Webhook.CacheUnauthorizedTTL.Duration = f.UnauthorizedTTL
 	}
 	if set["tls-cert-file"] {
 		k.TLSCertFile = f.TLSCertFile
@@ -305,6 +349,11 @@ func (c *Config) validate() error {
 	}
 	if *k.HealthzPort < 0 || *k.HealthzPort > 65535 {
 		return fmt.Errorf("healthzPort %d: out of range", *k.HealthzPort)
+	}
+	switch k.Authorization.Mode {
+	case kubeletconfig.KubeletAuthorizationModeAlwaysAllow, kubeletconfig.KubeletAuthorizationModeWebhook:
+	default:
+		return fmt.Errorf("authorization.mode %q: want AlwaysAllow or Webhook", k.Authorization.Mode)
 	}
 	if k.SyncFrequency.Duration < time.Second {
 		return fmt.Errorf("syncFrequency %s: want at least 1s", k.SyncFrequency.Duration)

@@ -225,3 +225,47 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		}
 	})
 }
+
+// TestConfigAuthDefaults: the kubelet's defaults of the API's authentication
+// and authorization — without a file its command line's (no webhook,
+// AlwaysAllow), with a file v1beta1's (webhook, Webhook) — and the flags.
+func TestConfigAuthDefaults(t *testing.T) {
+	type auth struct {
+		webhook                  bool
+		ttl                      time.Duration
+		mode                     string
+		authorized, unauthorized time.Duration
+	}
+	for _, tc := range []struct {
+		name string
+		file string
+		args []string
+		want auth
+	}{
+		{"no file", "", nil, auth{false, 2 * time.Minute, "AlwaysAllow", 5 * time.Minute, 30 * time.Second}},
+		{"a file", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n", nil,
+			auth{true, 2 * time.Minute, "Webhook", 5 * time.Minute, 30 * time.Second}},
+		{"a file's settings", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n" +
+			"authentication:\n  webhook:\n    enabled: false\n    cacheTTL: 10s\nauthorization:\n  mode: AlwaysAllow\n  webhook:\n    cacheAuthorizedTTL: 1m\n    cacheUnauthorizedTTL: 2s\n",
+			nil, auth{false, 10 * time.Second, "AlwaysAllow", time.Minute, 2 * time.Second}},
+		{"flags", "", []string{"--authentication-token-webhook", "--authentication-token-webhook-cache-ttl=1m",
+			"--authorization-mode=Webhook", "--authorization-webhook-cache-authorized-ttl=3m", "--authorization-webhook-cache-unauthorized-ttl=5s"},
+			auth{true, time.Minute, "Webhook", 3 * time.Minute, 5 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadWith(t, tc.file, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := &c.Kubelet
+			got := auth{*k.Authentication.Webhook.Enabled, k.Authentication.Webhook.CacheTTL.Duration, string(k.Authorization.Mode),
+				k.Authorization.Webhook.CacheAuthorizedTTL.Duration, k.Authorization.Webhook.CacheUnauthorizedTTL.Duration}
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if _, err := loadWith(t, "", "--authorization-mode=RBAC"); err == nil || !strings.Contains(err.Error(), "AlwaysAllow or Webhook") {
+		t.Errorf("--authorization-mode=RBAC: err %v", err)
+	}
+}

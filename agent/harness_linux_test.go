@@ -103,6 +103,9 @@ type harnessOptions struct {
 	beforeAgent func(*harness)
 	// kubeconfig joins the agent to an API server (cluster mode).
 	kubeconfig string
+	// nodeIP is the node's address (default 127.0.0.1; the apiserver's node
+	// proxy refuses loopback addresses).
+	nodeIP string
 }
 
 // newHarness starts a shim and an agent for the test. The cleanups stop the
@@ -218,6 +221,9 @@ func (h *harness) startAgent(o harnessOptions) {
 	cfg.RootDir = h.rootDir
 	cfg.NodeName = nodeName
 	cfg.NodeIP = "127.0.0.1"
+	if o.nodeIP != "" {
+		cfg.NodeIP = o.nodeIP
+	}
 	cfg.ObjectManifestPath = h.objects
 	cfg.Kubeconfig = o.kubeconfig
 	k := &cfg.Kubelet

@@ -38,7 +38,7 @@ func (a *Agent) Node(ctx context.Context) (*v1.Node, error) {
 		n.Status.Addresses = append(n.Status.Addresses, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip})
 	}
 	n.Status.Addresses = append(n.Status.Addresses, v1.NodeAddress{Type: v1.NodeHostName, Address: a.cfg.NodeName})
-	n.Status.DaemonEndpoints.KubeletEndpoint.Port = a.cfg.Kubelet.Port
+	n.Status.DaemonEndpoints.KubeletEndpoint.Port = a.kubeletPort()
 
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady",
 		Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: metav1.NewTime(a.started)}

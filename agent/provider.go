@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"sort"
 
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 
@@ -39,31 +41,79 @@ func (a *Agent) newServer() error {
 			ips = append(ips, ip)
 		}
 	}
+	tokens, authz := a.webhookAuth()
 	srv, err := server.New(server.Options{
-		Provider:       provider{a},
-		Address:        k.Address,
-		Port:           port,
-		ReadOnlyPort:   int(k.ReadOnlyPort),
-		HealthzAddress: k.HealthzBindAddress,
-		HealthzPort:    healthz,
-		TLSCertFile:    k.TLSCertFile,
-		TLSKeyFile:     k.TLSPrivateKeyFile,
-		CertDir:        a.certDir(),
-		Hostname:       a.cfg.NodeName,
-		NodeIPs:        ips,
-		AnonymousAuth:  *k.Authentication.Anonymous.Enabled,
-		ClientCAFile:   k.Authentication.X509.ClientCAFile,
-		LocalSocket:    LocalSocket(a.cfg.RootDir),
-		Metrics:        a.opts.Registry,
-		Healthz:        a.Healthy,
-		Logger:         a.log.With("component", "server"),
-		Clock:          a.clock,
+		Provider:           provider{a},
+		Address:            k.Address,
+		Port:               port,
+		ReadOnlyPort:       int(k.ReadOnlyPort),
+		HealthzAddress:     k.HealthzBindAddress,
+		HealthzPort:        healthz,
+		TLSCertFile:        k.TLSCertFile,
+		TLSKeyFile:         k.TLSPrivateKeyFile,
+		CertDir:            a.certDir(),
+		Hostname:           a.cfg.NodeName,
+		NodeIPs:            ips,
+		AnonymousAuth:      *k.Authentication.Anonymous.Enabled,
+		ClientCAFile:       k.Authentication.X509.ClientCAFile,
+		TokenAuthenticator: tokens,
+		Authorizer:         authz,
+		NodeName:           a.cfg.NodeName,
+		LocalSocket:        LocalSocket(a.cfg.RootDir),
+		Metrics:            a.opts.Registry,
+		Healthz:            a.Healthy,
+		Logger:             a.log.With("component", "server"),
+		Clock:              a.clock,
 	})
 	if err != nil {
 		return err
 	}
 	a.server = srv
 	return nil
+}
+
+// webhookAuth returns the webhook authenticator and authorizer the config
+// asks for (authentication.webhook.enabled, authorization.mode Webhook), which
+// need an API server: standalone, they are off (bearer tokens are not
+// accepted, every authenticated client is allowed), and the log says so.
+func (a *Agent) webhookAuth() (server.TokenAuthenticator, server.Authorizer) {
+	k := &a.cfg.Kubelet
+	webhookAuthn := k.Authentication.Webhook.Enabled != nil && *k.Authentication.Webhook.Enabled
+	webhookAuthz := k.Authorization.Mode == kubeletconfig.KubeletAuthorizationModeWebhook
+	if a.kube == nil {
+		if webhookAuthn || webhookAuthz {
+			a.log.Info("standalone: webhook authentication and authorization of the kubelet API are off (they need an API server)",
+				"authentication.webhook.enabled", webhookAuthn, "authorization.mode", k.Authorization.Mode)
+		}
+		return nil, nil
+	}
+	var tokens server.TokenAuthenticator
+	var authz server.Authorizer
+	if webhookAuthn {
+		tokens = server.NewWebhookAuthenticator(a.kube, server.WebhookAuthenticatorOptions{
+			CacheTTL: k.Authentication.Webhook.CacheTTL.Duration, Clock: a.clock,
+		})
+	}
+	if webhookAuthz {
+		authz = server.NewWebhookAuthorizer(a.kube, server.WebhookAuthorizerOptions{
+			CacheAuthorizedTTL:   k.Authorization.Webhook.CacheAuthorizedTTL.Duration,
+			CacheUnauthorizedTTL: k.Authorization.Webhook.CacheUnauthorizedTTL.Duration,
+			Clock:                a.clock,
+		})
+	}
+	return tokens, authz
+}
+
+// kubeletPort is the port of the main API as the node reports it
+// (daemonEndpoints.kubeletEndpoint): the one bound, which --port 0 leaves to
+// the system; the configured one when the API is off.
+func (a *Agent) kubeletPort() int32 {
+	if a.server != nil {
+		if addr, ok := a.server.Addrs().Main.(*net.TCPAddr); ok {
+			return int32(addr.Port)
+		}
+	}
+	return a.cfg.Kubelet.Port
 }
 
 // Addrs returns where the agent's API listens (nil when it has none).
@@ -215,3 +265,136 @@ func sortPods(pods []*v1.Pod) {
 
 // GetNode describes the node (server.NodeProvider).
 func (p provider) GetNode(ctx context.Context) (*v1.Node, error) { return p.a.Node(ctx) }
+
+// The streaming side of the API (server.StreamingProvider): the runtime
+// prepares each session (CRI Exec, Attach, PortForward) and hands out the URL
+// of its streaming server, which the API proxies the client to.
+
+// GetExec prepares cmd in the running container of a desired pod.
+func (p provider) GetExec(ctx context.Context, namespace, name string, uid types.UID, container string, cmd []string, o server.StreamOptions) (*url.URL, error) {
+	id, err := p.runningContainer(ctx, namespace, name, uid, container)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.a.rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: cmd, Tty: o.TTY, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	if err != nil {
+		return nil, runtimeError("exec", err)
+	}
+	return streamURL(resp.GetUrl())
+}
+
+// GetAttach prepares an attach to the running container of a desired pod.
+func (p provider) GetAttach(ctx context.Context, namespace, name string, uid types.UID, container string, o server.StreamOptions) (*url.URL, error) {
+	id, err := p.runningContainer(ctx, namespace, name, uid, container)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.a.rt.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Tty: o.TTY, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	if err != nil {
+		return nil, runtimeError("attach", err)
+	}
+	return streamURL(resp.GetUrl())
+}
+
+// GetPortForward prepares a port-forward into the ready sandbox of a desired pod.
+func (p provider) GetPortForward(ctx context.Context, namespace, name string, uid types.UID, ports []int32) (*url.URL, error) {
+	pod, err := p.findPod(namespace, name, uid)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := pleg.Inspect(ctx, p.a.rt, pod.UID)
+	if err != nil {
+		return nil, err
+	}
+	var sandbox string
+	for _, sb := range rs.SandboxStatuses { // newest first
+		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+			sandbox = sb.GetId()
+			break
+		}
+	}
+	if sandbox == "" {
+		return nil, fmt.Errorf("pod %s/%s has no ready sandbox: %w", namespace, name, server.ErrNotFound)
+	}
+	resp, err := p.a.rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: sandbox, Port: ports})
+	if err != nil {
+		return nil, runtimeError("port-forward", err)
+	}
+	return streamURL(resp.GetUrl())
+}
+
+// RunInContainer runs cmd in the running container of a desired pod to its
+// end (no timeout but the request's) and returns its stdout then stderr.
+func (p provider) RunInContainer(ctx context.Context, namespace, name string, uid types.UID, container string, cmd []string) ([]byte, error) {
+	id, err := p.runningContainer(ctx, namespace, name, uid, container)
+	if err != nil {
+		return nil, err
+	}
+	stdout, stderr, err := p.a.rt.ExecSync(ctx, id, cmd, 0)
+	out := append(stdout, stderr...)
+	if err != nil {
+		return out, runtimeError("run", err)
+	}
+	return out, nil
+}
+
+// findPod returns the desired pod namespace/name, which must have uid when
+// one is given.
+func (p provider) findPod(namespace, name string, uid types.UID) (*v1.Pod, error) {
+	for _, x := range p.a.Pods() {
+		if x.Namespace == namespace && x.Name == name && (uid == "" || x.UID == uid) {
+			return x, nil
+		}
+	}
+	if uid != "" {
+		return nil, fmt.Errorf("pod %s/%s with UID %s: %w", namespace, name, uid, server.ErrNotFound)
+	}
+	return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, server.ErrNotFound)
+}
+
+// runningContainer returns the runtime's ID of the running instance of a
+// desired pod's container.
+func (p provider) runningContainer(ctx context.Context, namespace, name string, uid types.UID, container string) (string, error) {
+	pod, err := p.findPod(namespace, name, uid)
+	if err != nil {
+		return "", err
+	}
+	rs, err := pleg.Inspect(ctx, p.a.rt, pod.UID)
+	if err != nil {
+		return "", err
+	}
+	seen := false
+	for _, cs := range rs.ContainerStatuses { // newest first
+		if cs.GetMetadata().GetName() != container {
+			continue
+		}
+		if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return cs.GetId(), nil
+		}
+		seen = true
+	}
+	if seen {
+		return "", fmt.Errorf("container %q in pod %s/%s is not running: %w", container, namespace, name, server.ErrNotFound)
+	}
+	return "", fmt.Errorf("container %q in pod %s/%s: %w", container, namespace, name, server.ErrNotFound)
+}
+
+// runtimeError wraps a runtime's refusal; its NotFound answers 404.
+func runtimeError(what string, err error) error {
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("%s: %v: %w", what, err, server.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// streamURL parses the URL of a runtime's streaming session.
+func streamURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the runtime's streaming URL %q: %w", raw, err)
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("the runtime's streaming URL %q is not absolute", raw)
+	}
+	return u, nil
+}

@@ -9,7 +9,8 @@
 //     self-signed serving certificate generated into CertDir (kubelet.crt,
 //     kubelet.key) unless TLSCertFile/TLSKeyFile are given;
 //   - the read-only port (ReadOnlyPort, off unless > 0, plain HTTP, no
-//     authentication): /healthz, /pods, /stats/summary and /metrics only;
+//     authentication): /healthz, /pods, /stats/summary, /metrics and
+//     /metrics/resource only;
 //   - LocalSocket, a unix socket (mode 0600) serving the full API without TLS
 //     or authentication, for local root tools such as `nodekit-kubelet get pods`
 //     (see ListPods and PrintPods).
@@ -19,10 +20,32 @@
 // /containerLogs/{namespace}/{pod}/{container} (tailLines, follow, timestamps,
 // previous, limitBytes, sinceSeconds; CRI-format log files, stdout and stderr
 // merged in file order, partial records joined into lines), /stats/summary
-// (Summary API) and /metrics (Prometheus text of Options.Metrics).
+// (Summary API, GET or POST; only_cpu_and_memory=true gives what
+// metrics-server reads), /metrics (Prometheus text of Options.Metrics) and
+// /metrics/resource (the kubelet's resource metrics from the Summary: CPU and
+// working set of the node, pods and containers, container start times).
 //
-// Authentication on the main port: a client certificate that verifies against
-// ClientCAFile, or anonymous access when AnonymousAuth is set; any other request
-// gets 401. There is no authorization step (no webhook, no RBAC): every
-// authenticated client may use every endpoint.
+// With a StreamingProvider, also /exec/{namespace}/{pod}/{container} and
+// /attach/... (GET or POST; command repeated, input, output, error, tty),
+// /portForward/{namespace}/{pod} and /run/{namespace}/{pod}/{container}
+// (POST, cmd), each also with the pod's UID before the container: the
+// runtime prepares the session (CRI Exec, Attach, PortForward) and the
+// client's upgraded connection (SPDY or WebSocket) is proxied to the URL of
+// its streaming server, as the kubelet does.
+//
+// Authentication on the main port, as the kubelet's: a client certificate that
+// verifies against ClientCAFile (user: its common name, groups: its
+// organizations), else a bearer token that Options.TokenAuthenticator accepts
+// (webhook authentication: NewWebhookAuthenticator, TokenReviews in the API
+// server, answers cached for 2 minutes), else anonymous (system:anonymous)
+// when AnonymousAuth is set; a certificate or token presented and refused, or
+// none without AnonymousAuth, gets 401. Authorization: with Options.Authorizer
+// (webhook authorization: NewWebhookAuthorizer, SubjectAccessReviews, allowed
+// answers cached 5 minutes, refused ones 30 seconds) each request is checked
+// as a request on the node object with the verb of its method and the
+// subresources of its path (RequestAttributes: stats, metrics, log, pods,
+// healthz, ..., proxy for the rest); refused, it gets 403 with the kubelet's
+// message, Forbidden (user=..., verb=..., resource=nodes, subresource(s)=[...]).
+// Without an Authorizer every authenticated request is allowed (the kubelet's
+// AlwaysAllow).
 package server

@@ -70,11 +70,22 @@ type Options struct {
 	Hostname                string   // a SAN of the generated certificate; "" means os.Hostname()
 	NodeIPs                 []net.IP // more SANs; 127.0.0.1 and ::1 are always included
 
-	// AnonymousAuth lets requests without a verified client certificate in as
-	// system:anonymous. ClientCAFile is a PEM bundle; client certificates it
-	// signs authenticate (x509 authentication, as the kubelet's).
+	// AnonymousAuth lets requests without credentials in as system:anonymous
+	// (group system:unauthenticated). ClientCAFile is a PEM bundle; client
+	// certificates it signs authenticate as their common name, in the groups of
+	// their organizations (x509 authentication, as the kubelet's).
 	AnonymousAuth bool
 	ClientCAFile  string
+	// TokenAuthenticator, when set, authenticates bearer tokens (webhook
+	// authentication: NewWebhookAuthenticator).
+	TokenAuthenticator TokenAuthenticator
+	// Authorizer, when set, authorizes every authenticated request on the main
+	// port with the attributes of RequestAttributes (webhook authorization:
+	// NewWebhookAuthorizer); nil allows them all (the kubelet's AlwaysAllow).
+	Authorizer Authorizer
+	// NodeName is the node's name in the authorization attributes; "" means
+	// Hostname.
+	NodeName string
 
 	// LocalSocket is a unix socket serving the full API without TLS or
 	// authentication, mode 0600; "" means none.
@@ -99,6 +110,7 @@ type Server struct {
 	clock     clock.PassiveClock
 	tlsConfig *tls.Config
 	clientCAs *x509.CertPool
+	nodeName  string
 
 	listeners []*listener
 	addrs     Addrs
@@ -134,7 +146,13 @@ func New(o Options) (*Server, error) {
 	if o.HealthzAddress == "" {
 		o.HealthzAddress = "127.0.0.1"
 	}
-	s := &Server{o: o, log: o.Logger, clock: o.Clock}
+	s := &Server{o: o, log: o.Logger, clock: o.Clock, nodeName: o.NodeName}
+	if s.nodeName == "" {
+		s.nodeName = o.Hostname
+	}
+	if s.nodeName == "" {
+		s.nodeName, _ = os.Hostname()
+	}
 
 	if o.Port >= 0 {
 		cert, err := servingCertificate(o, o.Clock.Now())
@@ -186,7 +204,7 @@ func (s *Server) bind() error {
 		}
 	}
 	if o.Port >= 0 {
-		if err := s.listenTCP("main API", o.Address, o.Port, s.authenticated(full), true, &s.addrs.Main); err != nil {
+		if err := s.listenTCP("main API", o.Address, o.Port, s.secured(full), true, &s.addrs.Main); err != nil {
 			return err
 		}
 	}
@@ -326,63 +344,28 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// apiHandler routes the API; the read-only set leaves out logs and running pods.
+// apiHandler routes the API; the read-only set leaves out logs, running pods
+// and streaming.
 func (s *Server) apiHandler(full bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /pods", s.servePods)
 	mux.HandleFunc("GET /stats/summary", s.serveSummary)
+	mux.HandleFunc("POST /stats/summary", s.serveSummary)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Metrics, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}))
+	mux.HandleFunc("GET /metrics/resource", s.serveResourceMetrics)
 	if full {
 		if _, ok := s.o.Provider.(NodeProvider); ok {
 			mux.HandleFunc("GET /node", s.serveNode)
 		}
 		mux.HandleFunc("GET /runningpods/{$}", s.serveRunningPods)
 		mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
+		s.streamingRoutes(mux)
 	}
 	return mux
-}
-
-// authenticated lets a request through with a client certificate that verifies
-// against the client CAs, or anonymously when that is allowed; else 401. There
-// is no authorization: an authenticated client may use every endpoint.
-func (s *Server) authenticated(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, ok := s.authenticate(r)
-		if !ok {
-			writeError(w, http.StatusUnauthorized, "Unauthorized")
-			return
-		}
-		s.log.Debug("kubelet API request", "user", user, "method", r.Method, "path", r.URL.Path)
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) authenticate(r *http.Request) (string, bool) {
-	if s.clientCAs != nil && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		certs := r.TLS.PeerCertificates
-		inter := x509.NewCertPool()
-		for _, c := range certs[1:] {
-			inter.AddCert(c)
-		}
-		_, err := certs[0].Verify(x509.VerifyOptions{
-			Roots:         s.clientCAs,
-			Intermediates: inter,
-			CurrentTime:   s.clock.Now(),
-			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		})
-		if err == nil {
-			return certs[0].Subject.CommonName, true
-		}
-		s.log.Debug("client certificate rejected", "subject", certs[0].Subject.String(), "err", err)
-	}
-	if s.o.AnonymousAuth {
-		return "system:anonymous", true
-	}
-	return "", false
 }
 
 func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
@@ -425,11 +408,20 @@ func (s *Server) serveRunningPods(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, podList(pods))
 }
 
+// serveSummary answers the Summary API; with only_cpu_and_memory=true (what
+// metrics-server asks for) only the CPU and memory figures, as the kubelet.
 func (s *Server) serveSummary(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "stats summary: "+err.Error())
+		return
+	}
 	sum, err := s.o.Provider.Summary(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "stats summary: "+err.Error())
 		return
+	}
+	if v := r.Form["only_cpu_and_memory"]; len(v) == 1 && v[0] == "true" {
+		sum = cpuAndMemoryOnly(sum)
 	}
 	s.writeJSON(w, sum)
 }
