@@ -29,12 +29,17 @@ type User struct {
 
 // Well-known users and groups of Kubernetes authentication.
 const (
-	AnonymousUser           = "system:anonymous"
-	UnauthenticatedGroup    = "system:unauthenticated"
-	AuthenticatedGroup      = "system:authenticated"
-	bearerProtocolPrefix    = "base64url.bearer.authorization.k8s.io."
+	AnonymousUser        = "system:anonymous"
+	UnauthenticatedGroup = "system:unauthenticated"
+	AuthenticatedGroup   = "system:authenticated"
+)
+
+const (
 	authorizationHeader     = "Authorization"
 	websocketProtocolHeader = "Sec-WebSocket-Protocol"
+	// bearerProtocolPrefix starts a WebSocket subprotocol carrying a bearer
+	// token (base64url, unpadded), for clients that cannot set headers.
+	bearerProtocolPrefix = "base64url.bearer.authorization.k8s.io."
 )
 
 // TokenAuthenticator authenticates a bearer token. ok false with a nil error
