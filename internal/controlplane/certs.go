@@ -31,6 +31,9 @@ type certSpec struct {
 	dns    []string
 	ips    []net.IP
 	server bool // serving certificate (else client)
+	// notAfter ends the validity (zero: certValidity from now), which
+	// then starts an hour before.
+	notAfter time.Time
 }
 
 // validity of every certificate. The CA outlives the one-year certificates
@@ -97,6 +100,9 @@ func (a *authority) issue(s certSpec) (certPEM, keyPEM []byte, err error) {
 	}
 	if s.server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	if !s.notAfter.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = s.notAfter.Add(-time.Hour), s.notAfter
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
 	if err != nil {

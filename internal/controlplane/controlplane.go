@@ -42,6 +42,13 @@ type Options struct {
 	// Logf receives what happens beside the errors returned (a component
 	// killed after SIGTERM, a start retried); Start: the test's log.
 	Logf func(format string, args ...any)
+	// ClusterSigningDuration is the longest lifetime of the certificates
+	// the controller manager signs (--cluster-signing-duration; default a
+	// year, as the controller manager's): a minute or two lets a test see
+	// a node agent renew its client certificate. The signer backdates
+	// every certificate by 5 minutes, so a node renewing at 70-90% of the
+	// lifetime it sees renews soon after, or at once.
+	ClusterSigningDuration time.Duration
 }
 
 // ControlPlane is a running control plane.
@@ -64,6 +71,8 @@ type ControlPlane struct {
 	procs   []*process
 	logf    func(string, ...any)
 	ownDir  bool
+	// signing is the controller manager's --cluster-signing-duration.
+	signing time.Duration
 }
 
 // The components, in start order.
@@ -155,7 +164,10 @@ func New(ctx context.Context, o Options) (*ControlPlane, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout())
 	defer cancel()
 	bin := filepath.Join(o.Dir, "bin")
-	cp := &ControlPlane{Dir: o.WorkDir, kubectl: filepath.Join(bin, kubectlName), logf: o.Logf}
+	cp := &ControlPlane{Dir: o.WorkDir, kubectl: filepath.Join(bin, kubectlName), logf: o.Logf, signing: o.ClusterSigningDuration}
+	if cp.signing == 0 {
+		cp.signing = certValidity
+	}
 	if cp.Dir == "" {
 		d, err := os.MkdirTemp("", "nkcp")
 		if err != nil {
@@ -400,6 +412,8 @@ func (cp *ControlPlane) start(ctx context.Context, bin string) error {
 		"--tls-cert-file="+path("serving.crt"),
 		"--tls-private-key-file="+path("serving.key"),
 		"--client-ca-file="+cp.CAFile,
+		// Bootstrap tokens (WriteBootstrapKubeconfig), as kubeadm's.
+		"--enable-bootstrap-token-auth=true",
 		"--authorization-mode=Node,RBAC",
 		"--enable-admission-plugins=NodeRestriction",
 		// With a loopback advertise address the kubernetes Service's endpoints
@@ -448,6 +462,7 @@ func (cp *ControlPlane) start(ctx context.Context, bin string) error {
 		"--root-ca-file="+cp.CAFile,
 		"--cluster-signing-cert-file="+cp.CAFile,
 		"--cluster-signing-key-file="+path("ca.key"),
+		"--cluster-signing-duration="+cp.signing.String(),
 		"--service-cluster-ip-range="+serviceCIDR,
 		"--cert-dir="+path("controller-manager"),
 	); err != nil {

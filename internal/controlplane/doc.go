@@ -9,7 +9,11 @@
 // node identity (NodeKubeconfig: CN=system:node:NAME, O=system:nodes) gets
 // exactly what a kubelet gets in a real cluster. The controller manager runs
 // every default controller with service-account credentials and signs CSRs with
-// the test's CA; the scheduler places pods on Ready nodes. Everything listens
+// the test's CA (for Options.ClusterSigningDuration); the scheduler places pods
+// on Ready nodes. BootstrapKubeconfig gives a bootstrap token, as kubeadm join
+// gets, with kubeadm's RBAC: a node agent's CSR for its client certificate, and
+// the renewals it asks with that certificate, are approved by the controller
+// manager. Everything listens
 // on 127.0.0.1 on free ports, and each control plane has its own directory
 // (certificates, kubeconfigs, etcd data), so tests can run several at once.
 //
