@@ -21,13 +21,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"k8s.io/utils/clock"
 
+	"github.com/nodekit-dev/nodekit/agent/clientcert"
 	"github.com/nodekit-dev/nodekit/agent/nodestatus"
 	"github.com/nodekit-dev/nodekit/agent/podruntime"
 	"github.com/nodekit-dev/nodekit/agent/podsource"
@@ -134,6 +134,10 @@ type Agent struct {
 	events   record.EventBroadcaster
 	recorder record.EventRecorder
 
+	// creds is the node's client certificate (nil: Options.KubeClient, or
+	// standalone); what talks to the API server waits for it.
+	creds *clientcert.Manager
+
 	mu      sync.RWMutex
 	desired map[types.UID]*v1.Pod
 	// deleting are the API's pods with a deletionTimestamp, not desired any
@@ -192,10 +196,21 @@ func New(o Options) (*Agent, error) {
 	}
 	client := o.KubeClient
 	if client == nil && a.cfg.Kubeconfig != "" {
-		rc, err := clientcmd.BuildConfigFromFlags("", a.cfg.Kubeconfig)
+		// The node's client certificate: the kubeconfig's, or one requested
+		// with the bootstrap kubeconfig once Run starts (the client made
+		// now presents it), renewed with rotateCertificates.
+		a.creds, err = clientcert.New(clientcert.Options{
+			Kubeconfig:          a.cfg.Kubeconfig,
+			BootstrapKubeconfig: a.cfg.BootstrapKubeconfig,
+			CertDir:             a.certDir(),
+			NodeName:            a.cfg.NodeName,
+			Rotate:              k.RotateCertificates,
+			Logger:              a.log.With("component", "clientcert"),
+		})
 		if err != nil {
-			return nil, fmt.Errorf("agent: --kubeconfig %s: %w", a.cfg.Kubeconfig, err)
+			return nil, fmt.Errorf("agent: %w", err)
 		}
+		rc := a.creds.Config()
 		rc.UserAgent = "nodekit-kubelet/" + Version + " (" + a.cfg.NodeName + ")"
 		// The kubelet's client limits (kubeAPIQPS, kubeAPIBurst), not
 		// client-go's 5 and 10: a node with 100 pods writes their statuses.
@@ -370,7 +385,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a.sources = append(a.sources, o.Sources...)
 	if apiSource != nil {
-		a.sources = append(a.sources, apiSource)
+		a.sources = append(a.sources, sourceAfterCredentials{apiSource, a})
 	}
 	a.workers = newPodWorkers(a, a.clock, k.SyncFrequency.Duration, a.log.With("component", "podworkers"))
 	a.workers.onSync = a.metrics.observeSync
@@ -442,7 +457,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		background = append(background, a.objectDir.Run)
 	}
 	if a.nodeStatus != nil {
-		background = append(background, a.nodeStatus.Run)
+		background = append(background, a.afterCredentials(a.nodeStatus.Run))
+	}
+	if a.creds != nil {
+		select {
+		case <-a.creds.Ready():
+		default:
+			a.log.Info("cluster mode waits for the node's client certificate (component clientcert) before it registers the node and watches its pods; static pods run meanwhile")
+		}
+		background = append(background, func(ctx context.Context) {
+			if err := a.creds.Run(ctx); err != nil {
+				a.log.Error("the node's client certificate cannot be kept: the agent stays off the API server", "err", err)
+			}
+		})
 	}
 	if a.objectAPI != nil {
 		background = append(background, a.objectAPI.Run)
@@ -1012,4 +1039,37 @@ func nodeIPs(configured string) []string {
 	return out
 }
 
-func (a *Agent) certDir() string { return filepath.Join(a.cfg.RootDir, "pki") }
+// certDir is --cert-dir, by default <root-dir>/pki: the serving certificate
+// made up when none is given, the client certificates.
+func (a *Agent) certDir() string {
+	if a.cfg.CertDir != "" {
+		return a.cfg.CertDir
+	}
+	return filepath.Join(a.cfg.RootDir, "pki")
+}
+
+// afterCredentials runs run once the node has a client certificate (at once
+// without a clientcert.Manager), or with ctx ended. Static pods run
+// meanwhile; the node registers, and the API's pods are watched, once the
+// API server can tell who the node is.
+func (a *Agent) afterCredentials(run func(context.Context)) func(context.Context) {
+	if a.creds == nil {
+		return run
+	}
+	return func(ctx context.Context) {
+		select {
+		case <-a.creds.Ready():
+		case <-ctx.Done():
+		}
+		run(ctx) // with ctx ended too: it returns at once and cleans up
+	}
+}
+
+// sourceAfterCredentials is a pod source that runs once the node's client
+// certificate is there.
+type sourceAfterCredentials struct {
+	podsource.Source
+	a *Agent
+}
+
+func (s sourceAfterCredentials) Run(ctx context.Context) { s.a.afterCredentials(s.Source.Run)(ctx) }

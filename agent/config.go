@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -38,6 +39,14 @@ type Config struct {
 	// to the Node at registration.
 	Kubeconfig string
 	NodeLabels map[string]string
+	// BootstrapKubeconfig (--bootstrap-kubeconfig) may request the node's
+	// client certificate when Kubeconfig does not exist or its certificate
+	// expired: the pair is kept in CertDir (--cert-dir; default
+	// <RootDir>/pki, which also holds a made-up serving certificate) and
+	// Kubeconfig written to use it. Kubelet.RotateCertificates renews it.
+	// See package clientcert.
+	BootstrapKubeconfig string
+	CertDir             string
 }
 
 // DefaultRootDir is the agent's default --root-dir. It is not the kubelet's
@@ -197,6 +206,11 @@ type Flags struct {
 	SyncFrequency      time.Duration
 	FileCheckFrequency time.Duration
 	PodLogsDir         string
+
+	// TLS bootstrap and client certificate rotation.
+	BootstrapKubeconfig string
+	CertDir             string
+	RotateCertificates  bool
 }
 
 // RegisterFlags defines the kubelet flags on fs.
@@ -206,6 +220,9 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (staticPodPath)")
 	fs.StringVar(&f.ObjectManifestPath, "object-manifest-path", "", "directory of ConfigMap and Secret manifests that pods on this node may reference (nodekit only; changes reach running pods at once)")
 	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server to join as a node (empty: standalone)")
+	fs.StringVar(&f.BootstrapKubeconfig, "bootstrap-kubeconfig", "", "kubeconfig allowed to request the node's client certificate when --kubeconfig does not exist or its certificate expired; --kubeconfig is then written")
+	fs.StringVar(&f.CertDir, "cert-dir", "", "directory of the node's certificates (default <root-dir>/pki)")
+	fs.BoolVar(&f.RotateCertificates, "rotate-certificates", false, "renew the node's client certificate before it expires (rotateCertificates)")
 	fs.StringVar(&f.NodeLabels, "node-labels", "", "labels to add when registering the node, key=value,...")
 	fs.StringVar(&f.RootDir, "root-dir", DefaultRootDir, "directory for the agent's files (pods, volumes, certificates, the embedded runtime)")
 	fs.StringVar(&f.HostnameOverride, "hostname-override", "", "the node's name instead of the host name")
@@ -310,6 +327,11 @@ func (f *Flags) Load() (*Config, error) {
 	c.NodeIP = f.NodeIP
 	c.ObjectManifestPath = f.ObjectManifestPath
 	c.Kubeconfig = f.Kubeconfig
+	c.BootstrapKubeconfig = f.BootstrapKubeconfig
+	c.CertDir = f.CertDir
+	if set["rotate-certificates"] {
+		k.RotateCertificates = f.RotateCertificates
+	}
 	if f.NodeLabels != "" {
 		c.NodeLabels = map[string]string{}
 		for _, kv := range strings.Split(f.NodeLabels, ",") {
@@ -335,6 +357,9 @@ func (f *Flags) Load() (*Config, error) {
 }
 
 func (c *Config) validate() error {
+	if c.BootstrapKubeconfig != "" && c.Kubeconfig == "" {
+		return errors.New("--bootstrap-kubeconfig needs --kubeconfig (the file the bootstrap writes)")
+	}
 	k := &c.Kubelet
 	switch k.CgroupDriver {
 	case "cgroupfs", "systemd":

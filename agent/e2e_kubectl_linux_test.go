@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -12,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -23,7 +21,6 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -32,6 +29,7 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/nodekit-dev/nodekit/internal/controlplane"
+	"github.com/nodekit-dev/nodekit/internal/testterm"
 )
 
 // TestE2EKubectl: the kubelet API as the control plane uses it. The agent
@@ -170,7 +168,7 @@ func TestE2EKubectl(t *testing.T) {
 
 	t.Run("exec with a terminal", func(t *testing.T) {
 		cmd := kubectlCmd(t, "exec", "-i", "-t", "tools", "-c", "app", "--", "tty")
-		out, code := runOnTerminal(t, cmd)
+		out, code := testterm.Run(t, cmd, "")
 		if code != 0 || !regexp.MustCompile(`^/dev/pts/\d+\r?\n$`).MatchString(out) {
 			t.Errorf("kubectl exec -it: exit %d, output %q (want the name of a /dev/pts terminal)", code, out)
 		}
@@ -399,59 +397,4 @@ func startKubectl(t *testing.T, cp *controlplane.ControlPlane, args ...string) *
 		cmd.Wait()
 	})
 	return b
-}
-
-// runOnTerminal runs cmd with a new terminal of 100x30 as its stdio and
-// returns what it wrote and its exit code.
-func runOnTerminal(t *testing.T, cmd *exec.Cmd) (string, int) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	rc, err := master.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n uint32
-	var ierr error
-	rc.Control(func(fd uintptr) {
-		if ierr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ierr != nil {
-			return
-		}
-		if ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 100}); ierr != nil {
-			return
-		}
-		n, ierr = unix.IoctlGetUint32(int(fd), unix.TIOCGPTN)
-	})
-	if ierr != nil {
-		t.Fatal(ierr)
-	}
-	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	err = cmd.Start()
-	slave.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan []byte, 1)
-	go func() {
-		var b bytes.Buffer
-		io.Copy(&b, bufio.NewReader(master)) // EIO once the command is gone
-		out <- b.Bytes()
-	}()
-	err = cmd.Wait()
-	data := <-out
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(data), code
 }
