@@ -103,6 +103,13 @@ type harnessOptions struct {
 	beforeAgent func(*harness)
 	// kubeconfig joins the agent to an API server (cluster mode).
 	kubeconfig string
+	// bootstrapKubeconfig requests the node's client certificate when
+	// kubeconfig does not exist or cannot be used; certDir keeps it
+	// (default <root>/pki).
+	bootstrapKubeconfig, certDir string
+	// newErr receives agent.New's error, instead of the test failing, and
+	// the agent is not started.
+	newErr func(error)
 	// nodeIP is the node's address (default 127.0.0.1; the apiserver's node
 	// proxy refuses loopback addresses).
 	nodeIP string
@@ -226,6 +233,8 @@ func (h *harness) startAgent(o harnessOptions) {
 	}
 	cfg.ObjectManifestPath = h.objects
 	cfg.Kubeconfig = o.kubeconfig
+	cfg.BootstrapKubeconfig = o.bootstrapKubeconfig
+	cfg.CertDir = o.certDir
 	k := &cfg.Kubelet
 	k.StaticPodPath = h.manifests
 	k.PodLogsDir = h.podLogs
@@ -248,6 +257,10 @@ func (h *harness) startAgent(o harnessOptions) {
 		DisableServer:  !o.server,
 		Sources:        o.sources,
 	})
+	if err != nil && o.newErr != nil {
+		o.newErr(err)
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
