@@ -4,7 +4,10 @@
 //
 // New reads the kubeconfig and checks its client certificate, and says
 // plainly what is wrong with a file it cannot use (which file, what is
-// missing, when the certificate expired). It makes no request.
+// missing, when the certificate expired). It makes no request. An expired
+// certificate with no bootstrap kubeconfig to replace it is refused there:
+// the kubelet starts with it and fails later (401s, or an exit five minutes
+// on with rotation).
 //
 // When the kubeconfig does not exist, cannot be used or its certificate
 // expired, and a bootstrap kubeconfig is given, Run requests a certificate
@@ -21,7 +24,8 @@
 //
 // With Rotate, client-go's certificate manager renews the certificate at
 // 70–90% of its lifetime, asking with the current certificate (with the
-// bootstrap credentials once it expired).
+// bootstrap credentials once it expired). A certificate that expires without
+// a successor is logged as an error.
 //
 // Config is the rest.Config for the agent's clients. Its transport presents
 // the certificate in use at each TLS handshake and closes every connection
