@@ -194,6 +194,7 @@ type Flags struct {
 	HealthzPort        int
 	HealthzBindAddress string
 	CgroupDriver       string
+	CgroupRoot         string
 	AnonymousAuth      bool
 	ClientCAFile       string
 	TokenWebhook       bool
@@ -234,6 +235,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&f.HealthzPort, "healthz-port", 0, "port of /healthz (default 10248; 0 from the file keeps the default)")
 	fs.StringVar(&f.HealthzBindAddress, "healthz-bind-address", "", "address of /healthz (default 127.0.0.1)")
 	fs.StringVar(&f.CgroupDriver, "cgroup-driver", "", "cgroup driver: cgroupfs (default) or systemd")
+	fs.StringVar(&f.CgroupRoot, "cgroup-root", "", "cgroup under which the pods' hierarchy (kubepods) lives (default /; give each agent on one machine its own)")
 	fs.BoolVar(&f.AnonymousAuth, "anonymous-auth", false, "allow anonymous requests to the kubelet API")
 	fs.StringVar(&f.ClientCAFile, "client-ca-file", "", "CA bundle whose client certificates may use the kubelet API")
 	fs.BoolVar(&f.TokenWebhook, "authentication-token-webhook", false, "authenticate bearer tokens to the kubelet API with TokenReviews in the API server (cluster mode)")
@@ -281,6 +283,9 @@ func (f *Flags) Load() (*Config, error) {
 	}
 	if set["cgroup-driver"] {
 		k.CgroupDriver = f.CgroupDriver
+	}
+	if set["cgroup-root"] {
+		k.CgroupRoot = f.CgroupRoot
 	}
 	if set["anonymous-auth"] {
 		v := f.AnonymousAuth

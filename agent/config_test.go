@@ -112,7 +112,8 @@ func TestConfigFileAndFlags(t *testing.T) {
 			args: []string{"--pod-manifest-path", "/flag/manifests", "--port", "12250", "--healthz-port", "12248",
 				"--cgroup-driver", "cgroupfs", "--sync-frequency", "5s", "--anonymous-auth=false",
 				"--container-runtime-endpoint", "unix:///flag.sock", "--root-dir", "/srv/agent", "--hostname-override", "Node-A",
-				"--pod-logs-dir", "/flag/logs", "--file-check-frequency", "3s", "--address", "127.0.0.1", "--read-only-port", "12255"},
+				"--pod-logs-dir", "/flag/logs", "--file-check-frequency", "3s", "--address", "127.0.0.1", "--read-only-port", "12255",
+				"--cgroup-root", "/flag/root"},
 			check: func(t *testing.T, c *Config) {
 				k := &c.Kubelet
 				checks := []struct {
@@ -132,8 +133,7 @@ func TestConfigFileAndFlags(t *testing.T) {
 					{"fileCheckFrequency", k.FileCheckFrequency.Duration, 3 * time.Second},
 					{"address", k.Address, "127.0.0.1"},
 					{"readOnlyPort", k.ReadOnlyPort, int32(12255)},
-					// Not a flag: the file's value stays.
-					{"cgroupRoot", k.CgroupRoot, "/custom"},
+					{"cgroupRoot", k.CgroupRoot, "/flag/root"},
 				}
 				for _, c := range checks {
 					if c.got != c.want {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -207,6 +208,29 @@ func (p provider) GetContainerLogPath(namespace, name, container string, previou
 		return "", fmt.Errorf("%s %q in pod %s/%s: %w", what, container, namespace, name, server.ErrNotFound)
 	}
 	return instances[i].GetLogPath(), nil
+}
+
+// ContainerRunning says whether the container instance writing logPath runs
+// (or is about to): a followed log ends once it does not. The pod is found by
+// the UID in the log's directory (<ns>_<name>_<uid>/<container>/N.log), so a
+// pod on its way out, no longer desired, is still found.
+func (p provider) ContainerRunning(ctx context.Context, _, _, _, logPath string) bool {
+	podDir := filepath.Base(filepath.Dir(filepath.Dir(logPath)))
+	i := strings.LastIndexByte(podDir, '_')
+	if i < 0 {
+		return false
+	}
+	rs, err := pleg.Inspect(ctx, p.a.rt, types.UID(podDir[i+1:]))
+	if err != nil {
+		return ctx.Err() == nil // unknown: keep following unless the client left
+	}
+	for _, cs := range rs.ContainerStatuses {
+		if cs.GetLogPath() == logPath {
+			st := cs.GetState()
+			return st == runtimeapi.ContainerState_CONTAINER_RUNNING || st == runtimeapi.ContainerState_CONTAINER_CREATED
+		}
+	}
+	return false
 }
 
 // Summary assembles the Summary API from /proc (node) and the runtime's stats

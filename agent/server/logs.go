@@ -153,7 +153,11 @@ func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	rc := http.NewResponseController(w)
 	flush := func() { _ = rc.Flush() }
-	if err := streamLog(r.Context(), f, path, opts, w, flush); err != nil && r.Context().Err() == nil {
+	var running func() bool
+	if p, ok := s.o.Provider.(LogFollowProvider); ok && opts.follow {
+		running = func() bool { return p.ContainerRunning(r.Context(), ns, name, ctr, path) }
+	}
+	if err := streamLog(r.Context(), f, path, opts, running, w, flush); err != nil && r.Context().Err() == nil {
 		s.log.Warn("container logs", "pod", ns+"/"+name, "container", ctr, "path", path, "err", err)
 	}
 }
@@ -319,10 +323,20 @@ func (ls *logStream) flushPending() error {
 	return nil
 }
 
+// LogFollowProvider is a Provider that tells whether the container instance
+// writing a log file still runs. A followed log then ends, as the kubelet's,
+// once its container stopped and what it wrote is read; without it a follow
+// ends only when the client goes away.
+type LogFollowProvider interface {
+	ContainerRunning(ctx context.Context, namespace, pod, container, logPath string) bool
+}
+
 // streamLog writes the log file f (opened from path) to w as opts ask. When
 // following, it waits for the file to grow, follows it across a rotation (path
-// renamed away and recreated) or truncation, and returns when ctx ends.
-func streamLog(ctx context.Context, f *os.File, path string, opts logOptions, w io.Writer, flush func()) (err error) {
+// renamed away and recreated) or truncation, and returns when ctx ends or,
+// with running, once the container stopped (checked at most every
+// logCheckPeriod) and the file is read to its end.
+func streamLog(ctx context.Context, f *os.File, path string, opts logOptions, running func() bool, w io.Writer, flush func()) (err error) {
 	defer func() { f.Close() }()
 	ls := &logStream{
 		opts:    opts,
@@ -356,6 +370,8 @@ func streamLog(ctx context.Context, f *os.File, path string, opts logOptions, w 
 		}
 	}()
 	rotated := false // the path names a new file; the old one is read to its end once more
+	stopped := false // the container stopped: end at the end of the file
+	var lastCheck time.Time
 	for {
 		rec, rerr := br.ReadBytes('\n')
 		if rerr == nil {
@@ -368,7 +384,7 @@ func streamLog(ctx context.Context, f *os.File, path string, opts logOptions, w 
 		if rerr != io.EOF {
 			return fmt.Errorf("read %s: %w", path, rerr)
 		}
-		if !opts.follow {
+		if !opts.follow || stopped {
 			if len(rec) > 0 { // a record without its newline: the writer stopped mid-line
 				if err := ls.record(rec, pos); err != nil {
 					return err
@@ -425,6 +441,11 @@ func streamLog(ctx context.Context, f *os.File, path string, opts logOptions, w 
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if running != nil && time.Since(lastCheck) >= logCheckPeriod {
+			lastCheck = time.Now()
+			// Stopped: what it wrote before is in the file; read it once more.
+			stopped = !running()
 		}
 		if _, err := f.Seek(pos, io.SeekStart); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"runtime"
 	"strings"
 	"testing"
@@ -186,7 +187,7 @@ func TestTailStartMatchesFullRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			if err := streamLog(context.Background(), f, path, logOptions{tail: tail, limitBytes: -1}, &out, func() {}); err != nil {
+			if err := streamLog(context.Background(), f, path, logOptions{tail: tail, limitBytes: -1}, nil, &out, func() {}); err != nil {
 				t.Fatal(err)
 			}
 			return strings.SplitAfter(out.String(), "\n")
@@ -289,6 +290,38 @@ func waitNoGoroutine(t *testing.T, funcs ...string) {
 			t.Fatalf("goroutines still running %v:\n%s", found, stacks)
 		}
 		time.Sleep(20 * time.Millisecond) // polling for goroutines to exit, not waiting out a delay
+	}
+}
+
+// TestContainerLogsFollowEndsWhenStopped: a followed log ends, as the
+// kubelet's, once its container stopped, after what it wrote last.
+func TestContainerLogsFollowEndsWhenStopped(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0.log")
+	writeFile(t, path, rec(1, "stdout", false, "running"))
+	p := &fakeProvider{pods: []*v1.Pod{testPod("default", "web", "app")}, logs: map[string]string{"default/web/app": path}}
+	o := baseOptions(t, p)
+	o.Port, o.HealthzPort = -1, -1
+	o.LocalSocket = filepath.Join(dir, "kubelet.sock")
+	start(t, o)
+	resp, err := unixClient(t, o.LocalSocket).Get("http://localhost/containerLogs/default/web/app?follow=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != "running" {
+		t.Fatalf("first line %q (%v)", sc.Text(), sc.Err())
+	}
+	// The container's last words, then it is gone.
+	appendFile(t, path, rec(2, "stdout", false, "goodbye"))
+	p.stop(path)
+	var rest []string
+	for sc.Scan() {
+		rest = append(rest, sc.Text())
+	}
+	if err := sc.Err(); err != nil || !slices.Equal(rest, []string{"goodbye"}) {
+		t.Fatalf("after the stop: %q (%v), want the last line and the end of the stream", rest, err)
 	}
 }
 

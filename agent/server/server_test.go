@@ -40,6 +40,22 @@ type fakeProvider struct {
 	logs       map[string]string // "ns/pod/container" or ".../previous" → path
 	summary    *statsapi.Summary
 	summaryErr error
+	stopped    map[string]bool // log path → its container stopped
+}
+
+func (p *fakeProvider) ContainerRunning(_ context.Context, _, _, _, logPath string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.stopped[logPath]
+}
+
+func (p *fakeProvider) stop(logPath string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped == nil {
+		p.stopped = map[string]bool{}
+	}
+	p.stopped[logPath] = true
 }
 
 func (p *fakeProvider) GetPods() []*v1.Pod {
