@@ -29,7 +29,7 @@ NODEKIT_CONTROLPLANE_DIR := $(shell GO=$(GO) $(CURDIR)/examples/controlplane/bui
 endif
 export NODEKIT_CONTROLPLANE_DIR
 
-.PHONY: setup build images test unit vet run run-cri bench clean controlplane
+.PHONY: setup build images test unit vet run run-cluster run-cri bench clean controlplane
 
 ## setup: install missing Debian packages and a default CNI config (idempotent; needs root)
 setup:
@@ -113,6 +113,10 @@ test: setup build images vet controlplane
 ## run: the sample kubelet runs the sample static pods (examples/pods) until Ctrl-C
 run: setup build images
 	./examples/kubelet/run.sh
+
+## run-cluster: a control plane and two nodekit-kubelet nodes on this machine, the sample deployment of examples/cluster, a kubeconfig printed; until Ctrl-C
+run-cluster: setup build images controlplane
+	$(GO) run ./examples/cluster -bin $(BIN) -images $(OUT)/images $(CLUSTER_FLAGS)
 
 ## run-cri: the CRI shim alone: the sample web pod through crictl against nodekit-cri
 run-cri: setup build images
