@@ -70,9 +70,9 @@ type options struct {
 	// nodekit-kubelet's).
 	cgroupPrefix, cniConfDir, cniBinDir string
 	nodes                               int
-	exitWhenReady                          bool
-	out                                    io.Writer
-	log                                    *slog.Logger
+	exitWhenReady                       bool
+	out                                 io.Writer
+	log                                 *slog.Logger
 }
 
 func (o options) kubeletBin() string { return filepath.Join(o.bin, "nodekit-kubelet") }
