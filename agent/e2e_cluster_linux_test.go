@@ -117,6 +117,42 @@ func TestE2EClusterNode(t *testing.T) {
 		return err == nil && m.Annotations["kubernetes.io/config.mirror"] != "" && m.Status.Phase == v1.PodRunning
 	})
 
+	// Node credentials only: a static pod cannot use the API's secrets (no
+	// pod bound to the node references them; NodeRestriction refuses a mirror
+	// pod that would): the Node authorizer's refusal reaches the container's
+	// status and the agent's log, naming the secret and the node's identity.
+	leaky := shell("main", idle)
+	leaky.Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{
+		LocalObjectReference: v1.LocalObjectReference{Name: "unreferenced"}, Key: "k"}}}}
+	unref := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "unreferenced", Namespace: "default"}, StringData: map[string]string{"k": "v"}}
+	if _, err := admin.CoreV1().Secrets("default").Create(ctx, unref, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.writeManifest(h.testPod("leaky", leaky))
+	forbidden := `secrets "unreferenced" is forbidden: User "system:node:` + nodeName + `" cannot list resource "secrets"`
+	waitFor(t, "the refused secret in the static pod's status", 2*time.Minute, func() bool {
+		p := h.pod("leaky-" + nodeName)
+		if p == nil || len(p.Status.ContainerStatuses) == 0 {
+			return false
+		}
+		w := p.Status.ContainerStatuses[0].State.Waiting
+		return w != nil && w.Reason == "CreateContainerConfigError" && strings.Contains(w.Message, forbidden)
+	})
+	if !strings.Contains(strings.ReplaceAll(h.logs.String(), `\"`, `"`), forbidden) { // the log quotes its values
+		t.Errorf("the agent's log does not say the API server refused the secret (%q)", forbidden)
+	}
+	// Nor can the node touch another node's lease or read the secret itself.
+	nodeKubeconfig := cp.NodeKubeconfig(t, nodeName)
+	for _, args := range [][]string{
+		{"annotate", "lease", "other-node", "-n", "kube-node-lease", "x=y"},
+		{"get", "secret", "unreferenced"},
+	} {
+		if out, err := cp.KubectlAs(t, nodeKubeconfig, args...); err == nil || !strings.Contains(err.Error(), "forbidden") {
+			t.Errorf("kubectl %v as the node: %q %v, want forbidden", args, out, err)
+		}
+	}
+	h.removeManifest("leaky")
+
 	// A pod bound to the node that cannot fit: Failed with the kubelet's reason.
 	big := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "too-big", Namespace: "default"}, Spec: v1.PodSpec{
 		NodeName:   nodeName,
