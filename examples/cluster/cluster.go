@@ -38,6 +38,7 @@ type cluster struct {
 type node struct {
 	name, root, log, cgroupRoot string
 	port                        int
+	args                        []string // nodekit-kubelet's
 	cmd                         *exec.Cmd
 	done                        chan struct{} // closed when it exited; err is then set
 	err                         error
@@ -76,7 +77,8 @@ func start(ctx context.Context, o options) (*cluster, error) {
 	cctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	cp, err := controlplane.New(cctx, controlplane.Options{Dir: o.controlPlane, Timeout: startTimeout,
-		Logf: func(format string, args ...any) { o.log.Info(fmt.Sprintf(format, args...)) }})
+		NodeMonitorGracePeriod: o.nodeMonitorGrace,
+		Logf:                   func(format string, args ...any) { o.log.Info(fmt.Sprintf(format, args...)) }})
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +129,10 @@ func start(ctx context.Context, o options) (*cluster, error) {
 func (c *cluster) startNode(ctx context.Context, name string, images []string) (*node, error) {
 	o := c.o
 	n := &node{name: name, root: filepath.Join(o.dir, name), log: filepath.Join(o.dir, name+".log"),
-		cgroupRoot: o.cgroupPrefix + "-" + name, done: make(chan struct{})}
+		cgroupRoot: o.cgroupPrefix + "-" + name}
+	if err := os.Remove(n.log); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	fmt.Fprintf(o.out, "== %s: importing the images, starting nodekit-kubelet (root %s, log %s)\n", name, n.root, n.log)
 	imp := exec.CommandContext(ctx, o.kubeletBin(), append([]string{"import", "--root-dir", n.root}, images...)...)
 	if out, err := imp.CombinedOutput(); err != nil {
@@ -146,12 +151,7 @@ func (c *cluster) startNode(ctx context.Context, name string, images []string) (
 		return nil, err
 	}
 	n.port = ports[0]
-	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	args := []string{
+	n.args = []string{
 		"--root-dir", n.root,
 		"--hostname-override", name,
 		"--node-ip", "127.0.0.1",
@@ -169,22 +169,37 @@ func (c *cluster) startNode(ctx context.Context, name string, images []string) (
 		"--stop-pods-on-exit",
 	}
 	if o.cniConfDir != "" {
-		args = append(args, "--cni-conf-dir", o.cniConfDir)
+		n.args = append(n.args, "--cni-conf-dir", o.cniConfDir)
 	}
 	if o.cniBinDir != "" {
-		args = append(args, "--cni-bin-dir", o.cniBinDir)
+		n.args = append(n.args, "--cni-bin-dir", o.cniBinDir)
 	}
-	n.cmd = exec.Command(o.kubeletBin(), args...)
+	if err := c.launch(n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// launch starts the node's nodekit-kubelet, its output appended to its log.
+func (c *cluster) launch(n *node) error {
+	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	n.cmd = exec.Command(c.o.kubeletBin(), n.args...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.SysProcAttr = nodeProcAttr()
 	if err := n.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", n.name, err)
 	}
+	done := make(chan struct{})
+	n.done, n.err = done, nil
 	go func() {
 		n.err = n.cmd.Wait()
-		close(n.done)
+		close(done)
 	}()
-	return n, nil
+	return nil
 }
 
 // waitReady waits until every node is Ready in the API, failing early when a

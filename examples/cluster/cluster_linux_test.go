@@ -52,6 +52,8 @@ func TestCluster(t *testing.T) {
 		cgroupPrefix: "/nodekit-cluster-test-" + filepath.Base(dir),
 		cniConfDir:   net.ConfDir, cniBinDir: strings.Join(testnet.BinDirs, ":"),
 		out: logs, log: slog.New(slog.NewTextHandler(logs, nil)),
+		// NotReady 20 s after a node's last lease renewal, not 50.
+		nodeMonitorGrace: 20 * time.Second,
 	}
 	ctx := t.Context()
 	c, err := start(ctx, o)
@@ -187,6 +189,71 @@ func TestCluster(t *testing.T) {
 	after := c.pods(t, "app=web", 3)
 	if slices.ContainsFunc(after, func(p *v1.Pod) bool { return p.Name == victim.Name }) {
 		t.Errorf("the deleted pod is back: %v", podNodes(after))
+	}
+
+	// kill -9 of node-b's agent: its pods keep running, its Lease is no longer
+	// renewed and the controller manager marks the node NotReady (Unknown)
+	// and its pods not Ready. Started again, it adopts them without
+	// restarting any: the same containers, no restarts, Ready again in the API.
+	nb := c.nodeList()[1]
+	running := map[string]string{} // pod → container ID, before
+	for _, p := range append(c.pods(t, "app=web", 3), c.pods(t, "app=echo", 3)...) {
+		if p.Spec.NodeName == nb.name {
+			running[p.Name] = p.Status.ContainerStatuses[0].ContainerID
+		}
+	}
+	if len(running) == 0 {
+		t.Fatalf("no pod on %s to adopt", nb.name)
+	}
+	if err := nb.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-nb.done
+	lease, err := c.admin.CoordinationV1().Leases("kube-node-lease").Get(ctx, nb.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, nb.name+" NotReady and its pods not Ready", func() bool {
+		n, err := c.admin.CoreV1().Nodes().Get(ctx, nb.name, metav1.GetOptions{})
+		if err != nil || ready(n) {
+			return false
+		}
+		for name := range running {
+			p, err := c.admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || podReady(p) {
+				return false
+			}
+		}
+		return true
+	})
+	if l, err := c.admin.CoordinationV1().Leases("kube-node-lease").Get(ctx, nb.name, metav1.GetOptions{}); err != nil ||
+		!l.Spec.RenewTime.Equal(lease.Spec.RenewTime) {
+		t.Errorf("the dead node's lease changed: %v → %v (%v)", lease.Spec.RenewTime, l.Spec.RenewTime, err)
+	}
+	if err := c.launch(nb); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.waitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the adopted pods Ready again in the API", func() bool {
+		for name := range running {
+			p, err := c.admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || p.Status.Phase != v1.PodRunning || !podReady(p) {
+				return false
+			}
+		}
+		return true
+	})
+	for name, id := range running {
+		p, err := c.admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := p.Status.ContainerStatuses[0]
+		if cs.ContainerID != id || cs.RestartCount != 0 || cs.State.Running == nil {
+			t.Errorf("%s after the restart: container %s (was %s), restarts %d, state %+v", name, cs.ContainerID, id, cs.RestartCount, cs.State)
+		}
 	}
 }
 

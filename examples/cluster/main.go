@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/nodekit-dev/nodekit/internal/controlplane"
 )
@@ -70,6 +71,9 @@ type options struct {
 	// nodekit-kubelet's).
 	cgroupPrefix, cniConfDir, cniBinDir string
 	nodes                               int
+	// nodeMonitorGrace: the controller manager's --node-monitor-grace-period
+	// (0: its default, 50 s).
+	nodeMonitorGrace time.Duration
 	exitWhenReady                       bool
 	out                                 io.Writer
 	log                                 *slog.Logger

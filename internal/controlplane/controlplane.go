@@ -49,6 +49,10 @@ type Options struct {
 	// every certificate by 5 minutes, so a node renewing at 70-90% of the
 	// lifetime it sees renews soon after, or at once.
 	ClusterSigningDuration time.Duration
+	// NodeMonitorGracePeriod is how long the controller manager waits for
+	// a node's lease or status before it marks the node NotReady (Unknown)
+	// (--node-monitor-grace-period; default the controller manager's 50 s).
+	NodeMonitorGracePeriod time.Duration
 }
 
 // ControlPlane is a running control plane.
@@ -71,8 +75,10 @@ type ControlPlane struct {
 	procs   []*process
 	logf    func(string, ...any)
 	ownDir  bool
-	// signing is the controller manager's --cluster-signing-duration.
-	signing time.Duration
+	// signing is the controller manager's --cluster-signing-duration;
+	// monitorGrace its --node-monitor-grace-period (0: its default).
+	signing      time.Duration
+	monitorGrace time.Duration
 }
 
 // The components, in start order.
@@ -164,7 +170,7 @@ func New(ctx context.Context, o Options) (*ControlPlane, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout())
 	defer cancel()
 	bin := filepath.Join(o.Dir, "bin")
-	cp := &ControlPlane{Dir: o.WorkDir, kubectl: filepath.Join(bin, kubectlName), logf: o.Logf, signing: o.ClusterSigningDuration}
+	cp := &ControlPlane{Dir: o.WorkDir, kubectl: filepath.Join(bin, kubectlName), logf: o.Logf, signing: o.ClusterSigningDuration, monitorGrace: o.NodeMonitorGracePeriod}
 	if cp.signing == 0 {
 		cp.signing = certValidity
 	}
@@ -456,16 +462,20 @@ func (cp *ControlPlane) start(ctx context.Context, bin string) error {
 		}
 		return cp.run(bin, name, append(args, extra...)...)
 	}
-	if err := component(kcmName, "controller-manager.kubeconfig", ports[3],
+	kcmArgs := []string{
 		"--use-service-account-credentials=true",
-		"--service-account-private-key-file="+path("sa.key"),
-		"--root-ca-file="+cp.CAFile,
-		"--cluster-signing-cert-file="+cp.CAFile,
-		"--cluster-signing-key-file="+path("ca.key"),
-		"--cluster-signing-duration="+cp.signing.String(),
-		"--service-cluster-ip-range="+serviceCIDR,
-		"--cert-dir="+path("controller-manager"),
-	); err != nil {
+		"--service-account-private-key-file=" + path("sa.key"),
+		"--root-ca-file=" + cp.CAFile,
+		"--cluster-signing-cert-file=" + cp.CAFile,
+		"--cluster-signing-key-file=" + path("ca.key"),
+		"--cluster-signing-duration=" + cp.signing.String(),
+		"--service-cluster-ip-range=" + serviceCIDR,
+		"--cert-dir=" + path("controller-manager"),
+	}
+	if cp.monitorGrace > 0 {
+		kcmArgs = append(kcmArgs, "--node-monitor-grace-period="+cp.monitorGrace.String())
+	}
+	if err := component(kcmName, "controller-manager.kubeconfig", ports[3], kcmArgs...); err != nil {
 		return err
 	}
 	if err := component(schedulerName, "scheduler.kubeconfig", ports[4],
