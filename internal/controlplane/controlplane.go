@@ -53,6 +53,11 @@ type Options struct {
 	// a node's lease or status before it marks the node NotReady (Unknown)
 	// (--node-monitor-grace-period; default the controller manager's 50 s).
 	NodeMonitorGracePeriod time.Duration
+	// AuditLog, when set, is a file the apiserver writes its audit log to:
+	// one JSON event per line for every request, level Metadata (no bodies),
+	// at the stages ResponseStarted and ResponseComplete, never rotated
+	// (--audit-log-path). Not removed by Close unless inside WorkDir.
+	AuditLog string
 }
 
 // ControlPlane is a running control plane.
@@ -79,6 +84,7 @@ type ControlPlane struct {
 	// monitorGrace its --node-monitor-grace-period (0: its default).
 	signing      time.Duration
 	monitorGrace time.Duration
+	auditLog     string
 }
 
 // The components, in start order.
@@ -171,6 +177,7 @@ func New(ctx context.Context, o Options) (*ControlPlane, error) {
 	defer cancel()
 	bin := filepath.Join(o.Dir, "bin")
 	cp := &ControlPlane{Dir: o.WorkDir, kubectl: filepath.Join(bin, kubectlName), logf: o.Logf, signing: o.ClusterSigningDuration, monitorGrace: o.NodeMonitorGracePeriod}
+	cp.auditLog = o.AuditLog
 	if cp.signing == 0 {
 		cp.signing = certValidity
 	}
@@ -409,15 +416,19 @@ func (cp *ControlPlane) start(ctx context.Context, bin string) error {
 		return err
 	}
 
-	if err := cp.run(bin, apiserverName,
-		"--etcd-servers="+etcdURL,
+	audit, err := cp.auditArgs(cp.auditLog)
+	if err != nil {
+		return err
+	}
+	if err := cp.run(bin, apiserverName, append([]string{
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(ports[2]),
-		"--cert-dir="+path("apiserver"),
-		"--tls-cert-file="+path("serving.crt"),
-		"--tls-private-key-file="+path("serving.key"),
-		"--client-ca-file="+cp.CAFile,
+		"--secure-port=" + strconv.Itoa(ports[2]),
+		"--cert-dir=" + path("apiserver"),
+		"--tls-cert-file=" + path("serving.crt"),
+		"--tls-private-key-file=" + path("serving.key"),
+		"--client-ca-file=" + cp.CAFile,
 		// Bootstrap tokens (WriteBootstrapKubeconfig), as kubeadm's.
 		"--enable-bootstrap-token-auth=true",
 		"--authorization-mode=Node,RBAC",
@@ -425,17 +436,17 @@ func (cp *ControlPlane) start(ctx context.Context, bin string) error {
 		// With a loopback advertise address the kubernetes Service's endpoints
 		// cannot be reconciled (the apiserver logs errors every few seconds).
 		"--endpoint-reconciler-type=none",
-		"--service-cluster-ip-range="+serviceCIDR,
+		"--service-cluster-ip-range=" + serviceCIDR,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+path("sa.pub"),
-		"--service-account-signing-key-file="+path("sa.key"),
-		"--kubelet-client-certificate="+path("kubelet-client.crt"),
-		"--kubelet-client-key="+path("kubelet-client.key"),
-		"--kubelet-certificate-authority="+cp.CAFile,
+		"--service-account-key-file=" + path("sa.pub"),
+		"--service-account-signing-key-file=" + path("sa.key"),
+		"--kubelet-client-certificate=" + path("kubelet-client.crt"),
+		"--kubelet-client-key=" + path("kubelet-client.key"),
+		"--kubelet-certificate-authority=" + cp.CAFile,
 		"--kubelet-preferred-address-types=InternalIP",
 		"--allow-privileged=true",
 		"--profiling=false",
-	); err != nil {
+	}, audit...)...); err != nil {
 		return err
 	}
 	if err := cp.waitFor(ctx, "the apiserver's /readyz", func() error {
