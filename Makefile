@@ -97,6 +97,10 @@ $(OUT)/images/.built: $(shell find examples/images -type f 2>/dev/null)
 controlplane:
 	GO=$(GO) ./examples/controlplane/build.sh
 
+## kubelet-anchor: also the upstream kubelet, built like the control plane into $(NODEKIT_CONTROLPLANE_DIR)/bin (bench-cluster's anchor; not part of `make test`)
+kubelet-anchor:
+	GO=$(GO) ./examples/controlplane/build.sh kubelet
+
 ## vet: go vet over everything
 vet:
 	$(GO) vet ./...
@@ -145,11 +149,16 @@ bench-critest: setup build images bench-containerd $(BIN)/critest
 	$(GO) run ./bench/crishim -mode critest -bin $(BIN) -images $(OUT)/images -critest-out $(OUT)/bench/critest \
 		-json $(OUT)/bench/critest.json $(BENCH_CRITEST_FLAGS)
 
-.PHONY: bench-agent
+.PHONY: bench-agent bench-cluster kubelet-anchor
 ## bench-agent: the agent's benchmark: exit → status latency (evented vs generic PLEG), idle CPU/memory of nodekit-kubelet with 100 pods, relist durations (bench/README.md; root)
 # Extra flags: make bench-agent BENCH_AGENT_FLAGS='-parts idle -window 30s'
 bench-agent: setup build images
 	$(GO) run ./bench/agent -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/agent.json $(BENCH_AGENT_FLAGS)
+
+## bench-cluster: cluster mode against the upstream kubelet on one control plane: create → Running, exit → status, 100 idle pods (API requests, CPU, memory); nodekit-kubelet vs kubelet on containerd and on nodekit-cri (bench/README.md; root)
+# Extra flags: make bench-cluster BENCH_CLUSTER_FLAGS='-agents nodekit -pods 20 -window 1m'
+bench-cluster: setup build images bench-containerd kubelet-anchor
+	$(GO) run ./bench/cluster -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/cluster.json $(BENCH_CLUSTER_FLAGS)
 
 .PHONY: critest
 ## critest: the CRI conformance suite against a private nodekit-cri, offline (examples/critest; root)

@@ -6,6 +6,8 @@
 #
 #   examples/controlplane/build.sh               build what is missing or stale (`make controlplane`)
 #   examples/controlplane/build.sh --print-dir   print DIR and exit
+#   examples/controlplane/build.sh kubelet       also the upstream kubelet, built the same way
+#                                                (`make kubelet-anchor`: bench/cluster's anchor)
 #
 # DIR is $NODEKIT_CONTROLPLANE_DIR, by default /var/cache/nodekit/controlplane/<version>:
 # outside the repository, so that `make clean` and fresh work trees keep it. Root is not
@@ -31,6 +33,12 @@
 # commands, ~1.5 for etcd) and up to ~2.7 GB of memory; with a warm Go build cache it
 # takes ~20 s and gives the same binaries. The default GOCACHE and GOMODCACHE are used.
 # Runs are serialised with flock(1) on DIR/.lock.
+#
+# The kubelet is opt-in (the `kubelet` argument): only bench/cluster needs it, and it
+# would add minutes to a cold `make test`. It is added to the throwaway module as one
+# more tool (`go get -tool`, which changes no module version: its packages are in
+# k8s.io/kubernetes already) and stamped like the others; a cold build of it alone took
+# ~1.2 minutes with the apiserver's packages warm in the build cache (2 cores).
 set -euo pipefail
 
 ETCD_RELEASE=v3.6.17
@@ -59,7 +67,13 @@ if [[ ${1:-} == --print-dir ]]; then
 	echo "$dir"
 	exit 0
 fi
-[[ $# -eq 0 ]] || die "usage: $0 [--print-dir]"
+with_kubelet=0
+case $# in
+0) ;;
+1) [[ $1 == kubelet ]] || die "usage: $0 [--print-dir | kubelet]"
+	with_kubelet=1 ;;
+*) die "usage: $0 [--print-dir | kubelet]" ;;
+esac
 
 bin=$dir/bin
 mkdir -p "$bin" "$dir/src" 2>/dev/null ||
@@ -81,6 +95,7 @@ current() {
 }
 
 kube_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+[[ $with_kubelet -eq 0 ]] || kube_cmds+=(kubelet)
 stale=()
 for c in "${kube_cmds[@]}"; do current "$c" || stale+=("$c"); done
 etcd_stale=0
@@ -142,6 +157,11 @@ if [[ ${#stale[@]} -gt 0 ]]; then
 	else
 		rm -f "$src/go.mod.new"
 	fi
+	# A module generated before the kubelet was asked for lacks it as a tool.
+	for c in "${stale[@]}"; do
+		(cd "$src" && "$GO" mod edit -json | grep -q "\"Path\": \"k8s.io/kubernetes/cmd/$c\"") && continue
+		(cd "$src" && "$GO" get -tool "k8s.io/kubernetes/cmd/$c@$kube_version") || die "go get -tool $c in $src failed"
+	done
 
 	ldflags="-s -w"
 	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

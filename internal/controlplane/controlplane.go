@@ -56,7 +56,8 @@ type Options struct {
 	// AuditLog, when set, is a file the apiserver writes its audit log to:
 	// one JSON event per line for every request, level Metadata (no bodies),
 	// at the stages ResponseStarted and ResponseComplete, never rotated
-	// (--audit-log-path). Not removed by Close unless inside WorkDir.
+	// (--audit-log-path). Close removes it only with the directory New
+	// made (Options.WorkDir empty) when inside it.
 	AuditLog string
 }
 
