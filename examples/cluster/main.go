@@ -74,9 +74,9 @@ type options struct {
 	// nodeMonitorGrace: the controller manager's --node-monitor-grace-period
 	// (0: its default, 50 s).
 	nodeMonitorGrace time.Duration
-	exitWhenReady                       bool
-	out                                 io.Writer
-	log                                 *slog.Logger
+	exitWhenReady    bool
+	out              io.Writer
+	log              *slog.Logger
 }
 
 func (o options) kubeletBin() string { return filepath.Join(o.bin, "nodekit-kubelet") }
