@@ -130,6 +130,9 @@ type Agent struct {
 	kube       kubernetes.Interface
 	apiSource  *podsource.API
 	nodeUID    types.UID // the Node's, once read (housekeeping's goroutine)
+	// diverged are pods whose status in the API differed from the agent's at
+	// the last housekeeping (housekeeping's goroutine).
+	diverged map[types.UID]struct{}
 	// events delivers what recorder records (events.go).
 	events   record.EventBroadcaster
 	recorder record.EventRecorder
@@ -165,7 +168,7 @@ func New(o Options) (*Agent, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	a := &Agent{opts: o, cfg: o.Config, log: o.Logger, clock: o.Clock, desired: map[types.UID]*v1.Pod{}, evicted: map[types.UID]*evicted{}, started: o.Clock.Now()}
+	a := &Agent{opts: o, cfg: o.Config, log: o.Logger, clock: o.Clock, desired: map[types.UID]*v1.Pod{}, diverged: map[types.UID]struct{}{}, evicted: map[types.UID]*evicted{}, started: o.Clock.Now()}
 	k := &a.cfg.Kubelet
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -766,13 +769,14 @@ func (a *Agent) mirrorHousekeeping(ctx context.Context) {
 	for _, m := range a.apiSource.Mirrors() {
 		key := m.Namespace + "/" + m.Name
 		sp := static[key]
-		if sp != nil && m.Annotations[podsource.AnnotationMirror] == string(sp.UID) {
-			have[key] = m.DeletionTimestamp == nil
+		if sp != nil && m.Annotations[podsource.AnnotationMirror] == string(sp.UID) && m.DeletionTimestamp == nil {
+			have[key] = true
+			a.reconcileStatus(sp.UID, m)
 			continue
 		}
-		if m.DeletionTimestamp != nil {
-			continue
-		}
+		// Stale (its static pod is gone or changed), or deleted by a user
+		// (a deletionTimestamp; the static pod runs on, as the kubelet's):
+		// deleted now, and made again at the next pass if its pod runs.
 		zero, uid := int64(0), m.UID
 		err := pods.Pods(m.Namespace).Delete(ctx, m.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
@@ -798,7 +802,60 @@ func (a *Agent) mirrorHousekeeping(ctx context.Context) {
 			continue
 		}
 		a.log.Info("created a mirror pod", "pod", key)
+		a.status.Rewrite(sp.UID) // its status goes to the new mirror
 	}
+	a.mu.RLock()
+	var fromAPI []types.UID
+	for uid, p := range a.desired {
+		if p.Annotations[podsource.AnnotationSource] == podsource.SourceAPI {
+			fromAPI = append(fromAPI, uid)
+		}
+	}
+	a.mu.RUnlock()
+	for _, uid := range fromAPI {
+		if p := a.apiSource.Get(uid); p != nil {
+			a.reconcileStatus(uid, p)
+		}
+	}
+	for uid := range a.diverged {
+		if a.workers == nil || !a.workers.known(uid) {
+			delete(a.diverged, uid) // gone meanwhile
+		}
+	}
+}
+
+// reconcileStatus writes the pod's status again when the API's copy (api:
+// the pod, or a static pod's mirror) says otherwise than the agent on what
+// the kubelet owns: the phase or whether the pod is Ready (as the kubelet's
+// status manager reconciles: a controller marks the pods of an unreachable
+// node not Ready, and they must be Ready again once it is back).
+func (a *Agent) reconcileStatus(uid types.UID, api *v1.Pod) {
+	ours, ok := a.status.GetPodStatus(uid)
+	if !ok || api.DeletionTimestamp != nil || api.Status.Phase == v1.PodSucceeded || api.Status.Phase == v1.PodFailed {
+		return
+	}
+	ready := func(s *v1.PodStatus) v1.ConditionStatus {
+		for _, c := range s.Conditions {
+			if c.Type == v1.PodReady {
+				return c.Status
+			}
+		}
+		return ""
+	}
+	if api.Status.Phase == ours.Phase && ready(&api.Status) == ready(&ours) {
+		delete(a.diverged, uid)
+		return
+	}
+	// The API's copy lags the agent's writes a little: act on what still
+	// differs at the next pass.
+	if _, seen := a.diverged[uid]; !seen {
+		a.diverged[uid] = struct{}{}
+		return
+	}
+	delete(a.diverged, uid)
+	a.log.Info("pod status in the API differs from the agent's; writing it again", "pod", podRef(api),
+		"api", string(api.Status.Phase)+"/ready="+string(ready(&api.Status)), "agent", string(ours.Phase)+"/ready="+string(ready(&ours)))
+	a.status.Rewrite(uid)
 }
 
 func ptrTo[T any](v T) *T { return &v }

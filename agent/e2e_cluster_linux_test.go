@@ -112,10 +112,23 @@ func TestE2EClusterNode(t *testing.T) {
 
 	// A static pod: its mirror in the API, Running.
 	h.writeManifest(h.testPod("static", shell("main", `trap 'exit 0' TERM; `+idle)))
+	var mirror *v1.Pod
 	apiWait("the static pod's mirror Running in the API", func() bool {
-		m, err := admin.CoreV1().Pods("default").Get(ctx, "static-"+nodeName, metav1.GetOptions{})
-		return err == nil && m.Annotations["kubernetes.io/config.mirror"] != "" && m.Status.Phase == v1.PodRunning
+		mirror, err = admin.CoreV1().Pods("default").Get(ctx, "static-"+nodeName, metav1.GetOptions{})
+		return err == nil && mirror.Annotations["kubernetes.io/config.mirror"] != "" && mirror.Status.Phase == v1.PodRunning
 	})
+	// A user deletes the mirror: the static pod runs on, a new mirror
+	// stands for it.
+	if err := admin.CoreV1().Pods("default").Delete(ctx, mirror.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiWait("a new mirror after the old one was deleted", func() bool {
+		m, err := admin.CoreV1().Pods("default").Get(ctx, "static-"+nodeName, metav1.GetOptions{})
+		return err == nil && m.UID != mirror.UID && m.DeletionTimestamp == nil && m.Status.Phase == v1.PodRunning
+	})
+	if p := h.pod("static-" + nodeName); p == nil || p.Status.ContainerStatuses[0].RestartCount != 0 || p.Status.ContainerStatuses[0].State.Running == nil {
+		t.Errorf("the static pod after its mirror's deletion: %+v", p)
+	}
 
 	// Node credentials only: a static pod cannot use the API's secrets (no
 	// pod bound to the node references them; NodeRestriction refuses a mirror

@@ -63,6 +63,11 @@ type Manager interface {
 	RemoveOrphanedStatuses(podUIDs map[types.UID]bool)
 	// Version is the pod's status version, 0 when the pod is unknown.
 	Version(uid types.UID) uint64
+	// Rewrite writes the pod's current status to the sink again, though it
+	// did not change: the sink's copy is gone or someone else changed it (a
+	// new mirror pod; a controller marked the pod not ready while the node
+	// was unreachable).
+	Rewrite(uid types.UID)
 }
 
 // ManagerOption configures a Manager.
@@ -156,6 +161,22 @@ func (m *manager) Version(uid types.UID) uint64 {
 		return e.version
 	}
 	return 0
+}
+
+func (m *manager) Rewrite(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.pods[uid]
+	if e == nil || e.removed {
+		return
+	}
+	e.written = 0
+	if e.pendingSince.IsZero() {
+		e.pendingSince = m.clock.Now()
+	}
+	if m.started {
+		m.kick(uid)
+	}
 }
 
 func (m *manager) SetPodStatus(pod *v1.Pod, status v1.PodStatus) {

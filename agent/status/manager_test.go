@@ -577,3 +577,21 @@ func TestMemorySink(t *testing.T) {
 		t.Error("deleted pod still held")
 	}
 }
+
+// TestManagerRewrite: an unchanged status is written again on Rewrite (same
+// version), and only then; an unknown pod is ignored.
+func TestManagerRewrite(t *testing.T) {
+	sink := newTestSink()
+	m, _ := newTestManager(t, sink)
+	m.Start()
+	pod := podNamed("p")
+	m.SetPodStatus(pod, runningStatus(pod))
+	eventually(t, "the first write", func() bool { return len(sink.versions(pod.UID)) == 1 })
+	m.SetPodStatus(pod, runningStatus(pod))
+	m.Rewrite("unknown")
+	m.Rewrite(pod.UID)
+	eventually(t, "the rewrite", func() bool { return len(sink.versions(pod.UID)) == 2 })
+	if v := sink.versions(pod.UID); v[0] != v[1] {
+		t.Errorf("versions %v: a rewrite keeps the version", v)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -254,6 +255,64 @@ func TestCluster(t *testing.T) {
 		if cs.ContainerID != id || cs.RestartCount != 0 || cs.State.Running == nil {
 			t.Errorf("%s after the restart: container %s (was %s), restarts %d, state %+v", name, cs.ContainerID, id, cs.RestartCount, cs.State)
 		}
+	}
+
+	// node-a's agent frozen (SIGSTOP) as long as a partition: NotReady, its
+	// pods marked not Ready by the controller manager. Thawed, the same
+	// process sees that the API says otherwise than it and writes its
+	// statuses again: Ready, without a restart of anything.
+	na := c.nodeList()[0]
+	var onA []string
+	for _, p := range c.pods(t, "app=web", 3) {
+		if p.Spec.NodeName == na.name {
+			onA = append(onA, p.Name)
+		}
+	}
+	if len(onA) == 0 {
+		t.Fatalf("no web pod on %s", na.name)
+	}
+	if err := na.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			if err := na.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer thaw()
+	waitFor(t, na.name+" NotReady and its web pods not Ready", func() bool {
+		n, err := c.admin.CoreV1().Nodes().Get(ctx, na.name, metav1.GetOptions{})
+		if err != nil || ready(n) {
+			return false
+		}
+		for _, name := range onA {
+			p, err := c.admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || podReady(p) {
+				return false
+			}
+		}
+		return true
+	})
+	thaw()
+	if err := c.waitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the thawed node's pods Ready again in the API", func() bool {
+		for _, name := range onA {
+			p, err := c.admin.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || !podReady(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	log, _ := os.ReadFile(na.log)
+	if n := strings.Count(string(log), "differs from the agent's; writing it again"); n < len(onA) {
+		t.Errorf("%s's log says it wrote %d pod statuses again, want at least %d", na.name, n, len(onA))
 	}
 }
 
