@@ -405,6 +405,8 @@ func New(o Options) (*Agent, error) {
 
 // Run runs the agent until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	stopEvents := a.startEvents(a.kube)
+	defer stopEvents()
 	if a.cgroups != nil {
 		// As the kubelet: the QoS hierarchy exists before any pod runs.
 		if err := a.cgroups.Start(); err != nil {
@@ -454,8 +456,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// The node's self-protection, and the volumes following their objects,
 	// run until the agent stops.
-	background := []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run, a.volumes.Run,
-		func(ctx context.Context) { a.runEvents(ctx, a.kube) }}
+	background := []func(context.Context){a.evictor.Run, a.imageGC.Run, a.containerGC.Run, a.volumes.Run}
 	if a.objectDir != nil {
 		background = append(background, a.objectDir.Run)
 	}

@@ -262,12 +262,19 @@ func approval(r *certificatesv1.CertificateSigningRequest) string {
 }
 
 // readPair reads the certificate of a pair file (certificate and key in one).
+// readPair reads the certificate of a pair file, once it is whole: a renewal
+// may follow a bootstrap at once (the signer backdates by 5 minutes what it
+// signs for 2), and client-go's store then rewrites the same file when both
+// fall in one second (its file names have seconds): a read meanwhile finds
+// it empty.
 func readPair(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	c, err := loadPair(path)
-	if err != nil {
-		t.Fatalf("reading the client certificate: %v", err)
-	}
+	var c *x509.Certificate
+	var err error
+	waitFor(t, "a whole certificate in "+path, time.Minute, func() bool {
+		c, err = loadPair(path)
+		return err == nil
+	})
 	return c
 }
 
