@@ -65,7 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.pods, "pods", 50, "pods for create → Running and exit → Succeeded, one at a time (plus one warm-up; 0: skip)")
 	fs.IntVar(&o.idlePods, "idle-pods", 100, "idle pods for the API requests, CPU and memory (0: skip)")
 	fs.DurationVar(&o.window, "window", 2*time.Minute, "sampling window with the idle pods")
-	fs.DurationVar(&o.settle, "settle", 30*time.Second, "wait after the idle pods are Running, before the window")
+	fs.DurationVar(&o.settle, "settle", 2*time.Minute, "wait after the idle pods are Running, before the window (the upstream kubelet patches each pod's status once more 70–90 s after its start)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.logs, "logs", "", "copy the agents', runtimes' and control planes' logs into this directory before cleanup")
 	if err := fs.Parse(args); err != nil {
