@@ -14,10 +14,13 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-helpers/apimachinery/lease"
 	"k8s.io/utils/clock"
 )
@@ -83,6 +86,10 @@ type Manager struct {
 	// condition statuses last reported as events (Run's goroutine).
 	lastReport time.Time
 	reported   map[v1.NodeConditionType]v1.ConditionStatus
+	// watched is the Node as a watch of it shows it (Run's informer), read
+	// instead of a GET at every update, as the kubelet's node lister; nil
+	// outside Run.
+	watched cache.SharedInformer
 }
 
 // New returns a Manager.
@@ -130,6 +137,16 @@ func (m *Manager) Run(ctx context.Context) {
 		lc.Run(ctx)
 	}()
 	defer func() { <-done }()
+
+	// The Node, watched: the status loop reads it from there (a GET every
+	// 10 s was half of an idle node's requests).
+	m.watched = m.nodeInformer()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		m.watched.RunWithContext(ctx)
+	}()
+	defer func() { <-watchDone }()
 
 	t := m.o.Clock.NewTicker(m.o.UpdateFrequency)
 	defer t.Stop()
@@ -232,10 +249,14 @@ func (m *Manager) desired(ctx context.Context) (*v1.Node, error) {
 // ReportFrequency old.
 func (m *Manager) UpdateStatus(ctx context.Context) error {
 	nodes := m.o.Client.CoreV1().Nodes()
-	// resourceVersion 0: the API server's cache is enough, as the kubelet.
-	old, err := nodes.Get(ctx, m.o.NodeName, metav1.GetOptions{ResourceVersion: "0"})
-	if err != nil {
-		return fmt.Errorf("get node %s: %w", m.o.NodeName, err)
+	old := m.watchedNode()
+	if old == nil {
+		// Not watched yet: resourceVersion 0, the API server's cache is
+		// enough, as the kubelet.
+		var err error
+		if old, err = nodes.Get(ctx, m.o.NodeName, metav1.GetOptions{ResourceVersion: "0"}); err != nil {
+			return fmt.Errorf("get node %s: %w", m.o.NodeName, err)
+		}
 	}
 	view, err := m.o.Node(ctx)
 	if err != nil {
@@ -282,6 +303,36 @@ func (m *Manager) recordConditions(conds []v1.NodeCondition) {
 		}
 		m.o.Recorder.Eventf(ref, v1.EventTypeNormal, reason, "Node %s status is now: %s", m.o.NodeName, reason)
 	}
+}
+
+// nodeInformer watches the node's own Node (the Node authorizer lets a node
+// read and watch itself).
+func (m *Manager) nodeInformer() cache.SharedInformer {
+	selector := fields.OneTermEqualSelector("metadata.name", m.o.NodeName).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = selector
+			return m.o.Client.CoreV1().Nodes().List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			return m.o.Client.CoreV1().Nodes().Watch(ctx, opts)
+		},
+	}
+	return cache.NewSharedInformer(cache.ToListWatcherWithWatchListSemantics(lw, m.o.Client), &v1.Node{}, 0)
+}
+
+// watchedNode is the Node as last watched, or nil.
+func (m *Manager) watchedNode() *v1.Node {
+	if m.watched == nil || !m.watched.HasSynced() {
+		return nil
+	}
+	obj, ok, err := m.watched.GetStore().GetByKey(m.o.NodeName)
+	if err != nil || !ok {
+		return nil
+	}
+	n, _ := obj.(*v1.Node)
+	return n
 }
 
 // mergeConditions gives the conditions of want their times: a heartbeat now,

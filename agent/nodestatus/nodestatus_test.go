@@ -241,3 +241,36 @@ func TestConditionEvents(t *testing.T) {
 	step(v1.ConditionFalse, "Node/n1 Normal NodeNotReady: Node n1 status is now: NodeNotReady")
 	step(v1.ConditionTrue, "Node/n1 Normal NodeReady: Node n1 status is now: NodeReady")
 }
+
+// TestRunReadsTheWatchedNode: once Run watches its Node, status updates read
+// it from the watch, not with a GET each (the kubelet's node lister): a GET
+// every 10 s was half of an idle node's requests.
+func TestRunReadsTheWatchedNode(t *testing.T) {
+	m, client, clk, _ := newTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	count := func(verb, sub string) int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetResource().Resource == "nodes" && a.GetVerb() == verb && a.GetSubresource() == sub {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for want := 1; want <= 4; want++ {
+		for count("patch", "status") < want || count("watch", "") == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d status patches, %d watches of the node", count("patch", "status"), count("watch", ""))
+			}
+			time.Sleep(5 * time.Millisecond) // polling the goroutine's progress
+		}
+		clk.Step(m.o.ReportFrequency) // the next update reports again
+	}
+	if gets := count("get", ""); gets > 2 {
+		t.Errorf("%d GETs of the node for 4 status updates: want the watched node read (at most the registration's and the first update's)", gets)
+	}
+}
