@@ -12,13 +12,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/nodekit-dev/nodekit/internal/controlplane"
 )
 
-// TestE2EClusterChurn: 100 pods bound to the node are created at once, run,
-// and are deleted at once. A watch on the API sees, for every pod, its
+// TestE2EClusterChurn: 100 pods bound to the node are created (ten at a
+// time), run, and are deleted (ten at a time). A watch on the API sees, for every pod, its
 // phases in order (Pending, Running, then at most a terminal phase; never
 // back), Ready before the deletion, and the object's removal; afterwards no
 // pod object, container, sandbox, pod directory, mount or cgroup is left
@@ -52,8 +54,20 @@ func TestE2EClusterChurn(t *testing.T) {
 		return false
 	})
 
-	// Every change the API shows, per pod, from before the first create.
-	w, err := admin.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "churn=yes"})
+	// Every change the API shows, per pod, from before the first create: a
+	// watch that resumes where it was should its connection end (a plain
+	// one just closes, and the history would miss changes).
+	selector := metav1.ListOptions{LabelSelector: "churn=yes"}
+	list, err := admin.CoreV1().Pods("default").List(ctx, selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = selector.LabelSelector
+			return admin.CoreV1().Pods("default").Watch(ctx, o)
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +77,11 @@ func TestE2EClusterChurn(t *testing.T) {
 	go func() {
 		defer close(watchDone)
 		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*v1.Pod)
-			if ok {
+			switch p := ev.Object.(type) {
+			case *v1.Pod:
 				hist.add(ev.Type, p)
+			case *metav1.Status:
+				hist.fail(fmt.Errorf("the watch ended: %s", p.Message))
 			}
 		}
 	}()
@@ -82,23 +98,52 @@ func TestE2EClusterChurn(t *testing.T) {
 		_, err := admin.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
 		return err
 	}
-	if err := parallel(pods, 16, create); err != nil {
-		t.Fatal(err)
+	// In batches of 10 (created together, all Running and Ready in the API
+	// before the next), so that the node is not the only one under load:
+	// other packages' tests run beside this one.
+	const batch = 10
+	apiReady := func(n int) func() bool {
+		return func() bool {
+			l, err := admin.CoreV1().Pods("default").List(ctx, selector)
+			if err != nil {
+				return false
+			}
+			ready := 0
+			for i := range l.Items {
+				if l.Items[i].Status.Phase == v1.PodRunning && podReady(&l.Items[i]) {
+					ready++
+				}
+			}
+			return ready == n
+		}
 	}
-	waitFor(t, fmt.Sprintf("%d pods Running and Ready in the API", pods), 5*time.Minute, func() bool {
-		return hist.count(func(h []string) bool { return last(h) == "Running/Ready" }) == pods
-	})
+	for b := 0; b < pods; b += batch {
+		if err := parallel(batch, batch, func(i int) error { return create(b + i) }); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("%d pods Running and Ready in the API", b+batch), 3*time.Minute, apiReady(b+batch))
+	}
 	del := func(i int) error {
 		return admin.CoreV1().Pods("default").Delete(ctx, fmt.Sprintf("churn-%03d", i), metav1.DeleteOptions{})
 	}
-	if err := parallel(pods, 16, del); err != nil {
-		t.Fatal(err)
+	for b := 0; b < pods; b += batch {
+		if err := parallel(batch, batch, func(i int) error { return del(b + i) }); err != nil {
+			t.Fatal(err)
+		}
+		left := pods - b - batch
+		waitFor(t, fmt.Sprintf("%d pod objects left", left), 3*time.Minute, func() bool {
+			l, err := admin.CoreV1().Pods("default").List(ctx, selector)
+			return err == nil && len(l.Items) == left
+		})
 	}
-	waitFor(t, "every pod object gone", 5*time.Minute, func() bool {
+	waitFor(t, "the watch to show every removal", time.Minute, func() bool {
 		return hist.count(func(h []string) bool { return last(h) == "DELETED" }) == pods
 	})
 	w.Stop()
 	<-watchDone
+	if err := hist.error(); err != nil {
+		t.Fatal(err)
+	}
 
 	transitions := 0
 	for name, seq := range hist.snapshot() {
@@ -122,6 +167,21 @@ func TestE2EClusterChurn(t *testing.T) {
 type podHistory struct {
 	mu   sync.Mutex
 	seen map[string][]string
+	err  error
+}
+
+func (h *podHistory) fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err == nil {
+		h.err = err
+	}
+}
+
+func (h *podHistory) error() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
 }
 
 func (h *podHistory) add(t watch.EventType, p *v1.Pod) {
