@@ -112,7 +112,13 @@ func TestE2EBootstrap(t *testing.T) {
 	})
 	t.Logf("rotation: the certificate renewed %v after the first was signed (it expires %v after)",
 		renewed.NotBefore.Sub(first.NotBefore).Round(time.Second), first.NotAfter.Sub(first.NotBefore.Add(5*time.Minute)))
-	if pems, _ := filepath.Glob(filepath.Join(certDir, "kubelet-client-2*.pem")); len(pems) < 2 {
+	// The first and the renewed pair, each in its own file — unless the
+	// renewal came within the second of the bootstrap: client-go's store
+	// names files by the second, and the renewed pair then replaced the
+	// first in the same file (CI saw it).
+	pems, _ := filepath.Glob(filepath.Join(certDir, "kubelet-client-2*.pem"))
+	sameSecond := renewed.NotBefore.Sub(first.NotBefore) < 2*time.Second
+	if len(pems) < 2 && !(sameSecond && len(pems) == 1) {
 		t.Errorf("pairs in the cert dir: %v, want the first and the renewed", pems)
 	}
 	var renewal *certificatesv1.CertificateSigningRequest
