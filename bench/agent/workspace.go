@@ -21,6 +21,7 @@ import (
 
 	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
 	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
+	"github.com/nodekit-dev/nodekit/bench/internal/podnet"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/cri/cni"
 )
@@ -175,7 +176,7 @@ func (w *workspace) newNetwork(binDirs []string) (*network, error) {
 		ipamDir: w.path("ipam"),
 	}
 	var err error
-	if n.subnet, err = freeSubnet(); err != nil {
+	if n.subnet, err = podnet.FreeSubnet(); err != nil {
 		return nil, err
 	}
 	w.mu.Lock()
@@ -207,30 +208,6 @@ func (w *workspace) newNetwork(binDirs []string) (*network, error) {
 		return nil, err
 	}
 	return n, nil
-}
-
-// freeSubnet picks a random 10.x.y.0/22 (x in 64..127, clear of the agent
-// tests' 10.128.0.0/10) that no interface of the node is in.
-func freeSubnet() (*net.IPNet, error) {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	for range 100 {
-		var b [2]byte
-		rand.Read(b[:])
-		sub := &net.IPNet{IP: net.IPv4(10, 64+b[0]%64, b[1]&^3, 0).To4(), Mask: net.CIDRMask(22, 32)}
-		free := true
-		for _, a := range addrs {
-			if in, ok := a.(*net.IPNet); ok && (in.Contains(sub.IP) || sub.Contains(in.IP)) {
-				free = false
-			}
-		}
-		if free {
-			return sub, nil
-		}
-	}
-	return nil, errors.New("no free 10.x.y.0/22 for the benchmark's pod network")
 }
 
 // --- the shared state dir of nodekit-kubelet ----------------------------------

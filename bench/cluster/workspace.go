@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
+	"github.com/nodekit-dev/nodekit/bench/internal/podnet"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 )
 
@@ -133,7 +133,7 @@ func (w *workspace) newNetwork() (*network, error) {
 	var b [4]byte
 	rand.Read(b[:])
 	n := &network{name: "nkcl" + hex.EncodeToString(b[:]), confDir: w.path("net.d"), binDir: cniBinDir}
-	subnet, err := freeSubnet()
+	subnet, err := podnet.FreeSubnet()
 	if err != nil {
 		return nil, err
 	}
@@ -162,30 +162,6 @@ func (w *workspace) newNetwork() (*network, error) {
 		return nil, err
 	}
 	return n, os.WriteFile(filepath.Join(n.confDir, "10-nkcl.conflist"), conf, 0o644)
-}
-
-// freeSubnet picks a random 10.x.y.0/22, x in 64..127, that no interface of
-// the node is in.
-func freeSubnet() (*net.IPNet, error) {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	for range 100 {
-		var b [2]byte
-		rand.Read(b[:])
-		sub := &net.IPNet{IP: net.IPv4(10, 64+b[0]%64, b[1]&^3, 0).To4(), Mask: net.CIDRMask(22, 32)}
-		free := true
-		for _, a := range addrs {
-			if in, ok := a.(*net.IPNet); ok && (in.Contains(sub.IP) || sub.Contains(in.IP)) {
-				free = false
-			}
-		}
-		if free {
-			return sub, nil
-		}
-	}
-	return nil, errors.New("no free 10.x.y.0/22 for the pod network")
 }
 
 // --- what the upstream kubelet changes outside the workspace -----------------
