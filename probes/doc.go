@@ -22,6 +22,14 @@
 // the same host, body read capped at 10 KiB), TCP (a connection within the
 // timeout) and gRPC (grpc.health.v1 Check; SERVING is success).
 //
+// Failed, errored and warning runs are reported as the kubelet's events
+// (Unhealthy, ProbeWarning) and, with every change of a published result, to
+// an optional Journal with the prober's output and how long the probe took:
+// the agent's per-pod timeline. Passing runs are not: a readiness probe
+// passing every 10 s would push a pod's history out of its bounded timeline
+// within the hour, while its failures and recoveries are what explains a
+// restart or a pod that is not ready.
+//
 // Time comes from an injected clock (k8s.io/utils/clock), so tests drive the
 // workers with a fake clock and never sleep.
 package probes

@@ -88,6 +88,7 @@ func (m *manager) runProbe(ctx context.Context, t probeTarget) (Result, string, 
 		out string
 		err error
 	)
+	begin := m.clock.Now()
 	for i := 0; i < maxProbeRetries; i++ {
 		o, out, err = m.probeOnce(ctx, t)
 		if err == nil || ctx.Err() != nil {
@@ -97,26 +98,40 @@ func (m *manager) runProbe(ctx context.Context, t probeTarget) (Result, string, 
 	if ctx.Err() != nil {
 		return Unknown, out, ctx.Err() // stopped: nothing to report
 	}
+	took := m.clock.Since(begin)
 	switch {
 	case err != nil:
-		m.event(t, v1.EventTypeWarning, EventUnhealthy, "%s probe errored and resulted in unknown state: %s", t.probeType, err)
+		m.event(t, Note{What: lower(t.probeType) + " probe errored", Err: err.Error(), Took: took, Reason: EventUnhealthy},
+			"%s probe errored and resulted in unknown state: %s", t.probeType, err)
 		return Unknown, out, err
 	case o == outcomeFailure:
-		m.event(t, v1.EventTypeWarning, EventUnhealthy, "%s probe failed: %s", t.probeType, out)
+		m.event(t, Note{What: lower(t.probeType) + " probe failed", Took: took, Reason: EventUnhealthy},
+			"%s probe failed: %s", t.probeType, out)
 		return Failure, out, nil
 	case o == outcomeWarning:
 		m.log.Warn("probe warning", "container", t.container.Name, "containerID", t.containerID, "output", out)
-		m.event(t, v1.EventTypeWarning, EventProbeWarning, "%s probe warning: %s", t.probeType, out)
+		m.event(t, Note{What: lower(t.probeType) + " probe warning", Took: took, Reason: EventProbeWarning},
+			"%s probe warning: %s", t.probeType, out)
 		return Success, out, nil
 	default:
 		return Success, out, nil
 	}
 }
 
-// event reports an event about the probed container.
-func (m *manager) event(t probeTarget, eventtype, reason, format string, args ...any) {
+// event reports a Warning event about the probed container (n.Reason, the
+// message from format), and n with it to the Journal.
+func (m *manager) event(t probeTarget, n Note, format string, args ...any) {
+	if t.pod == nil {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if j := m.opts.Journal; j != nil {
+		n.PodUID, n.Container, n.Type = t.pod.UID, t.container.Name, t.probeType
+		n.Message, n.EventType = msg, v1.EventTypeWarning
+		j.Note(n)
+	}
 	r := m.opts.Recorder
-	if r == nil || t.pod == nil {
+	if r == nil {
 		return
 	}
 	path := fmt.Sprintf("spec.containers{%s}", t.container.Name)
@@ -129,8 +144,11 @@ func (m *manager) event(t probeTarget, eventtype, reason, format string, args ..
 		Kind: "Pod", APIVersion: "v1",
 		Namespace: t.pod.Namespace, Name: t.pod.Name, UID: t.pod.UID,
 		ResourceVersion: t.pod.ResourceVersion, FieldPath: path,
-	}, eventtype, reason, format, args...)
+	}, v1.EventTypeWarning, n.Reason, "%s", msg)
 }
+
+// lower is the probe type's name in lower case, for notes: "liveness".
+func lower(t ProbeType) string { return strings.ToLower(t.String()) }
 
 func (m *manager) probeOnce(ctx context.Context, t probeTarget) (outcome, string, error) {
 	timeout := time.Duration(t.probe.TimeoutSeconds) * time.Second

@@ -146,6 +146,38 @@ type Options struct {
 	// failed or errored run, ProbeWarning for a passing run with a warning.
 	// Optional.
 	Recorder EventRecorder
+	// Journal receives what the probes find, for each pod's timeline: every
+	// failed, errored or warning run (also reported as an event) and every
+	// change of a published result that a probe made. Passing runs are not
+	// noted, so a healthy pod's probes do not push its history out. Optional.
+	Journal Journal
+}
+
+// Journal keeps what the probes of each pod found (the agent's per-pod
+// timeline). Note is called from the workers' goroutines and must not block.
+type Journal interface {
+	Note(n Note)
+}
+
+// Note is one thing a probe worker found.
+type Note struct {
+	PodUID    types.UID
+	Container string
+	Type      ProbeType
+	// What happened: "liveness probe failed", "readiness probe errored",
+	// "readiness probe warning", "liveness probe Success -> Failure".
+	What string
+	// Message is the event's message when the run was reported as an event
+	// (EventType, Reason: Warning Unhealthy, Warning ProbeWarning), else the
+	// prober's output.
+	Message string
+	// Err is why the probe could not run (an errored probe).
+	Err string
+	// Took is how long the probe took, its retries included.
+	Took time.Duration
+	// EventType and Reason are the event's when the run was also reported
+	// as one.
+	EventType, Reason string
 }
 
 // EventRecorder receives events; client-go's record.EventRecorder satisfies

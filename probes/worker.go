@@ -31,6 +31,7 @@ type worker struct {
 	lastResult  Result // the last probe's result
 	resultRun   int    // how many probes in a row returned lastResult
 	onHold      bool   // verdict given: wait for a new container
+	published   Result // the result last published for containerID
 }
 
 func newWorker(m *manager, key probeKey, pod *v1.Pod, c v1.Container) *worker {
@@ -118,6 +119,7 @@ func (w *worker) cleanup() {
 // setResult publishes r for the current container if it changed, and says
 // whether it did.
 func (w *worker) setResult(r Result) bool {
+	w.published = r
 	if !w.m.results[w.key.probeType].set(criID(w.containerID), r, w) {
 		return false
 	}
@@ -252,9 +254,14 @@ func (w *worker) doProbe() (keepGoing bool) {
 		(result == Success && w.resultRun < int(w.spec.SuccessThreshold)) {
 		return true // below threshold: the published result stands
 	}
-	if w.setResult(result) {
+	if prev := w.published; w.setResult(result) {
 		w.m.log.Info("probe result changed", "probeType", w.key.probeType, "pod", w.podRef(),
 			"container", w.container.Name, "containerID", w.containerID, "result", result, "output", truncate(out, 256))
+		if j := w.m.opts.Journal; j != nil {
+			j.Note(Note{PodUID: w.pod.UID, Container: w.container.Name, Type: w.key.probeType,
+				What:    fmt.Sprintf("%s probe %s -> %s", lower(w.key.probeType), prev, result),
+				Message: out, Took: w.m.clock.Since(begin)})
+		}
 	}
 
 	if (w.key.probeType == Liveness && result == Failure) || w.key.probeType == Startup {
