@@ -340,7 +340,7 @@ func New(o Options) (*Agent, error) {
 		podCgroups = a.cgroups
 	}
 	a.pods, err = podruntime.New(podruntime.Options{
-		Runtime:         a.rt,
+		Runtime:         changeTracker{a.rt},
 		Images:          o.Images,
 		RuntimeName:     a.rtName,
 		RootDir:         a.cfg.RootDir,
@@ -622,32 +622,34 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 }
 
 // syncPod is one pod worker sync (podSyncer).
-func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod) (bool, time.Duration, error) {
-	rs, err := pleg.Inspect(ctx, a.rt, pod.UID)
+func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod, minTime time.Time) (res syncResult) {
+	rs, err := a.podRuntimeStatus(ctx, pod.UID, minTime)
 	if err != nil {
-		return false, 0, fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
+		return syncResult{err: fmt.Errorf("pod %s: %w", podRef(pod), err)}
 	}
 	if e := a.evictedPod(pod.UID); e != nil {
 		// Evicted, or refused at admission: it stops and never runs again.
 		a.status.SetPodStatus(pod, withEviction(a.generateStatus(pod, rs, false), e))
-		return true, 0, nil
+		return syncResult{terminal: true}
 	}
 	api := a.generateStatus(pod, rs, false)
 	a.status.SetPodStatus(pod, api)
 	if api.Phase == v1.PodSucceeded || api.Phase == v1.PodFailed {
-		return true, 0, nil
+		return syncResult{terminal: true}
 	}
 	a.probes.AddPod(pod)
-	res := a.pods.SyncPod(ctx, pod, rs, nil)
-	if res.Err != nil {
+	ctx, changed := trackChanges(ctx)
+	r := a.pods.SyncPod(ctx, pod, rs, nil)
+	res = syncResult{retry: r.RetryAfter, changed: changed.Load(), err: r.Err}
+	if r.Err != nil {
 		// The sync's waiting reasons (CrashLoopBackOff, ErrImagePull...) belong
 		// in the status now, not at the next sync.
 		a.status.SetPodStatus(pod, a.generateStatus(pod, rs, false))
-		return false, res.RetryAfter, res.Err
+		return res
 	}
 	// Exited containers are the container GC's (imagegc, every minute).
 	a.pods.ForgetBackOffs()
-	return false, res.RetryAfter, nil
+	return res
 }
 
 func (a *Agent) generateStatus(pod *v1.Pod, rs *pleg.PodStatus, terminal bool) v1.PodStatus {
@@ -665,11 +667,11 @@ func (a *Agent) generateStatus(pod *v1.Pod, rs *pleg.PodStatus, terminal bool) v
 
 // terminatePod stops the pod's containers and sandbox, gracefully, then tears
 // down its volumes (podSyncer).
-func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
+func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod, minTime time.Time) error {
 	a.probes.StopLivenessAndStartup(pod)
-	rs, err := pleg.Inspect(ctx, a.rt, pod.UID)
+	rs, err := a.podRuntimeStatus(ctx, pod.UID, minTime)
 	if err != nil {
-		return fmt.Errorf("inspect pod %s: %w", podRef(pod), err)
+		return fmt.Errorf("pod %s: %w", podRef(pod), err)
 	}
 	e := a.evictedPod(pod.UID)
 	var grace *int64
@@ -684,7 +686,8 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	if err := a.volumes.TearDown(ctx, pod.UID); err != nil {
 		return fmt.Errorf("pod %s: %w", podRef(pod), err)
 	}
-	if rs, err = pleg.Inspect(ctx, a.rt, pod.UID); err == nil {
+	// The pod's final status: read after the kill.
+	if rs, err = a.podRuntimeStatus(ctx, pod.UID, a.clock.Now()); err == nil {
 		st := a.generateStatus(pod, rs, true)
 		if e != nil {
 			st = withEviction(st, e)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	dto "github.com/prometheus/client_model/go"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,5 +254,52 @@ func TestAgentNeedsARuntime(t *testing.T) {
 	_, err = New(Options{Config: cfg, Runtime: rt, Images: critest.NewFakeImageService(), DisableServer: true})
 	if err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("New with a runtime that does not answer: %v", err)
+	}
+}
+
+// TestAgentSyncsReadThePLEGCache: a container exit reaches the pod worker as a
+// status in the PLEG cache; the worker inspects the runtime only to read back
+// what its own syncs changed (here: the stopped sandbox).
+func TestAgentSyncsReadThePLEGCache(t *testing.T) {
+	f := startFakeAgent(t)
+	f.write(t, "once.yaml", strings.Replace(fakeManifest("once"), "spec:\n", "spec:\n  restartPolicy: Never\n", 1))
+	var pod *v1.Pod
+	poll(t, "pod once running", func() bool {
+		pod = f.pod("once-node1")
+		return pod != nil && pod.Status.Phase == v1.PodRunning
+	})
+	reads := func(source string) float64 {
+		var m dto.Metric
+		if err := f.metrics.statusReads.WithLabelValues(source).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	// (With the generic PLEG the sync after the start may read the cache too:
+	// the relist that brought the start event cached the pod first.)
+	inspected, cached := reads("inspect"), reads("cache")
+	ids := f.containers(pod.UID)
+	if len(ids) != 1 {
+		t.Fatalf("pod once has containers %v, want one", ids)
+	}
+	f.rt.Lock()
+	c := f.rt.Containers[ids[0]]
+	c.State = runtimeapi.ContainerState_CONTAINER_EXITED
+	c.FinishedAt = time.Now().UnixNano()
+	c.ExitCode = 0
+	c.Reason = "Completed"
+	f.rt.Unlock()
+	poll(t, "pod once succeeded with its sandbox stopped", func() bool {
+		p := f.pod("once-node1")
+		sbs := f.sandboxes(pod.UID)
+		return p != nil && p.Status.Phase == v1.PodSucceeded && len(sbs) == 1 && sbs[0].State == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	})
+	if got := reads("cache") - cached; got < 1 {
+		t.Errorf("the syncs after the exit read the cache %v times, want at least once", got)
+	}
+	// Only the read-back after the sandbox was stopped inspects: the sync that
+	// saw the exit, and the termination's first read, come from the cache.
+	if got := reads("inspect") - inspected; got > 1 {
+		t.Errorf("the exit cost %v inspections, want at most 1 (the final status after stopping the sandbox)", got)
 	}
 }

@@ -26,6 +26,7 @@ type metrics struct {
 	runtimeOpsErrors *prometheus.CounterVec
 	runtimeDuration  *prometheus.HistogramVec
 	desiredPods      prometheus.Gauge
+	statusReads      *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -63,10 +64,13 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			[]string{"operation_type"}),
 		desiredPods: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "desired_pods",
 			Help: "The number of pods the agent's sources want on the node."}),
+		statusReads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "nodekit", Name: "pod_worker_status_reads_total",
+			Help: "Runtime statuses the pod workers read, by source: the PLEG cache, or an inspection of the runtime when the cache is older than the worker's last change."},
+			[]string{"source"}),
 	}
 	r.MustRegister(m.relistDuration, m.relistInterval, m.plegLastSeen, m.plegEvents, m.plegDiscarded, m.plegStream,
 		m.plegLatency, m.probeTotal, m.probeDuration, m.workerDuration, m.runtimeOps, m.runtimeOpsErrors,
-		m.runtimeDuration, m.desiredPods)
+		m.runtimeDuration, m.desiredPods, m.statusReads)
 	return m
 }
 

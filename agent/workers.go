@@ -36,14 +36,27 @@ func (s workerState) String() string {
 
 // podSyncer is what pod workers call; the Agent implements it.
 type podSyncer interface {
-	// syncPod brings the pod toward its spec. terminal says the pod has reached
-	// Succeeded or Failed and must not run again; retry asks for another sync
-	// after that long (0: only when something happens).
-	syncPod(ctx context.Context, pod *v1.Pod) (terminal bool, retry time.Duration, err error)
+	// syncPod brings the pod toward its spec, from a runtime status newer than
+	// minTime (the end of the worker's last sync that changed the pod in the
+	// runtime).
+	syncPod(ctx context.Context, pod *v1.Pod, minTime time.Time) syncResult
 	// terminatePod stops every container and the sandbox of the pod, gracefully.
-	terminatePod(ctx context.Context, pod *v1.Pod) error
+	terminatePod(ctx context.Context, pod *v1.Pod, minTime time.Time) error
 	// cleanupPod removes what is left of a pod that left the desired set.
 	cleanupPod(ctx context.Context, pod *v1.Pod) error
+}
+
+// syncResult is what one sync did.
+type syncResult struct {
+	// terminal: the pod reached Succeeded or Failed and must not run again.
+	terminal bool
+	// retry asks for another sync after that long (0: only when something
+	// happens).
+	retry time.Duration
+	// changed: the sync changed the pod in the runtime (its next sync needs a
+	// status read after this one ended).
+	changed bool
+	err     error
 }
 
 type podWorker struct {
@@ -61,6 +74,9 @@ type podWorker struct {
 	started, waiting bool
 	state            workerState
 	done             chan struct{}
+	// lastChange is when the last sync that changed the pod in the runtime
+	// ended; only the worker's goroutine uses it.
+	lastChange time.Time
 }
 
 func (w *podWorker) kick() {
@@ -264,7 +280,11 @@ func (p *podWorkers) step(ctx context.Context, w *podWorker) (time.Duration, boo
 		if !p.mayStart(w, pod) {
 			return 0, false // kicked when the other instance has stopped
 		}
-		terminal, retry, err := p.syncer.syncPod(ctx, pod)
+		res := p.syncer.syncPod(ctx, pod, w.lastChange)
+		if res.changed {
+			w.lastChange = p.clock.Now()
+		}
+		terminal, retry, err := res.terminal, res.retry, res.err
 		p.observe(stateSyncing, start, err)
 		if terminal {
 			p.log.Info("pod reached a terminal phase; stopping it", "pod", podRef(pod))
@@ -282,7 +302,7 @@ func (p *podWorkers) step(ctx context.Context, w *podWorker) (time.Duration, boo
 		}
 		return retry, false
 	case stateTerminating:
-		err := p.syncer.terminatePod(ctx, pod)
+		err := p.syncer.terminatePod(ctx, pod, w.lastChange)
 		p.observe(stateTerminating, start, err)
 		if err != nil {
 			p.log.Warn("pod termination failed; retrying", "pod", podRef(pod), "err", err)

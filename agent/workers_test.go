@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ type fakeSyncer struct {
 	sync func(pod *v1.Pod) (bool, time.Duration, error)
 	// terminateErrs and cleanupErrs are returned by the next calls, in order.
 	terminateErrs, cleanupErrs []error
+	// changed is what every sync reports about runtime changes; minTimes
+	// records the bound each sync and terminate call got.
+	changed  bool
+	minTimes []time.Time
 }
 
 type call struct {
@@ -47,19 +52,33 @@ func (f *fakeSyncer) record(op string, pod *v1.Pod) {
 	}
 }
 
-func (f *fakeSyncer) syncPod(_ context.Context, pod *v1.Pod) (bool, time.Duration, error) {
+func (f *fakeSyncer) syncPod(_ context.Context, pod *v1.Pod, minTime time.Time) syncResult {
+	f.mu.Lock()
+	f.minTimes = append(f.minTimes, minTime)
+	f.mu.Unlock()
 	f.record("sync", pod)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	res := syncResult{changed: f.changed}
 	if f.sync != nil {
-		return f.sync(pod)
+		res.terminal, res.retry, res.err = f.sync(pod)
 	}
-	return false, 0, nil
+	return res
 }
 
-func (f *fakeSyncer) terminatePod(_ context.Context, pod *v1.Pod) error {
+func (f *fakeSyncer) terminatePod(_ context.Context, pod *v1.Pod, minTime time.Time) error {
+	f.mu.Lock()
+	f.minTimes = append(f.minTimes, minTime)
+	f.mu.Unlock()
 	f.record("terminate", pod)
 	return f.pop(&f.terminateErrs)
+}
+
+// lastMinTimes returns the bounds of the calls so far.
+func (f *fakeSyncer) lastMinTimes() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.minTimes)
 }
 
 func (f *fakeSyncer) cleanupPod(_ context.Context, pod *v1.Pod) error {
@@ -405,16 +424,16 @@ type nilPodSyncer struct {
 	synced chan types.UID
 }
 
-func (s nilPodSyncer) syncPod(_ context.Context, pod *v1.Pod) (bool, time.Duration, error) {
+func (s nilPodSyncer) syncPod(_ context.Context, pod *v1.Pod, _ time.Time) syncResult {
 	if pod == nil {
 		s.t.Error("syncPod called with a nil pod")
-		return false, 0, nil
+		return syncResult{}
 	}
 	s.synced <- pod.UID
-	return false, 0, nil
+	return syncResult{}
 }
-func (nilPodSyncer) terminatePod(context.Context, *v1.Pod) error { return nil }
-func (nilPodSyncer) cleanupPod(context.Context, *v1.Pod) error   { return nil }
+func (nilPodSyncer) terminatePod(context.Context, *v1.Pod, time.Time) error { return nil }
+func (nilPodSyncer) cleanupPod(context.Context, *v1.Pod) error              { return nil }
 
 // With the real clock a new worker's first timer fires at once, possibly
 // before update gave it its pod: the pod must be there from the start.
@@ -486,5 +505,39 @@ func TestPodWorkersNewInstanceWaitsForThePrevious(t *testing.T) {
 	}
 	if !got["sync@2"] || !got["cleanup@1"] {
 		t.Errorf("calls after the old instance stopped: %v, want sync@2 and cleanup@1", got)
+	}
+}
+
+// A worker asks each sync for a runtime status newer than the end of its last
+// sync that changed the pod in the runtime: a sync that changed nothing leaves
+// the bound where it was (the PLEG cache answers the next one).
+func TestPodWorkerMinTimeFollowsChanges(t *testing.T) {
+	f := newFakeSyncer()
+	p, clk, ctx := newTestWorkers(t, f)
+	f.mu.Lock()
+	f.changed = true
+	f.mu.Unlock()
+	p.update(ctx, testPod("1"))
+	f.expect(t, "sync@1")
+	// The worker notes the change once the sync has returned, before it arms
+	// its resync timer.
+	waitArmed(t, clk)
+	clk.Step(time.Second)
+	f.mu.Lock()
+	f.changed = false
+	f.mu.Unlock()
+	p.update(ctx, testPod("2"))
+	f.expect(t, "sync@2")
+	waitArmed(t, clk)
+	clk.Step(time.Second)
+	p.update(ctx, testPod("3"))
+	f.expect(t, "sync@3")
+	p.remove(testUID)
+	f.expect(t, "terminate@3")
+	f.expect(t, "cleanup@3")
+	got := f.lastMinTimes()
+	want := []time.Time{{}, t0, t0, t0}
+	if !slices.EqualFunc(got, want, time.Time.Equal) {
+		t.Fatalf("minTime of sync, sync, sync, terminate: got %v, want %v", got, want)
 	}
 }

@@ -17,6 +17,10 @@ type Cache interface {
 	// GetNewerThan blocks until the status of pod id is newer than minTime (or the
 	// whole cache was refreshed after minTime), then returns it.
 	GetNewerThan(id types.UID, minTime time.Time) (*PodStatus, error)
+	// GetIfNewerThan is GetNewerThan without the wait: ok is false when the
+	// cache holds nothing as new as that yet (the caller inspects the runtime
+	// itself, or waits).
+	GetIfNewerThan(id types.UID, minTime time.Time) (status *PodStatus, ok bool, err error)
 	// Set records the status (or inspection error) of pod id read at timestamp.
 	// An older timestamp than the cached one is ignored; it reports whether the
 	// entry changed.
@@ -65,6 +69,16 @@ func (c *cache) GetNewerThan(id types.UID, minTime time.Time) (*PodStatus, error
 		}
 		c.cond.Wait()
 	}
+}
+
+func (c *cache) GetIfNewerThan(id types.UID, minTime time.Time) (*PodStatus, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.get(id)
+	if e.modified.After(minTime) || c.timestamp.After(minTime) {
+		return e.status, true, e.err
+	}
+	return nil, false, nil
 }
 
 func (c *cache) Set(id types.UID, status *PodStatus, err error, timestamp time.Time) bool {

@@ -142,3 +142,29 @@ func TestCacheGetAndDelete(t *testing.T) {
 		t.Fatal("Set after Delete was ignored")
 	}
 }
+
+func TestCacheGetIfNewerThan(t *testing.T) {
+	c := NewCache()
+	uid := types.UID("p")
+	if _, ok, _ := c.GetIfNewerThan(uid, time.Time{}); ok {
+		t.Fatal("an empty cache never refreshed answered for the zero time")
+	}
+	c.Set(uid, &PodStatus{ID: uid, Name: "cached"}, nil, t0)
+	if _, ok, _ := c.GetIfNewerThan(uid, t0); ok {
+		t.Fatal("a status at minTime is not newer")
+	}
+	if st, ok, err := c.GetIfNewerThan(uid, t0.Add(-time.Nanosecond)); !ok || err != nil || st.Name != "cached" {
+		t.Fatalf("got %+v, %v, %v; want the cached status", st, ok, err)
+	}
+	c.UpdateTime(t0.Add(time.Second))
+	if st, ok, _ := c.GetIfNewerThan(uid, t0.Add(time.Millisecond)); !ok || st.Name != "cached" {
+		t.Fatalf("a cache refreshed after minTime: got %+v, %v", st, ok)
+	}
+	if st, ok, _ := c.GetIfNewerThan("unknown", t0); !ok || st.ID != "unknown" || len(st.ContainerStatuses) != 0 {
+		t.Fatalf("an unknown pod of a refreshed cache: got %+v, %v; want an empty status", st, ok)
+	}
+	c.Set(uid, nil, errors.New("inspect failed"), t0.Add(2*time.Second))
+	if _, ok, err := c.GetIfNewerThan(uid, t0.Add(time.Second)); !ok || err == nil {
+		t.Fatalf("a cached inspection error: got %v, %v", ok, err)
+	}
+}
