@@ -25,11 +25,14 @@ const (
 
 // podActions is what SyncPod must do for a pod (the kubelet's podActions).
 type podActions struct {
-	// killPod: stop every container and the sandbox.
+	// killPod: stop every container and the sandbox, for the reason killWhy.
 	killPod bool
-	// createSandbox: (re)create the sandbox; with killPod, what ran before is
-	// killed first and init containers are purged.
+	killWhy string
+	// createSandbox: (re)create the sandbox, for the reason sandboxWhy; with
+	// killPod, what ran before is killed first and init containers are
+	// purged.
 	createSandbox bool
+	sandboxWhy    string
 	sandboxID     string
 	attempt       uint32
 	// initToStart and containersToStart are indexes into the pod's
@@ -45,6 +48,7 @@ type killInfo struct {
 	spec    *v1.Container
 	message string
 	reason  KillReason
+	why     string // for the timeline: "liveness probe failed", "spec changed"...
 }
 
 func (a *podActions) kill(k killInfo) {
@@ -93,10 +97,10 @@ func ipcMode(pod *v1.Pod) runtimeapi.NamespaceMode {
 // sandboxChanged says whether the pod needs a new sandbox: none exists, the
 // newest is not ready, several are ready, its network mode changed or it lost
 // its IP. It returns the attempt number for the new sandbox (or of the current
-// one) and the current sandbox's ID.
-func sandboxChanged(pod *v1.Pod, st *podState) (bool, uint32, string) {
+// one), the current sandbox's ID and why a new one is needed.
+func sandboxChanged(pod *v1.Pod, st *podState) (bool, uint32, string, string) {
 	if len(st.sandboxes) == 0 {
-		return true, 0, ""
+		return true, 0, "", "no sandbox yet"
 	}
 	ready := 0
 	for _, s := range st.sandboxes {
@@ -108,15 +112,15 @@ func sandboxChanged(pod *v1.Pod, st *podState) (bool, uint32, string) {
 	next := s.GetMetadata().GetAttempt() + 1
 	switch {
 	case ready > 1:
-		return true, next, s.GetId()
+		return true, next, s.GetId(), fmt.Sprintf("%d sandboxes ready", ready)
 	case s.GetState() != runtimeapi.PodSandboxState_SANDBOX_READY:
-		return true, next, s.GetId()
+		return true, next, s.GetId(), "sandbox not ready"
 	case s.GetLinux().GetNamespaces().GetOptions().GetNetwork() != networkMode(pod):
-		return true, next, ""
+		return true, next, "", "network mode changed"
 	case !pod.Spec.HostNetwork && s.GetNetwork() != nil && s.GetNetwork().GetIp() == "":
-		return true, next, s.GetId()
+		return true, next, s.GetId(), "sandbox has no IP"
 	}
-	return false, s.GetMetadata().GetAttempt(), s.GetId()
+	return false, s.GetMetadata().GetAttempt(), s.GetId(), ""
 }
 
 // shouldRestart says whether an app container that is not running must be
@@ -163,13 +167,17 @@ func anyRegularCreated(pod *v1.Pod, st *podState) bool {
 // computePodActions decides what SyncPod does for pod given its runtime state,
 // following the kubelet's computePodActions.
 func (m *Manager) computePodActions(pod *v1.Pod, st *podState) podActions {
-	create, attempt, sandboxID := sandboxChanged(pod, st)
+	create, attempt, sandboxID, why := sandboxChanged(pod, st)
 	a := podActions{killPod: create, createSandbox: create, sandboxID: sandboxID, attempt: attempt}
+	if create {
+		a.killWhy, a.sandboxWhy = why, why
+	}
 
 	if create {
 		// A pod that ran and must not restart gets no new sandbox: it is done.
 		if !restartOnFailure(pod) && attempt != 0 && len(st.all) != 0 {
 			a.createSandbox = false
+			a.killWhy = why + "; not re-created: restartPolicy " + string(pod.Spec.RestartPolicy)
 			return a
 		}
 		var start []int
@@ -182,6 +190,7 @@ func (m *Manager) computePodActions(pod *v1.Pod, st *podState) podActions {
 		}
 		if len(start) == 0 && anyRegularCreated(pod, st) {
 			a.createSandbox = false
+			a.killWhy = why + "; not re-created: every container succeeded"
 			return a
 		}
 		// A new sandbox starts from scratch: the first init container, or all
@@ -207,22 +216,22 @@ func (m *Manager) computePodActions(pod *v1.Pod, st *podState) podActions {
 			if shouldRestart(c, pod, st) {
 				a.containersToStart = append(a.containersToStart, i)
 				if s.GetState() == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
-					a.kill(killInfo{status: s, spec: c, reason: ReasonUnknown,
+					a.kill(killInfo{status: s, spec: c, reason: ReasonUnknown, why: "state unknown",
 						message: fmt.Sprintf("Container is in %q state, try killing it before restart", s.GetState())})
 				}
 			}
 			continue
 		}
-		var msg string
+		var msg, why string
 		var reason KillReason
 		restart := restartpolicy.RestartsWhenKilled(c, &pod.Spec)
 		switch {
 		case containerChanged(c, s):
-			msg, restart = fmt.Sprintf("Container %s definition changed", c.Name), true
+			msg, restart, why = fmt.Sprintf("Container %s definition changed", c.Name), true, "spec changed"
 		case m.probe(LivenessProbe, s.GetId()) == ProbeFailure:
-			msg, reason = fmt.Sprintf("Container %s failed liveness probe", c.Name), ReasonLivenessProbe
+			msg, reason, why = fmt.Sprintf("Container %s failed liveness probe", c.Name), ReasonLivenessProbe, "liveness probe failed"
 		case m.probe(StartupProbe, s.GetId()) == ProbeFailure:
-			msg, reason = fmt.Sprintf("Container %s failed startup probe", c.Name), ReasonStartupProbe
+			msg, reason, why = fmt.Sprintf("Container %s failed startup probe", c.Name), ReasonStartupProbe, "startup probe failed"
 		default:
 			keep++
 			continue
@@ -231,12 +240,13 @@ func (m *Manager) computePodActions(pod *v1.Pod, st *podState) podActions {
 			msg += ", will be restarted"
 			a.containersToStart = append(a.containersToStart, i)
 		}
-		a.kill(killInfo{status: s, spec: c, message: msg, reason: reason})
+		a.kill(killInfo{status: s, spec: c, message: msg, reason: reason, why: why})
 	}
 	if keep == 0 && len(a.containersToStart) == 0 {
 		// Nothing runs or will: stop the pod, sidecars included (they must not
 		// keep it alive).
 		a.killPod = true
+		a.killWhy = "no container runs or will run"
 		a.initToStart = nil
 	}
 	return a
@@ -290,7 +300,7 @@ func (m *Manager) computeInitActions(pod *v1.Pod, st *podState, a *podActions) b
 			if c.StartupProbe != nil {
 				if r := m.probe(StartupProbe, s.GetId()); r != ProbeSuccess {
 					if r == ProbeFailure {
-						a.kill(killInfo{status: s, spec: c, reason: ReasonStartupProbe,
+						a.kill(killInfo{status: s, spec: c, reason: ReasonStartupProbe, why: "startup probe failed",
 							message: fmt.Sprintf("Init container %s failed startup probe", c.Name)})
 						start = append(start, i)
 					}
@@ -304,13 +314,13 @@ func (m *Manager) computeInitActions(pod *v1.Pod, st *podState, a *podActions) b
 				start = append(start, i+1)
 			}
 			if containerChanged(c, s) {
-				a.kill(killInfo{status: s, spec: c,
+				a.kill(killInfo{status: s, spec: c, why: "spec changed",
 					message: fmt.Sprintf("Init container %s definition changed", c.Name)})
 				start = append(start, i)
 				break
 			}
 			if c.LivenessProbe != nil && m.probe(LivenessProbe, s.GetId()) == ProbeFailure {
-				a.kill(killInfo{status: s, spec: c, reason: ReasonLivenessProbe,
+				a.kill(killInfo{status: s, spec: c, reason: ReasonLivenessProbe, why: "liveness probe failed",
 					message: fmt.Sprintf("Init container %s failed liveness probe", c.Name)})
 				start = append(start, i)
 			}
@@ -323,6 +333,7 @@ func (m *Manager) computeInitActions(pod *v1.Pod, st *podState, a *podActions) b
 			if initFailed(s) {
 				if !restartpolicy.ShouldRestart(c, &pod.Spec, s.GetExitCode()) {
 					a.killPod = true
+					a.killWhy = fmt.Sprintf("init container %s failed (%s), restartPolicy %s", c.Name, exitText(s), restartPolicyOf(c, pod))
 					a.initToStart = nil
 					return false
 				}
@@ -338,10 +349,11 @@ func (m *Manager) computeInitActions(pod *v1.Pod, st *podState, a *podActions) b
 		default: // unknown
 			if !sidecar && !restartpolicy.RestartsWhenKilled(c, &pod.Spec) {
 				a.killPod = true
+				a.killWhy = fmt.Sprintf("init container %s in state unknown, restartPolicy %s", c.Name, restartPolicyOf(c, pod))
 				a.initToStart = nil
 				return false
 			}
-			a.kill(killInfo{status: s, spec: c, reason: ReasonUnknown,
+			a.kill(killInfo{status: s, spec: c, reason: ReasonUnknown, why: "state unknown",
 				message: fmt.Sprintf("Init container is in %q state, try killing it before restart", s.GetState())})
 			start = append(start, i)
 		}

@@ -8,12 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	crierrors "k8s.io/cri-api/pkg/errors"
 
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 	"github.com/nodekit-dev/nodekit/volumes"
 )
 
@@ -26,6 +28,11 @@ type startEnv struct {
 	sandboxCfg *runtimeapi.PodSandboxConfig
 	podIPs     []string
 	vols       map[string]volumes.Volume
+	// For the timeline: the sync creates a new sandbox (attempt), and why
+	// it kills the containers it restarts.
+	newSandbox bool
+	attempt    uint32
+	killed     map[string]string
 }
 
 func (e *startEnv) podIP() string {
@@ -43,6 +50,8 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 	if f := m.crashLoopBackOff(e.pod, c, e.st); f != nil {
 		return f
 	}
+	m.recordStart(e, c)
+	ctx = timeline.WithContainer(ctx, c.Name)
 	img, f := m.ensureImage(ctx, e.pod, c, e.secrets, e.sandboxCfg)
 	if f != nil {
 		return f
@@ -59,30 +68,38 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 		// count from the log files so logs are not overwritten.
 		restarts = restartCountFromLogs(filepath.Join(PodLogsDir(m.podLogsDir, e.pod.Namespace, e.pod.Name, e.pod.UID), c.Name))
 	}
-	failed := func(reason error, msg string) *failure {
-		m.containerEvent(e.pod, c.Name, v1.EventTypeWarning, EventFailed, "Error: %s", msg)
+	failed := func(reason error, what, msg string) *failure {
+		m.note(e.pod, timeline.Entry{Kind: timeline.Sync, Container: c.Name, What: what, Reason: EventFailed,
+			Message: "Error: " + msg, Error: msg, Event: v1.EventTypeWarning})
 		return fail(reason, "%s", msg)
 	}
 	cfg, err := m.containerConfig(ctx, e, c, restarts, img, imageVols)
 	if err != nil {
-		return failed(ErrCreateContainerConfig, err.Error())
+		return failed(ErrCreateContainerConfig, "container config failed", err.Error())
 	}
 	id, err := m.rt.CreateContainer(ctx, e.sandboxID, cfg, e.sandboxCfg)
 	if err != nil {
-		return failed(ErrCreateContainer, grpcMessage(err))
+		return failed(ErrCreateContainer, "create container failed", grpcMessage(err))
 	}
-	m.containerEvent(e.pod, c.Name, v1.EventTypeNormal, EventCreated, "Container created")
+	m.note(e.pod, timeline.Entry{Kind: timeline.Sync, Container: c.Name, What: "container created", Reason: EventCreated,
+		Message: "Container created", Event: v1.EventTypeNormal})
 	if err := m.rt.StartContainer(ctx, id); err != nil {
-		return failed(ErrRunContainer, grpcMessage(err))
+		return failed(ErrRunContainer, "start container failed", grpcMessage(err))
 	}
-	m.containerEvent(e.pod, c.Name, v1.EventTypeNormal, EventStarted, "Container started")
+	m.note(e.pod, timeline.Entry{Kind: timeline.Sync, Container: c.Name, What: "container started", Reason: EventStarted,
+		Message: "Container started", Event: v1.EventTypeNormal})
 	m.log.Info("started container", "pod", podRef(e.pod), "container", c.Name, "id", id, "restartCount", restarts)
 
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		begin := m.clock.Now()
 		msg, err := m.runHook(ctx, e.pod, c, id, e.podIP(), c.Lifecycle.PostStart)
-		if err != nil {
+		took := m.clock.Since(begin)
+		if err == nil {
+			m.note(e.pod, timeline.Entry{Kind: timeline.Hook, Container: c.Name, What: "postStart hook succeeded", Message: msg, Took: took})
+		} else {
 			m.log.Warn("postStart hook failed", "pod", podRef(e.pod), "container", c.Name, "err", err)
-			m.containerEvent(e.pod, c.Name, v1.EventTypeWarning, EventFailedPostStart, "PostStartHook failed")
+			m.note(e.pod, timeline.Entry{Kind: timeline.Hook, Container: c.Name, What: "postStart hook failed", Reason: EventFailedPostStart,
+				Message: "PostStartHook failed", Error: msg, Took: took, Event: v1.EventTypeWarning})
 			st := &runtimeapi.ContainerStatus{Id: id, Metadata: cfg.Metadata, Labels: cfg.Labels, Annotations: cfg.Annotations}
 			if kerr := m.killContainer(ctx, e.pod, st, c, "FailedPostStartHook", ReasonFailedPostStartHook, nil, nil); kerr != nil {
 				m.log.Warn("kill container after failed postStart hook", "pod", podRef(e.pod), "container", c.Name, "err", kerr)
@@ -103,10 +120,12 @@ func (m *Manager) crashLoopBackOff(pod *v1.Pod, c *v1.Container, st *podState) *
 	key := backOffKey(pod, c)
 	exit := finishedAt(s)
 	if d := m.crashLoop.remainingSince(key, exit); d > 0 {
-		m.containerEvent(pod, c.Name, v1.EventTypeWarning, EventBackOff, "Back-off restarting failed container %s in pod %s_%s(%s)",
-			c.Name, pod.Name, pod.Namespace, pod.UID)
-		f := fail(ErrCrashLoopBackOff, "back-off %s restarting failed container=%s pod=%s",
-			m.crashLoop.delay(key), c.Name, podRef(pod))
+		delay := m.crashLoop.delay(key)
+		m.note(pod, timeline.Entry{Kind: timeline.BackOff, Container: c.Name,
+			What:   fmt.Sprintf("back-off restarting container (%s, %s left)", exitText(s), d.Round(time.Millisecond)),
+			Reason: EventBackOff, Took: delay, Event: v1.EventTypeWarning,
+			Message: fmt.Sprintf("Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)})
+		f := fail(ErrCrashLoopBackOff, "back-off %s restarting failed container=%s pod=%s", delay, c.Name, podRef(pod))
 		f.retry = d
 		return f
 	}

@@ -28,6 +28,18 @@
 // message an exited container left, read once and cached). Probe results come
 // in through Options.Probes.
 //
+// With Options.Timeline, each pod's timeline (agent/timeline) gets what the
+// syncs decided and why — create sandbox (no sandbox yet, sandbox not ready,
+// network mode changed...), start and restart (first start, exited with code
+// 1 under restartPolicy Always, killed because its liveness probe failed),
+// kill (liveness or startup probe failed, spec changed, state unknown), kill
+// pod — back-off waits with their delay and the last exit code, image pulls
+// with bytes and time, hook results with their output and error, and every
+// event Options.Recorder gets, as a user-facing entry: the manager records
+// the entry and reports the event in one place. The contexts of its CRI
+// calls carry the pod (timeline.WithPod) for an instrumented runtime to
+// record them.
+//
 // Volumes are package volumes' (Options.Volumes): set up at every sync, before
 // anything of the pod is created (FailedMount when one cannot be), subPaths
 // bound safely, image volumes pulled per their pullPolicy and handed to the

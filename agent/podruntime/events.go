@@ -1,10 +1,14 @@
 package podruntime
 
 import (
+	"context"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 )
 
 // EventRecorder receives the events the kubelet reports about pods and their
@@ -74,16 +78,30 @@ func containerFieldPath(pod *v1.Pod, name string) string {
 	return ""
 }
 
-// podEvent reports an event about the pod.
-func (m *Manager) podEvent(pod *v1.Pod, eventtype, reason, format string, args ...any) {
-	if m.recorder != nil && pod != nil {
-		m.recorder.Eventf(PodReference(pod), eventtype, reason, format, args...)
+// note records e in the pod's timeline. An entry with Event set is a kubelet
+// Event too (type e.Event, reason e.Reason, message e.Message) about the
+// container e.Container, or the pod when it names none: every event the
+// manager reports is in the timeline, with the timeline's details (what,
+// how long, the error) beside it.
+func (m *Manager) note(pod *v1.Pod, e timeline.Entry) {
+	if pod == nil {
+		return
 	}
+	m.timeline.Record(pod.UID, e)
+	if e.Event == "" || m.recorder == nil {
+		return
+	}
+	ref := PodReference(pod)
+	if e.Container != "" {
+		ref.FieldPath = containerFieldPath(pod, e.Container)
+	}
+	m.recorder.Eventf(ref, e.Event, e.Reason, "%s", e.Message)
 }
 
-// containerEvent reports an event about one of the pod's containers.
-func (m *Manager) containerEvent(pod *v1.Pod, container, eventtype, reason, format string, args ...any) {
-	if m.recorder != nil && pod != nil {
-		m.recorder.Eventf(ContainerReference(pod, container), eventtype, reason, format, args...)
+// withPod makes ctx carry the pod's timeline, for the CRI calls made with it.
+func (m *Manager) withPod(ctx context.Context, uid types.UID) context.Context {
+	if m.timeline == nil {
+		return ctx
 	}
+	return timeline.WithPod(ctx, m.timeline, uid)
 }

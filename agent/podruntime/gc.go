@@ -123,6 +123,7 @@ func (m *Manager) RemovePod(ctx context.Context, uid types.UID) error {
 	if uid == "" {
 		return errors.New("podruntime: RemovePod: empty pod UID")
 	}
+	ctx = m.withPod(ctx, uid)
 	var errs []error
 	sel := map[string]string{kubetypes.KubernetesPodUIDLabel: string(uid)}
 	containers, err := m.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})

@@ -34,6 +34,7 @@ type fakeRuntime struct {
 	stops    []stopCall
 	execs    [][]string
 	execHook func(ctx context.Context, id string, cmd []string) error
+	execOut  []byte // what commands that succeed print
 }
 
 type stopCall struct {
@@ -83,14 +84,18 @@ func (r *fakeRuntime) StopContainer(ctx context.Context, id string, timeout int6
 func (r *fakeRuntime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, []byte, error) {
 	r.mu.Lock()
 	r.execs = append(r.execs, cmd)
-	hook := r.execHook
+	hook, out := r.execHook, r.execOut
 	r.mu.Unlock()
 	if hook != nil {
 		if err := hook(ctx, id, cmd); err != nil {
 			return nil, nil, err
 		}
 	}
-	return r.FakeRuntimeService.ExecSync(ctx, id, cmd, timeout)
+	stdout, stderr, err := r.FakeRuntimeService.ExecSync(ctx, id, cmd, timeout)
+	if err == nil {
+		stdout = out
+	}
+	return stdout, stderr, err
 }
 
 func (r *fakeRuntime) stopCalls() []stopCall {

@@ -18,23 +18,26 @@ import (
 // runHook runs a lifecycle handler (postStart or preStop) of a container: exec
 // through CRI ExecSync, httpGet against the pod IP (or the handler's host), or
 // sleep. As the kubelet, an httpGet hook fails only when the request does: the
-// response status is not checked. It returns a message for the failure.
+// response status is not checked. It returns a message for the failure, or
+// what the hook said when it succeeded (an exec hook's output, an httpGet
+// hook's response status).
 func (m *Manager) runHook(ctx context.Context, pod *v1.Pod, c *v1.Container, containerID, podIP string, h *v1.LifecycleHandler) (string, error) {
 	switch {
 	case h.Exec != nil:
 		stdout, stderr, err := m.rt.ExecSync(ctx, containerID, h.Exec.Command, 0)
+		out := string(stdout) + string(stderr)
 		if err != nil {
-			out := string(append(stdout, stderr...))
 			return fmt.Sprintf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %v, message: %q",
 				h.Exec.Command, c.Name, podRef(pod), err, out), err
 		}
-		return "", nil
+		return out, nil
 	case h.HTTPGet != nil:
-		if err := m.runHTTPHook(ctx, c, podIP, h.HTTPGet); err != nil {
+		status, err := m.runHTTPHook(ctx, c, podIP, h.HTTPGet)
+		if err != nil {
 			return fmt.Sprintf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %v",
 				h.HTTPGet.Path, c.Name, podRef(pod), err), err
 		}
-		return "", nil
+		return status, nil
 	case h.Sleep != nil:
 		t := m.clock.NewTimer(time.Duration(h.Sleep.Seconds) * time.Second)
 		defer t.Stop()
@@ -49,17 +52,19 @@ func (m *Manager) runHook(ctx context.Context, pod *v1.Pod, c *v1.Container, con
 	return err.Error(), err
 }
 
-func (m *Manager) runHTTPHook(ctx context.Context, c *v1.Container, podIP string, g *v1.HTTPGetAction) error {
+// runHTTPHook sends an httpGet hook's request and returns the response's
+// status line.
+func (m *Manager) runHTTPHook(ctx context.Context, c *v1.Container, podIP string, g *v1.HTTPGetAction) (string, error) {
 	host := g.Host
 	if host == "" {
 		host = podIP
 	}
 	if host == "" {
-		return fmt.Errorf("no pod IP to send the request to")
+		return "", fmt.Errorf("no pod IP to send the request to")
 	}
 	port, err := resolvePort(g.Port, c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	scheme := strings.ToLower(string(g.Scheme))
 	if scheme == "" {
@@ -71,11 +76,11 @@ func (m *Manager) runHTTPHook(ctx context.Context, c *v1.Container, podIP string
 	}
 	u, err := url.Parse(fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), p))
 	if err != nil {
-		return fmt.Errorf("hook URL: %w", err)
+		return "", fmt.Errorf("hook URL: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("User-Agent", "kube-lifecycle/nodekit")
 	req.Header.Set("Accept", "*/*")
@@ -88,10 +93,10 @@ func (m *Manager) runHTTPHook(ctx context.Context, c *v1.Container, podIP string
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
-	return resp.Body.Close()
+	return "HTTP " + resp.Status, resp.Body.Close()
 }
 
 // resolvePort turns a port number or a container port name into a number.

@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 )
 
 // pulledImage is an image ready for a container.
@@ -33,26 +35,33 @@ func (m *Manager) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container,
 // an image volume's); who names the user in logs, container the container
 // the events are about ("" for the pod).
 func (m *Manager) ensureImageRef(ctx context.Context, pod *v1.Pod, userImage string, policy v1.PullPolicy, secrets []v1.Secret, sandbox *runtimeapi.PodSandboxConfig, who, container string) (pulledImage, *failure) {
-	event := func(eventtype, reason, format string, args ...any) {
-		if container == "" {
-			m.podEvent(pod, eventtype, reason, format, args...)
-		} else {
-			m.containerEvent(pod, container, eventtype, reason, format, args...)
+	// Every step is an event about the container (the pod for an image
+	// volume's image), and an Image entry of the timeline.
+	event := func(e timeline.Entry) {
+		e.Container = container
+		if e.Kind == "" {
+			e.Kind = timeline.Image
 		}
+		m.note(pod, e)
 	}
-	failed := func(err error, eventtype, eventReason, format string, args ...any) *failure {
-		f := fail(err, format, args...)
-		event(eventtype, eventReason, "%s", f.msg)
+	failed := func(reason error, e timeline.Entry, format string, args ...any) *failure {
+		f := fail(reason, format, args...)
+		e.Message = f.msg
+		event(e)
 		return f
 	}
 	image, err := defaultTag(userImage)
 	if err != nil {
-		return pulledImage{}, failed(ErrInvalidImageName, v1.EventTypeWarning, EventInspectFailed, "Failed to apply default image tag %q: %v", userImage, err)
+		return pulledImage{}, failed(ErrInvalidImageName,
+			timeline.Entry{What: "invalid image name " + userImage, Reason: EventInspectFailed, Error: err.Error(), Event: v1.EventTypeWarning},
+			"Failed to apply default image tag %q: %v", userImage, err)
 	}
 	spec := &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: userImage, Annotations: pod.Annotations}
 	present, err := m.imageStatus(ctx, spec)
 	if err != nil {
-		return pulledImage{}, failed(ErrImageInspect, v1.EventTypeWarning, EventInspectFailed, "Failed to inspect image %q: %v", image, err)
+		return pulledImage{}, failed(ErrImageInspect,
+			timeline.Entry{What: "inspect image " + image, Reason: EventInspectFailed, Error: err.Error(), Event: v1.EventTypeWarning},
+			"Failed to inspect image %q: %v", image, err)
 	}
 	if policy == "" {
 		policy = defaultPullPolicy(image)
@@ -60,24 +69,32 @@ func (m *Manager) ensureImageRef(ctx context.Context, pod *v1.Pod, userImage str
 	pull := policy == v1.PullAlways || (policy == v1.PullIfNotPresent && present == nil)
 	if !pull {
 		if present != nil {
-			event(v1.EventTypeNormal, EventPulled, "Container image %q already present on machine and can be accessed by the pod", userImage)
+			event(timeline.Entry{What: "image present " + image, Reason: EventPulled, Event: v1.EventTypeNormal,
+				Message: fmt.Sprintf("Container image %q already present on machine and can be accessed by the pod", userImage)})
 			return *present, nil
 		}
-		return pulledImage{}, failed(ErrImageNeverPull, v1.EventTypeWarning, EventErrImageNeverPull, "Container image %q is not present with pull policy of Never", image)
+		return pulledImage{}, failed(ErrImageNeverPull,
+			timeline.Entry{What: "image absent, pull policy Never: " + image, Reason: EventErrImageNeverPull, Event: v1.EventTypeWarning},
+			"Container image %q is not present with pull policy of Never", image)
 	}
 
 	key := string(pod.UID) + "_" + image
 	if d := m.imageBackOff.remainingSinceUpdate(key); d > 0 {
-		f := failed(ErrImagePullBackOff, v1.EventTypeNormal, EventBackOff, "Back-off pulling image %q", image)
+		f := failed(ErrImagePullBackOff,
+			timeline.Entry{Kind: timeline.BackOff, What: fmt.Sprintf("back-off pulling image %s (%s left)", image, d.Round(time.Millisecond)),
+				Reason: EventBackOff, Took: m.imageBackOff.delay(key), Event: v1.EventTypeNormal},
+			"Back-off pulling image %q", image)
 		f.retry = d
 		return pulledImage{}, f
 	}
-	event(v1.EventTypeNormal, EventPulling, "Pulling image %q", image)
+	event(timeline.Entry{What: "pull image " + image, Reason: EventPulling, Message: fmt.Sprintf("Pulling image %q", image), Event: v1.EventTypeNormal})
 	begin := m.clock.Now()
 	ref, err := m.pull(ctx, spec, secrets, sandbox)
 	if err != nil {
 		m.imageBackOff.next(key, m.clock.Now())
-		f := failed(ErrImagePull, v1.EventTypeWarning, EventFailed, "Failed to pull image %q: %v", image, err)
+		f := failed(ErrImagePull,
+			timeline.Entry{What: "pull image failed " + image, Reason: EventFailed, Error: grpcMessage(err), Took: m.clock.Since(begin), Event: v1.EventTypeWarning},
+			"Failed to pull image %q: %v", image, err)
 		f.retry = m.imageBackOff.remainingSinceUpdate(key)
 		return pulledImage{}, f
 	}
@@ -91,7 +108,8 @@ func (m *Manager) ensureImageRef(ctx context.Context, pod *v1.Pod, userImage str
 	}
 	// The kubelet counts the wait for its serialized pulls apart; pulls here run
 	// at once, so both figures are the pull's.
-	event(v1.EventTypeNormal, EventPulled, "Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", image, took, took, size)
+	event(timeline.Entry{What: fmt.Sprintf("pulled image %s (%d bytes)", image, size), Reason: EventPulled, Took: took, Event: v1.EventTypeNormal,
+		Message: fmt.Sprintf("Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", image, took, took, size)})
 	if err != nil || got == nil {
 		// The runtime found the image by ref; its user is unknown.
 		return pulledImage{ref: ref}, nil

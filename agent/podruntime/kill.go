@@ -12,6 +12,7 @@ import (
 	kubetypes "k8s.io/kubelet/pkg/types"
 	"k8s.io/utils/clock"
 
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -23,7 +24,20 @@ import (
 // is gone): what is needed is read back from the containers' annotations.
 // gracePeriodOverride, if set, replaces every container's grace period.
 func (m *Manager) KillPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, gracePeriodOverride *int64) error {
-	return m.killPod(ctx, pod, newPodState(rs), gracePeriodOverride)
+	st := newPodState(rs)
+	if m.timeline != nil && anyRunning(st) {
+		uid := st.rs.ID
+		if pod != nil {
+			uid = pod.UID
+		}
+		ctx = m.withPod(ctx, uid)
+		e := timeline.Entry{Kind: timeline.Sync, What: "stop pod"}
+		if gracePeriodOverride != nil {
+			e.Message = fmt.Sprintf("grace period %ds", *gracePeriodOverride)
+		}
+		timeline.FromContext(ctx).Record(e)
+	}
+	return m.killPod(ctx, pod, st, gracePeriodOverride)
 }
 
 func (m *Manager) killPod(ctx context.Context, pod *v1.Pod, st *podState, override *int64) error {
@@ -92,6 +106,7 @@ func (m *Manager) KillContainer(ctx context.Context, pod *v1.Pod, containerID, n
 	var spec *v1.Container
 	if pod != nil {
 		spec = containerSpec(pod, name)
+		ctx = m.withPod(ctx, pod.UID)
 	}
 	return m.killContainer(ctx, pod, st, spec, "", reason, gracePeriodOverride, nil)
 }
@@ -117,7 +132,9 @@ func (m *Manager) killContainer(ctx context.Context, pod *v1.Pod, st *runtimeapi
 	}
 	m.log.Info("killing container", "pod", podRef(pod), "container", name, "id", st.GetId(),
 		"reason", string(reason), "message", message, "gracePeriod", grace)
-	m.containerEvent(pod, name, v1.EventTypeNormal, EventKilling, "%s", message)
+	m.note(pod, timeline.Entry{Kind: timeline.Sync, Container: name, What: fmt.Sprintf("killing container (grace period %ds)", grace),
+		Reason: EventKilling, Message: message, Event: v1.EventTypeNormal})
+	ctx = timeline.WithContainer(ctx, name)
 
 	if spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
 		grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
@@ -151,9 +168,17 @@ func (m *Manager) runPreStop(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 	}
 	go func() {
 		defer close(done)
-		if msg, err := m.runHook(hctx, pod, c, id, podIP, c.Lifecycle.PreStop); err != nil {
+		msg, err := m.runHook(hctx, pod, c, id, podIP, c.Lifecycle.PreStop)
+		took := m.clock.Since(start)
+		switch {
+		case hctx.Err() != nil && err != nil:
+			// Cut short at the end of the grace period: recorded below.
+		case err != nil:
 			m.log.Warn("preStop hook failed", "pod", podRef(pod), "container", c.Name, "err", err, "message", msg)
-			m.containerEvent(pod, c.Name, v1.EventTypeWarning, EventFailedPreStop, "PreStopHook failed")
+			m.note(pod, timeline.Entry{Kind: timeline.Hook, Container: c.Name, What: "preStop hook failed", Reason: EventFailedPreStop,
+				Message: "PreStopHook failed", Error: msg, Took: took, Event: v1.EventTypeWarning})
+		default:
+			m.note(pod, timeline.Entry{Kind: timeline.Hook, Container: c.Name, What: "preStop hook succeeded", Message: msg, Took: took})
 		}
 	}()
 	t := m.clock.NewTimer(time.Duration(grace) * time.Second)
@@ -161,6 +186,8 @@ func (m *Manager) runPreStop(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 	select {
 	case <-t.C():
 		m.log.Info("preStop hook not completed in grace period", "pod", podRef(pod), "container", c.Name, "gracePeriod", grace)
+		m.note(pod, timeline.Entry{Kind: timeline.Hook, Container: c.Name, What: "preStop hook not completed in the grace period",
+			Took: time.Duration(grace) * time.Second})
 	case <-done:
 	}
 	return int64(m.clock.Since(start).Seconds())

@@ -17,6 +17,7 @@ import (
 	internalapi "k8s.io/cri-api/pkg/apis"
 	"k8s.io/utils/clock"
 
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 	"github.com/nodekit-dev/nodekit/objects"
 	"github.com/nodekit-dev/nodekit/volumes"
 )
@@ -122,6 +123,13 @@ type Options struct {
 	HTTPClient *http.Client
 	// Recorder receives the kubelet's pod and container events; nil: none.
 	Recorder EventRecorder
+	// Timeline, when set, gets what the manager decides and does for each
+	// pod it knows (timeline.Recorder.Add): every sync decision with its
+	// reason (create sandbox, start, restart, kill), back-off waits, image
+	// pulls, hook results, and every event Recorder gets, as a user-facing
+	// entry. The contexts of the manager's CRI calls carry the pod
+	// (timeline.WithPod), for an instrumented runtime to record them.
+	Timeline *timeline.Recorder
 	Clock    clock.WithTicker
 	Logger   *slog.Logger
 }
@@ -230,6 +238,7 @@ type Manager struct {
 	img         internalapi.ImageManagerService
 	runtimeName string
 	recorder    EventRecorder
+	timeline    *timeline.Recorder
 
 	rootDir, podLogsDir      string
 	cgroupDriver, cgroupRoot string
@@ -275,7 +284,7 @@ func New(o Options) (*Manager, error) {
 		seccompDefault: o.SeccompDefault,
 		imageBackOff:   o.ImageBackOff, crashLoop: o.CrashLoopBackOff,
 		probes: o.Probes, http: o.HTTPClient, clock: o.Clock, log: o.Logger,
-		volumes: o.Volumes, objects: o.Objects, recorder: o.Recorder,
+		volumes: o.Volumes, objects: o.Objects, recorder: o.Recorder, timeline: o.Timeline,
 		reasons:  map[types.UID]map[string]waiting{},
 		messages: map[string]string{},
 	}

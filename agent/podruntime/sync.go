@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -29,13 +30,16 @@ import (
 // The result says what failed; RetryAfter when a back-off ends.
 func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, pullSecrets []v1.Secret) Result {
 	var res Result
+	ctx = m.withPod(ctx, pod.UID)
 	st := newPodState(rs)
 	acts := m.computePodActions(pod, st)
 	m.log.Debug("sync pod", "pod", podRef(pod), "actions", acts.String())
+	m.recordDecisions(pod, st, &acts)
 
 	if acts.killPod {
 		if acts.createSandbox && acts.sandboxID != "" {
-			m.podEvent(pod, v1.EventTypeNormal, EventSandboxChanged, "Pod sandbox changed, it will be killed and re-created.")
+			m.note(pod, timeline.Entry{Kind: timeline.Sync, What: "sandbox changed", Reason: EventSandboxChanged,
+				Message: "Pod sandbox changed, it will be killed and re-created.", Event: v1.EventTypeNormal})
 		}
 		if err := m.killPod(ctx, pod, st, nil); err != nil {
 			res.Err, res.Reason, res.Message = err, ErrKillContainer.Error(), err.Error()
@@ -78,7 +82,8 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 
 	if err != nil {
 		res.fail(ErrMountVolumes, podRef(pod), err.Error())
-		m.podEvent(pod, v1.EventTypeWarning, EventFailedMount, "MountVolume.SetUp failed: %v", err)
+		m.note(pod, timeline.Entry{Kind: timeline.Sync, What: "set up volumes", Reason: EventFailedMount,
+			Message: fmt.Sprintf("MountVolume.SetUp failed: %v", err), Error: err.Error(), Event: v1.EventTypeWarning})
 		for _, i := range acts.initToStart {
 			m.setWaiting(pod.UID, pod.Spec.InitContainers[i].Name, ErrMountVolumes, err.Error())
 		}
@@ -97,12 +102,20 @@ func (m *Manager) SyncPod(ctx context.Context, pod *v1.Pod, rs *pleg.PodStatus, 
 		res.fail(reason, podRef(pod), err.Error())
 		return res
 	}
-	env := &startEnv{pod: pod, st: st, secrets: pullSecrets, sandboxID: acts.sandboxID, sandboxCfg: cfg, podIPs: st.rs.IPs, vols: vols}
+	env := &startEnv{pod: pod, st: st, secrets: pullSecrets, sandboxID: acts.sandboxID, sandboxCfg: cfg, podIPs: st.rs.IPs, vols: vols,
+		newSandbox: acts.createSandbox, attempt: acts.attempt}
+	if len(acts.containersToKill) > 0 {
+		env.killed = make(map[string]string, len(acts.containersToKill))
+		for _, k := range acts.containersToKill {
+			env.killed[k.spec.Name] = k.why
+		}
+	}
 	if acts.createSandbox {
 		id, ips, err := m.createSandbox(ctx, pod, cfg)
 		if err != nil {
 			res.fail(ErrCreatePodSandbox, podRef(pod), err.Error())
-			m.podEvent(pod, v1.EventTypeWarning, EventFailedSandbox, "Failed to create pod sandbox: %v", err)
+			m.note(pod, timeline.Entry{Kind: timeline.Sync, What: "create sandbox failed", Reason: EventFailedSandbox,
+				Message: fmt.Sprintf("Failed to create pod sandbox: %v", err), Error: err.Error(), Event: v1.EventTypeWarning})
 			return res
 		}
 		env.sandboxID = id
