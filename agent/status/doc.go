@@ -14,4 +14,7 @@
 // (SetContainerReadiness, SetContainerStartup) and writes each pod's newest
 // status to a pluggable Sink, asynchronously, with retries and never out of
 // order. MemorySink is the in-memory Sink; an API server sink can come later.
+// WithChanges hands every new version, with the one it replaces, to a
+// function as it is stored: the agent's per-pod timeline records the
+// transitions (timeline.Recorder.StatusChanged).
 package status

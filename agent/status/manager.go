@@ -76,6 +76,16 @@ type ManagerOption func(*manager)
 // WithMetrics makes the Manager report its sink writes to m.
 func WithMetrics(m Metrics) ManagerOption { return func(mg *manager) { mg.metrics = m } }
 
+// ChangeFunc is told of each new version of a pod's status and the one it
+// replaces (the pod's own status for the first); timeline.Recorder's
+// StatusChanged is one.
+type ChangeFunc func(pod *v1.Pod, old, status *v1.PodStatus)
+
+// WithChanges makes the Manager call f with every new version of a pod's
+// status, as it is stored: in order, under the Manager's lock (f must be
+// quick, must not keep the statuses and must not call the Manager).
+func WithChanges(f ChangeFunc) ManagerOption { return func(mg *manager) { mg.changed = f } }
+
 // Retry back-off of failed sink writes.
 const (
 	retryInitial = 200 * time.Millisecond
@@ -97,6 +107,7 @@ type manager struct {
 	clock   clock.WithTicker
 	log     *slog.Logger
 	metrics Metrics
+	changed ChangeFunc
 
 	mu      sync.Mutex
 	pods    map[types.UID]*entry
@@ -441,6 +452,9 @@ func (m *manager) update(pod *v1.Pod, status v1.PodStatus, force bool) {
 
 	if cached && !force && kubeletEqual(&e.status, &status) {
 		return
+	}
+	if m.changed != nil {
+		m.changed(pod, &old, &status)
 	}
 	if e == nil {
 		e = &entry{}
