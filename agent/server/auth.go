@@ -83,7 +83,8 @@ type Authorizer interface {
 //	/checkpoint/...                       checkpoint
 //	/statusz                              statusz
 //	/flagz                                configz
-//	anything else                         proxy (exec, attach, portForward, run, containerLogs, ...)
+//	anything else                         proxy (exec, attach, portForward, run, containerLogs,
+//	                                      /debug/... as pprof and the pods' timelines, ...)
 func RequestAttributes(u User, r *http.Request, nodeName string) []Attributes {
 	path := r.URL.Path
 	var subs []string

@@ -63,6 +63,8 @@ func TestRequestAttributes(t *testing.T) {
 		{"POST", "/portForward/default/web", "create", []string{"proxy"}},
 		{"POST", "/run/default/web/app", "create", []string{"proxy"}},
 		{"GET", "/containerLogs/default/web/app", "get", []string{"proxy"}},
+		{"GET", "/debug/pods/default/web/timeline", "get", []string{"proxy"}},
+		{"GET", "/debug/pprof/", "get", []string{"proxy"}},
 		{"PUT", "/other", "update", []string{"proxy"}},
 		{"PATCH", "/other", "patch", []string{"proxy"}},
 		{"DELETE", "/other", "delete", []string{"proxy"}},

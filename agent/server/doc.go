@@ -13,7 +13,7 @@
 //     /metrics/resource only;
 //   - LocalSocket, a unix socket (mode 0600) serving the full API without TLS
 //     or authentication, for local root tools such as `nodekit-kubelet get pods`
-//     (see ListPods and PrintPods).
+//     (see ListPods, and package agent/cli, the command line that reads it).
 //
 // Endpoints of the full API: /healthz, /pods (v1.PodList of the desired pods
 // with their statuses), /runningpods/ (v1.PodList of what the runtime runs),
@@ -24,6 +24,10 @@
 // metrics-server reads), /metrics (Prometheus text of Options.Metrics) and
 // /metrics/resource (the kubelet's resource metrics from the Summary: CPU and
 // working set of the node, pods and containers, container start times).
+//
+// With a TimelineProvider, also /debug/pods/{namespace}/{name}/timeline: the
+// JSON of the pod's timeline (agent/timeline), what happened to it and why;
+// GetTimeline asks for it on the local socket.
 //
 // With a StreamingProvider, also /exec/{namespace}/{pod}/{container} and
 // /attach/... (GET or POST; command repeated, input, output, error, tty),

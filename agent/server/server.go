@@ -361,6 +361,9 @@ func (s *Server) apiHandler(full bool) http.Handler {
 		if _, ok := s.o.Provider.(NodeProvider); ok {
 			mux.HandleFunc("GET /node", s.serveNode)
 		}
+		if _, ok := s.o.Provider.(TimelineProvider); ok {
+			mux.HandleFunc("GET /debug/pods/{namespace}/{name}/timeline", s.serveTimeline)
+		}
 		mux.HandleFunc("GET /runningpods/{$}", s.serveRunningPods)
 		mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
 		s.streamingRoutes(mux)
