@@ -15,6 +15,7 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/nodekit-dev/nodekit/agent"
+	"github.com/nodekit-dev/nodekit/agent/cli"
 	"github.com/nodekit-dev/nodekit/agent/server"
 )
 
@@ -73,7 +74,7 @@ func TestE2EKubeletAPI(t *testing.T) {
 		t.Fatalf("/pods: %d pods, first %+v", len(list.Items), list.Items)
 	}
 	var table strings.Builder
-	if err := server.PrintPods(&table, list.Items, time.Now()); err != nil {
+	if err := cli.PrintPods(&table, list.Items, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(table.String(), "api-"+nodeName) || !strings.Contains(table.String(), "1/1") || !strings.Contains(table.String(), "Running") {

@@ -26,8 +26,8 @@ func (p staticPods) GetContainerLogPath(ns, pod, ctr string, previous bool) (str
 	return "", fmt.Errorf("%s/%s/%s: %w", ns, pod, ctr, server.ErrNotFound)
 }
 
-// The local socket serves the full API to local root tools: here the pods
-// table of `nodekit-kubelet get pods`.
+// The local socket serves the full API to local root tools, such as
+// `nodekit-kubelet get pods` (package agent/cli): here the pods it lists.
 func ExampleNew() {
 	dir, err := os.MkdirTemp("", "kubelet-example")
 	if err != nil {
@@ -60,42 +60,15 @@ func ExampleNew() {
 	pods, err := server.ListPods(context.Background(), srv.Addrs().LocalSocket)
 	if err != nil {
 		fmt.Println(err)
-	} else if err := server.PrintPods(os.Stdout, pods.Items, created.Add(2*time.Hour)); err != nil {
-		fmt.Println(err)
+	} else {
+		for _, p := range pods.Items {
+			fmt.Println(p.Namespace, p.Name, p.Status.Phase, p.Status.ContainerStatuses[0].State.Waiting.Reason)
+		}
 	}
 	stop()
 	if err := <-done; err != nil {
 		fmt.Println(err)
 	}
 	// Output:
-	// NAME         READY   STATUS              RESTARTS   AGE
-	// web-node-a   0/1     ContainerCreating   0          120m
-}
-
-func ExamplePrintPods() {
-	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	pod := func(name string, age time.Duration, status v1.PodStatus) v1.Pod {
-		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
-		p.Spec.Containers = []v1.Container{{Name: "app"}}
-		p.CreationTimestamp.Time = now.Add(-age)
-		p.Status = status
-		return *p
-	}
-	running := v1.ContainerStatus{Name: "app", Ready: true, State: v1.ContainerState{Running: &v1.ContainerStateRunning{}}}
-	crashing := v1.ContainerStatus{Name: "app", RestartCount: 4,
-		State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}
-	crashing.LastTerminationState.Terminated = &v1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}
-	crashing.LastTerminationState.Terminated.FinishedAt.Time = now.Add(-90 * time.Second)
-
-	pods := []v1.Pod{
-		pod("web", 3*time.Hour, v1.PodStatus{Phase: v1.PodRunning, ContainerStatuses: []v1.ContainerStatus{running}}),
-		pod("crasher", 5*time.Minute, v1.PodStatus{Phase: v1.PodRunning, ContainerStatuses: []v1.ContainerStatus{crashing}}),
-	}
-	if err := server.PrintPods(os.Stdout, pods, now); err != nil {
-		fmt.Println(err)
-	}
-	// Output:
-	// NAME      READY   STATUS             RESTARTS      AGE
-	// crasher   0/1     CrashLoopBackOff   4 (90s ago)   5m
-	// web       1/1     Running            0             3h
+	// default web-node-a Pending ContainerCreating
 }

@@ -2,17 +2,21 @@
 // wired to a container runtime over the CRI — by default nodekit's own shim,
 // embedded in this process and served on a unix socket under --root-dir, or any
 // CRI runtime (containerd, CRI-O) with --container-runtime-endpoint. It runs the
-// static pods of --pod-manifest-path.
+// static pods of --pod-manifest-path. Its commands (package agent/cli) are
+// kubectl's verbs against the agent running on this machine:
 //
-//	nodekit-kubelet [flags]                    run the agent
-//	nodekit-kubelet get pods [-w] [--root-dir]  print the pods (NAME READY STATUS RESTARTS AGE)
-//	nodekit-kubelet get node [-o yaml]         print the node: status, conditions, capacity, allocatable
-//	nodekit-kubelet import [--root-dir] FILE... load image archives into the embedded runtime
+//	nodekit-kubelet [flags]                          run the agent
+//	nodekit-kubelet get pods [-o wide|yaml|json] [-w] the pods (NAME READY STATUS RESTARTS AGE)
+//	nodekit-kubelet get node [-o yaml]               the node: conditions, capacity, allocatable, images
+//	nodekit-kubelet describe pod NAME                containers, states, probes, volumes, events, timeline
+//	nodekit-kubelet logs POD [-c C] [-f] [--previous]
+//	nodekit-kubelet exec -it POD -- sh
+//	nodekit-kubelet top pods                         CPU and memory
+//	nodekit-kubelet import [--root-dir] FILE...      load image archives into the embedded runtime
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,35 +28,60 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/yaml"
 
 	"github.com/nodekit-dev/nodekit/agent"
-	"github.com/nodekit-dev/nodekit/agent/server"
+	"github.com/nodekit-dev/nodekit/agent/cli"
 	"github.com/nodekit-dev/nodekit/cri"
 	"github.com/nodekit-dev/nodekit/cri/image"
 )
 
 func main() {
-	args := os.Args[1:]
-	var err error
-	switch {
-	case len(args) >= 2 && args[0] == "get" && (args[1] == "pods" || args[1] == "pod" || args[1] == "po"):
-		err = getPods(args[2:])
-	case len(args) >= 2 && args[0] == "get" && (args[1] == "node" || args[1] == "nodes" || args[1] == "no"):
-		err = getNode(args[2:])
-	case len(args) >= 1 && args[0] == "import":
-		err = importImages(args[1:])
-	default:
-		err = run(args)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "nodekit-kubelet:", err)
-		os.Exit(1)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := cli.Main(ctx, newCommand(), os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// newCommand is the command line: the agent with the kubelet's flags, the
+// embedded runtime's and nodekit's own, the commands of package cli, and
+// import.
+func newCommand() *cobra.Command {
+	kubelet := flag.NewFlagSet("kubelet", flag.ContinueOnError)
+	kf := agent.RegisterFlags(kubelet)
+	nodekit := flag.NewFlagSet("nodekit", flag.ContinueOnError)
+	var d daemon
+	nodekit.StringVar(&d.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	nodekit.BoolVar(&d.stopPods, "stop-pods-on-exit", false, "stop every pod gracefully before exiting (the kubelet leaves them running for the next start)")
+	nodekit.BoolVar(&d.genericPLEG, "generic-pleg", false, "relist the runtime every second instead of following its container events")
+	embedded := flag.NewFlagSet("runtime", flag.ContinueOnError)
+	embedded.StringVar(&d.runtimeBin, "runtime", "", "the OCI runtime binary (default: runc next to this binary, else in PATH)")
+	embedded.StringVar(&d.monitorBin, "monitor", "", "the nodekit-monitor binary (default: next to this binary, else in PATH)")
+	embedded.StringVar(&d.stateDir, "runtime-state-dir", "", "its state directory (default /run/nodekit-kubelet/runtime with the default --root-dir, else <root-dir>/runtime-state)")
+	embedded.StringVar(&d.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "CNI network configurations")
+	embedded.StringVar(&d.cniBinDir, "cni-bin-dir", "/usr/lib/cni:/opt/cni/bin", "CNI plugin directories")
+	embedded.StringVar(&d.registryConfig, "registry-config", "/etc/nodekit/registries.toml", "registry mirrors")
+	cmd := cli.NewCommand(cli.Options{
+		Version: cri.Version,
+		Flags: []cli.FlagGroup{
+			{Title: "Kubelet flags", Flags: kubelet},
+			{Title: "nodekit flags", Flags: nodekit},
+			{Title: "Embedded runtime flags (without --container-runtime-endpoint)", Flags: embedded},
+		},
+		Run: func(ctx context.Context) error {
+			cfg, err := kf.Load()
+			if err != nil {
+				return err
+			}
+			return d.run(ctx, cfg)
+		},
+	})
+	cmd.AddCommand(importCommand())
+	return cmd
 }
 
 // embeddedDirs names the directories of the embedded runtime: its data under the
@@ -66,35 +95,22 @@ func embeddedDirs(rootDir string) (root, state, socket string) {
 	return filepath.Join(rootDir, "runtime"), state, filepath.Join(rootDir, "runtime.sock")
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("nodekit-kubelet", flag.ExitOnError)
-	kf := agent.RegisterFlags(fs)
-	runtimeBin := fs.String("runtime", "", "embedded runtime: the OCI runtime binary (default: runc next to this binary, else in PATH)")
-	monitorBin := fs.String("monitor", "", "embedded runtime: the nodekit-monitor binary (default: next to this binary, else in PATH)")
-	stateDir := fs.String("runtime-state-dir", "", "embedded runtime: its state directory (default /run/nodekit-kubelet/runtime with the default --root-dir, else <root-dir>/runtime-state)")
-	cniConfDir := fs.String("cni-conf-dir", "/etc/cni/net.d", "embedded runtime: CNI network configurations")
-	cniBinDir := fs.String("cni-bin-dir", "/usr/lib/cni:/opt/cni/bin", "embedded runtime: CNI plugin directories")
-	registryConfig := fs.String("registry-config", "/etc/nodekit/registries.toml", "embedded runtime: registry mirrors")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	stopPods := fs.Bool("stop-pods-on-exit", false, "stop every pod gracefully before exiting (the kubelet leaves them running for the next start)")
-	genericPLEG := fs.Bool("generic-pleg", false, "relist the runtime every second instead of following its container events")
-	fs.Parse(args)
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unknown command %q (commands: get pods, get node, import)", fs.Arg(0))
-	}
-	cfg, err := kf.Load()
-	if err != nil {
-		return err
-	}
+// daemon is the agent with its runtime, configured by the flags that are
+// not the kubelet's.
+type daemon struct {
+	logLevel, runtimeBin, monitorBin, stateDir string
+	cniConfDir, cniBinDir, registryConfig      string
+	stopPods, genericPLEG                      bool
+}
+
+func (d *daemon) run(ctx context.Context, cfg *agent.Config) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(d.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	klog.SetSlogLogger(log.With("component", "cri-client"))
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := os.MkdirAll(cfg.RootDir, 0o711); err != nil {
 		return err
 	}
@@ -102,18 +118,18 @@ func run(args []string) error {
 	endpoint := cfg.RuntimeEndpoint
 	if endpoint == "" {
 		root, state, socket := embeddedDirs(cfg.RootDir)
-		if *stateDir != "" {
-			state = *stateDir
+		if d.stateDir != "" {
+			state = d.stateDir
 		}
 		shim, err := cri.New(cri.Options{
 			Root:           root,
 			State:          state,
-			Runtime:        *runtimeBin,
-			Monitor:        *monitorBin,
+			Runtime:        d.runtimeBin,
+			Monitor:        d.monitorBin,
 			CgroupDriver:   cfg.Kubelet.CgroupDriver,
-			CNIConfDir:     *cniConfDir,
-			CNIBinDirs:     filepath.SplitList(*cniBinDir),
-			RegistryConfig: *registryConfig,
+			CNIConfDir:     d.cniConfDir,
+			CNIBinDirs:     filepath.SplitList(d.cniBinDir),
+			RegistryConfig: d.registryConfig,
 			Logger:         log.With("component", "runtime"),
 		})
 		if err != nil {
@@ -140,8 +156,8 @@ func run(args []string) error {
 		Runtime:            rt,
 		Images:             img,
 		Logger:             log,
-		DisableEventedPLEG: *genericPLEG,
-		StopPodsOnExit:     *stopPods,
+		DisableEventedPLEG: d.genericPLEG,
+		StopPodsOnExit:     d.stopPods,
 	})
 	if err != nil {
 		return err
@@ -164,103 +180,41 @@ func connect(ctx context.Context, endpoint string, timeout time.Duration) (inter
 	return rt, img, nil
 }
 
-func getPods(args []string) error {
-	fs := flag.NewFlagSet("nodekit-kubelet get pods", flag.ExitOnError)
-	rootDir := fs.String("root-dir", agent.DefaultRootDir, "the agent's --root-dir (its local API socket is there)")
-	watch := fs.Bool("w", false, "refresh the table every 2 seconds until interrupted")
-	fs.BoolVar(watch, "watch", false, "same as -w")
-	fs.Parse(args)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	sock := agent.LocalSocket(*rootDir)
-	for {
-		list, err := server.ListPods(ctx, sock)
-		if err != nil {
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return nil
+// importCommand loads image archives into the embedded runtime's store; it
+// works whether the agent runs or not (the store is locked while it writes).
+func importCommand() *cobra.Command {
+	var rootDir string
+	cmd := &cobra.Command{
+		Use:   "import [--root-dir DIR] FILE...",
+		Short: "Load image archives (OCI or docker save) into the embedded runtime",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			root, _, _ := embeddedDirs(rootDir)
+			store, err := image.New(image.Options{Root: filepath.Join(root, "images")})
+			if err != nil {
+				return err
 			}
-			return fmt.Errorf("%w (is nodekit-kubelet running with --root-dir %s?)", err, *rootDir)
-		}
-		if *watch {
-			fmt.Print("\033[H\033[2J")
-			fmt.Printf("nodekit-kubelet pods at %s (Ctrl-C to stop watching)\n\n", time.Now().Format(time.TimeOnly))
-		}
-		if err := server.PrintPods(os.Stdout, list.Items, time.Now()); err != nil {
-			return err
-		}
-		if !*watch {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
+			defer store.Close()
+			var errs []error
+			for _, file := range files {
+				f, err := os.Open(file)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				imgs, err := store.Import(cmd.Context(), f)
+				f.Close()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", file, err))
+					continue
+				}
+				for _, img := range imgs {
+					fmt.Fprintf(cmd.OutOrStdout(), "imported %s from %s\n", strings.Join(img.RepoTags, ", "), file)
+				}
+			}
+			return errors.Join(errs...)
+		},
 	}
-}
-
-func getNode(args []string) error {
-	fs := flag.NewFlagSet("nodekit-kubelet get node", flag.ExitOnError)
-	rootDir := fs.String("root-dir", agent.DefaultRootDir, "the agent's --root-dir (its local API socket is there)")
-	output := fs.String("o", "", "output format: yaml or json (default: a table with conditions, capacity and allocatable)")
-	fs.StringVar(output, "output", "", "same as -o")
-	fs.Parse(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := server.GetNode(ctx, agent.LocalSocket(*rootDir))
-	if err != nil {
-		return fmt.Errorf("%w (is nodekit-kubelet running with --root-dir %s?)", err, *rootDir)
-	}
-	switch *output {
-	case "":
-		return server.PrintNode(os.Stdout, n, time.Now())
-	case "yaml":
-		data, err := yaml.Marshal(n)
-		if err != nil {
-			return err
-		}
-		_, err = os.Stdout.Write(data)
-		return err
-	case "json":
-		data, err := json.MarshalIndent(n, "", "    ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Println(string(data))
-		return err
-	}
-	return fmt.Errorf("-o %q: unknown output format (want yaml or json)", *output)
-}
-
-func importImages(args []string) error {
-	fs := flag.NewFlagSet("nodekit-kubelet import", flag.ExitOnError)
-	rootDir := fs.String("root-dir", agent.DefaultRootDir, "the agent's --root-dir (the embedded runtime's image store is there)")
-	fs.Parse(args)
-	if fs.NArg() == 0 {
-		return errors.New("no image archive given (usage: nodekit-kubelet import [--root-dir DIR] FILE ...)")
-	}
-	root, _, _ := embeddedDirs(*rootDir)
-	store, err := image.New(image.Options{Root: filepath.Join(root, "images")})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	var errs []error
-	for _, file := range fs.Args() {
-		f, err := os.Open(file)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		imgs, err := store.Import(context.Background(), f)
-		f.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
-			continue
-		}
-		for _, img := range imgs {
-			fmt.Printf("imported %s from %s\n", strings.Join(img.RepoTags, ", "), file)
-		}
-	}
-	return errors.Join(errs...)
+	cmd.Flags().StringVar(&rootDir, "root-dir", agent.DefaultRootDir, "the agent's --root-dir (the embedded runtime's image store is there)")
+	return cmd
 }
