@@ -160,6 +160,24 @@ bench-agent: setup build images
 bench-cluster: setup build images bench-containerd kubelet-anchor
 	$(GO) run ./bench/cluster -bin $(BIN) -images $(OUT)/images -json $(OUT)/bench/cluster.json $(BENCH_CLUSTER_FLAGS)
 
+.PHONY: bench-exitcost
+## bench-exitcost: CRI calls and CPU per container exit (restartPolicy Never and Always) and exit → status p99 (evented PLEG), nodekit-kubelet and bench/agent built from OLD against this tree, in one run: make bench-exitcost OLD=<commit> (bench/README.md; root)
+# Extra flags: make bench-exitcost OLD=677bdb5~1 BENCH_EXITCOST_FLAGS='-exitcost-pods 10 -exits 50' BENCH_EXITCOST_OLD_FLAGS='-exits 50'
+bench-exitcost: setup build images
+	@test -n "$(OLD)" || { echo "bench-exitcost: name the old commit: make bench-exitcost OLD=<commit>" >&2; exit 2; }
+	@sha=$$(git rev-parse --short=12 '$(OLD)^{commit}'); old=$(OUT)/old-$$sha; tmp=$$(mktemp -d /tmp/nkexitcost-XXXXXX); \
+	trap 'git worktree remove --force "$$tmp/tree" >/dev/null 2>&1 || true; rm -rf "$$tmp"; git worktree prune' EXIT; \
+	echo "bench-exitcost: building $(OLD) ($$sha) in a worktree, into $$old"; \
+	git worktree add --detach "$$tmp/tree" "$$sha" >/dev/null 2>&1; \
+	(cd "$$tmp/tree" && $(GO) build -trimpath -o "$$old/nodekit-kubelet" ./examples/kubelet && $(GO) build -trimpath -o "$$old/bench-agent" ./bench/agent); \
+	mkdir -p $(OUT)/bench; \
+	echo "bench-exitcost: exit → status with the old program ($$sha)"; \
+	(cd "$$tmp/tree" && "$$old/bench-agent" -parts exits -plegs evented -bin $(BIN) -images $(OUT)/images \
+		-json $(OUT)/bench/exitcost-old-exits.json $(BENCH_EXITCOST_OLD_FLAGS)); \
+	echo "bench-exitcost: exit → status with this tree's program, then the cost per exit, $$sha against bin/"; \
+	$(GO) run ./bench/agent -parts exits,exitcost -plegs evented -bin $(BIN) -images $(OUT)/images -old-bin "$$old" \
+		-old-exits $(OUT)/bench/exitcost-old-exits.json -json $(OUT)/bench/exitcost.json $(BENCH_EXITCOST_FLAGS)
+
 .PHONY: critest
 ## critest: the CRI conformance suite against a private nodekit-cri, offline (examples/critest; root)
 # Extra flags for the runner: make critest CRITEST_FLAGS='-focus Image -v'

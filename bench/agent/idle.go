@@ -11,22 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	criclient "k8s.io/cri-client/pkg"
 
-	"github.com/nodekit-dev/nodekit/agent"
 	"github.com/nodekit-dev/nodekit/agent/server"
 	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/bench/internal/stats"
-	"github.com/nodekit-dev/nodekit/cri/cni"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -105,82 +99,38 @@ func measureIdle(ctx context.Context, w *workspace, o options) ([]*idleResult, e
 
 func measureIdleWith(ctx context.Context, w *workspace, o options, plegName string) (res *idleResult, err error) {
 	opt := o.idle
-	net, err := w.network()
-	if err != nil {
-		return nil, err
-	}
-	// Short paths: the runtime socket lives in the root dir (108-byte limit).
-	root := w.path("k" + plegName[:1])
-	manifests := w.path("k" + plegName[:1] + "-manifests")
-	kubelet := filepath.Join(o.bin, "nodekit-kubelet")
-	w.addRuntime(filepath.Join(root, "runtime"), kubeletStateDir)
-	if err := os.MkdirAll(root, 0o711); err != nil {
-		return nil, err
-	}
-	if out, err := exec.CommandContext(ctx, kubelet, "import", "--root-dir", root, filepath.Join(o.images, "busybox.tar")).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("nodekit-kubelet import: %w: %s", err, out)
-	}
-	config := filepath.Join(root, "kubelet.yaml")
-	conf := "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupRoot: " + w.cgroup + "/k" + plegName[:1] + "\n"
-	if err := os.WriteFile(config, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
 	prefix := "idle"
+	// Short paths: the runtime socket lives in the root dir (108-byte limit).
+	manifests := w.path("k" + plegName[:1] + "-manifests")
 	if err := writeManifests(manifests, prefix, 0, opt.pods, v1.RestartPolicyAlways); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	healthz, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{kubelet,
-		"--config", config,
-		"--root-dir", root,
-		"--pod-manifest-path", manifests,
-		"--pod-logs-dir", filepath.Join(root, "logs"),
-		"--hostname-override", nodeName,
-		"--node-ip", "127.0.0.1",
-		"--address", "127.0.0.1",
-		"--port", strconv.Itoa(port),
-		"--healthz-port", strconv.Itoa(healthz),
-		"--stop-pods-on-exit",
-		"--runtime", filepath.Join(o.bin, "runc"),
-		"--monitor", filepath.Join(o.bin, "nodekit-monitor"),
-		"--cni-conf-dir", net.confDir,
-		"--cni-bin-dir", strings.Join(cni.DefaultBinDirs, ":"),
-		"--registry-config", filepath.Join(root, "registries.toml"), // none
-		"--log-level", "info",
-	}
-	if plegName == "generic" {
-		args = append(args, "--generic-pleg")
-	}
-	fmt.Printf("idle, %s PLEG: starting nodekit-kubelet with %d pods\n", plegName, opt.pods)
+	name := "idle, " + plegName + " PLEG"
+	fmt.Printf("%s: starting nodekit-kubelet with %d pods\n", name, opt.pods)
 	started := time.Now()
-	d, err := daemon.Start("nodekit-kubelet ("+plegName+" PLEG)", filepath.Join(root, "kubelet.log"), args...)
+	k, err := startKubelet(ctx, w, kubeletOptions{
+		name:      name,
+		binary:    filepath.Join(o.bin, "nodekit-kubelet"),
+		bin:       o.bin,
+		image:     filepath.Join(o.images, "busybox.tar"),
+		root:      w.path("k" + plegName[:1]),
+		manifests: manifests,
+		cgroup:    w.cgroup + "/k" + plegName[:1],
+		generic:   plegName == "generic",
+	})
 	if err != nil {
 		return nil, err
 	}
-	w.addDaemon(d)
 	defer func() {
-		if !d.Exited() {
-			fmt.Printf("idle, %s PLEG: stopping nodekit-kubelet and its pods\n", plegName)
-			t := time.Now()
-			msg := stopMessage(d.Stop(3 * time.Minute))
-			if res != nil {
-				res.Stop = time.Since(t).Round(time.Millisecond).String()
-			}
-			fmt.Printf("idle, %s PLEG: %s\n", plegName, msg)
+		took, serr := k.stop()
+		if res != nil && took != "" {
+			res.Stop = took
 		}
-		if left := objectsIn(kubeletStateDir); left != "" && err == nil {
-			err = fmt.Errorf("nodekit-kubelet left %s in %s after it stopped with --stop-pods-on-exit: pods %s (see its log)",
-				left, kubeletStateDir, strings.Join(sandboxPods(kubeletStateDir), ", "))
+		if serr != nil && err == nil {
+			err = serr
 		}
 	}()
-	sock := agent.LocalSocket(root)
+	d, sock := k.d, k.sock
 	if err := waitKubeletPods(ctx, d, sock, prefix, opt.pods, 5*time.Minute); err != nil {
 		return nil, err
 	}
@@ -195,7 +145,7 @@ func measureIdleWith(ctx context.Context, w *workspace, o options, plegName stri
 	}
 	res.Samples = append(res.Samples, s)
 	printSample(plegName, s)
-	rtSock := filepath.Join(root, "runtime.sock")
+	rtSock := k.rtSock
 	if opt.relistRuns > 0 {
 		r, err := measureRelist(ctx, rtSock, opt.relistRuns, opt.relistWarm)
 		if err != nil {

@@ -13,14 +13,23 @@
 //   - (e) volumes: manifest → container running for a pod with six volumes
 //     against the same pod without, interleaved, and configMap update → new
 //     content visible in a running container (volumes.go);
+//   - exitcost (not in the default -parts): what one container exit costs
+//     nodekit-kubelet — CRI calls by operation type, CPU of the process — for
+//     an old build (-old-bin) against the new one (-bin), 30 exits per build
+//     with restartPolicy Never and 30 with Always, in rounds old/new then
+//     new/old, each against a baseline window without exits (exitcost.go);
+//     `make bench-exitcost OLD=<commit>` builds the old nodekit-kubelet and
+//     the old bench/agent in a git worktree and also runs part (a) with both
+//     programs, for exit → status before and after;
 //
 // and prints the figures as Markdown tables with the issue's targets.
 //
 // Run it as root from the repository root after `make build images`:
 //
 //	sudo go run ./bench/agent [-parts exits,idle,eviction,imagegc,volumes] [-plegs evented,generic] [-exits 100] [-pods 100] [-window 60s] [-volume-runs 30]
+//	sudo go run ./bench/agent -parts exitcost -old-bin DIR [-exitcost-pods 30] [-exitcost-policies Never,Always] [-exitcost-rounds 2]
 //
-// or `sudo make bench-agent`. Everything it creates lives in /tmp/nkagent-<id>,
+// or `sudo make bench-agent`, `sudo make bench-exitcost OLD=<commit>`. Everything it creates lives in /tmp/nkagent-<id>,
 // under the cgroup /nkagent-<id> and on a bridge of its own, and is removed on
 // exit, failure or interrupt; `-cleanup /tmp/nkagent-<id>` does it after a
 // SIGKILL. See bench/README.md.
@@ -29,6 +38,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +49,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/nodekit-dev/nodekit/bench/internal/interrupt"
@@ -55,6 +66,7 @@ type options struct {
 	evictionRuns int
 	idle         idleOptions
 	volumes      volumeOptions
+	exitCost     exitCostOptions
 	jsonOut      string
 	logs         string
 	cleanup      string
@@ -63,10 +75,10 @@ type options struct {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	var o options
-	var parts, plegs string
+	var parts, plegs, policies string
 	fs.StringVar(&o.bin, "bin", "bin", "directory with nodekit-kubelet, nodekit-monitor and runc")
 	fs.StringVar(&o.images, "images", "_output/images", "directory with busybox.tar")
-	fs.StringVar(&parts, "parts", "exits,idle,eviction,imagegc,volumes", "what to measure: exits (a), idle (b, with the relist durations), eviction (c), imagegc (d), volumes (e)")
+	fs.StringVar(&parts, "parts", "exits,idle,eviction,imagegc,volumes", "what to measure: exits (a), idle (b, with the relist durations), eviction (c), imagegc (d), volumes (e); exitcost (CRI calls and CPU per exit, -old-bin against -bin; not in the default)")
 	fs.IntVar(&o.evictionRuns, "eviction-runs", 20, "(c) memory hogs evicted")
 	fs.IntVar(&o.volumes.runs, "volume-runs", 30, "(e) pods started with the six volumes and without, each (interleaved, after a warm-up pair)")
 	fs.IntVar(&o.volumes.updates, "volume-updates", 30, "(e) configMap updates timed to a running pod")
@@ -83,6 +95,16 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.idle.scaleWindow, "scale-window", 60*time.Second, "(b) sampling window at -scale-pods (0: none)")
 	fs.IntVar(&o.idle.relistRuns, "relist-runs", 5, "(b) pleg.MeasureRelist calls per pod count (each: one cold relist, then warm ones; 0: none)")
 	fs.IntVar(&o.idle.relistWarm, "relist-warm", 20, "(b) warm relists per MeasureRelist call")
+	fs.StringVar(&o.exitCost.oldBin, "old-bin", "", "(exitcost) directory with the old nodekit-kubelet (runc and nodekit-monitor come from -bin)")
+	fs.IntVar(&o.exitCost.pods, "exitcost-pods", 30, "(exitcost) static pods per kubelet run, one exit each")
+	fs.StringVar(&policies, "exitcost-policies", "Never,Always", "(exitcost) restart policies of the pods, one kubelet run per build each")
+	fs.DurationVar(&o.exitCost.gap, "exitcost-gap", 300*time.Millisecond, "(exitcost) pause after the agent finished with an exit, before the next kill")
+	fs.DurationVar(&o.exitCost.baseline, "exitcost-baseline", 20*time.Second, "(exitcost) the window without kills")
+	fs.DurationVar(&o.exitCost.settle, "exitcost-settle", 10*time.Second, "(exitcost) wait after the pods run, before the baseline")
+	fs.IntVar(&o.exitCost.rounds, "exitcost-rounds", 2, "(exitcost) rounds per policy: old then new, then new then old (a drift of the background load falls on both alike), ...")
+	fs.DurationVar(&o.exitCost.syncFrequency, "exitcost-sync-frequency", 10*time.Minute, "(exitcost) the kubelets' syncFrequency (long: no periodic resync in the windows)")
+	fs.DurationVar(&o.exitCost.timeout, "exitcost-timeout", 20*time.Second, "(exitcost) wait this long for the agent to finish with one exit")
+	fs.StringVar(&o.exitCost.oldExits, "old-exits", "", "(exitcost) the -json file of the old program's `-parts exits` run: its exit → status latency is printed beside this run's")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.logs, "logs", "", "copy the agents', kubelets' and shims' logs here before cleaning up (default: only after a failure, to /tmp/nkagent-<id>.logs)")
 	fs.StringVar(&o.cleanup, "cleanup", "", "do not measure: clean up after a run that was killed (its workspace `/tmp/nkagent-<id>`)")
@@ -95,11 +117,20 @@ func parseFlags(args []string) (options, error) {
 	o.parts = map[string]bool{}
 	for _, p := range strings.Split(parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "exits", "idle", "eviction", "imagegc", "volumes":
+		case "exits", "idle", "eviction", "imagegc", "volumes", "exitcost":
 			o.parts[p] = true
 		case "":
 		default:
-			return o, fmt.Errorf("-parts: unknown %q (want exits, idle, eviction, imagegc, volumes)", p)
+			return o, fmt.Errorf("-parts: unknown %q (want exits, idle, eviction, imagegc, volumes, exitcost)", p)
+		}
+	}
+	for _, p := range strings.Split(policies, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case string(v1.RestartPolicyNever), string(v1.RestartPolicyAlways), string(v1.RestartPolicyOnFailure):
+			o.exitCost.policies = append(o.exitCost.policies, v1.RestartPolicy(p))
+		case "":
+		default:
+			return o, fmt.Errorf("-exitcost-policies: unknown %q (want Never, Always, OnFailure)", p)
 		}
 	}
 	for _, p := range strings.Split(plegs, ",") {
@@ -122,6 +153,12 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-exit-gap, -exit-jitter: must not be negative")
 	case o.volumes.runs < 1 || o.volumes.updates < 1:
 		return o, fmt.Errorf("-volume-runs, -volume-updates: want at least 1, got %d, %d", o.volumes.runs, o.volumes.updates)
+	case o.parts["exitcost"] && o.exitCost.oldBin == "":
+		return o, errors.New("-parts exitcost needs -old-bin (a directory with the old nodekit-kubelet)")
+	case o.exitCost.pods < 1 || o.exitCost.rounds < 1 || len(o.exitCost.policies) == 0:
+		return o, fmt.Errorf("-exitcost-pods, -exitcost-rounds: want at least 1, got %d, %d; -exitcost-policies: want one", o.exitCost.pods, o.exitCost.rounds)
+	case o.exitCost.baseline < time.Second || o.exitCost.syncFrequency < time.Second || o.exitCost.gap < 0:
+		return o, errors.New("-exitcost-baseline, -exitcost-sync-frequency: want at least 1s; -exitcost-gap: must not be negative")
 	}
 	var err error
 	if o.bin, err = filepath.Abs(o.bin); err != nil {
@@ -129,6 +166,11 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.images, err = filepath.Abs(o.images); err != nil {
 		return o, err
+	}
+	if o.exitCost.oldBin != "" {
+		if o.exitCost.oldBin, err = filepath.Abs(o.exitCost.oldBin); err != nil {
+			return o, err
+		}
 	}
 	return o, nil
 }
@@ -159,6 +201,7 @@ type results struct {
 	Eviction   *evictionResult   `json:"eviction,omitempty"`
 	ImageGC    *imageGCResult    `json:"imagegc,omitempty"`
 	Volumes    *volumesResult    `json:"volumes,omitempty"`
+	ExitCost   *exitCostResult   `json:"exitcost,omitempty"`
 	Targets    []target          `json:"targets"`
 	Errors     []string          `json:"errors,omitempty"`
 }
@@ -179,8 +222,11 @@ func run(o options) (code int) {
 		return 0
 	}
 	need := []string{filepath.Join(o.bin, "runc"), filepath.Join(o.bin, "nodekit-monitor"), filepath.Join(o.images, "busybox.tar")}
-	if o.parts["idle"] {
+	if o.parts["idle"] || o.parts["exitcost"] {
 		need = append(need, filepath.Join(o.bin, "nodekit-kubelet"))
+	}
+	if o.parts["exitcost"] {
+		need = append(need, filepath.Join(o.exitCost.oldBin, "nodekit-kubelet"))
 	}
 	for _, f := range need {
 		if _, err := os.Stat(f); err != nil {
@@ -241,6 +287,21 @@ func run(o options) (code int) {
 	if o.parts["exits"] {
 		r, err := measureExits(ctx, w, o)
 		res.Exits = r
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			fmt.Fprintln(os.Stderr, "bench/agent:", err)
+			return 1
+		}
+	}
+	if o.parts["exitcost"] {
+		r, err := measureExitCost(ctx, w, o)
+		res.ExitCost = r
+		if r != nil && o.exitCost.oldExits != "" {
+			r.OldExitsFile = o.exitCost.oldExits
+			if r.OldExits, err = readOldExits(o.exitCost.oldExits); err != nil {
+				res.Errors = append(res.Errors, err.Error())
+			}
+		}
 		if err != nil {
 			res.Errors = append(res.Errors, err.Error())
 			fmt.Fprintln(os.Stderr, "bench/agent:", err)
@@ -331,7 +392,7 @@ func evaluate(res *results) []target {
 // report prints the results as Markdown tables.
 func report(w io.Writer, res *results) {
 	fmt.Fprintf(w, "\n## Results (%s)\n\n", res.Started)
-	for _, k := range []string{"kernel", "cpu", "cpus", "repository", "nodekit-kubelet", "pod network"} {
+	for _, k := range []string{"kernel", "cpu", "cpus", "repository", "nodekit-kubelet", "old nodekit-kubelet", "pod network"} {
 		if v, ok := res.Env[k]; ok {
 			fmt.Fprintf(w, "- %s: %s\n", k, v)
 		}
@@ -350,6 +411,7 @@ func report(w io.Writer, res *results) {
 			g.Images, g.UnusedBytes>>20, g.FreedBytes>>20, g.Seconds, float64(g.FreedBytes>>20)/g.Seconds, g.InUseKept)
 	}
 	reportVolumes(w, res.Volumes)
+	reportExitCost(w, res.ExitCost, res.Exits)
 	reportTargets(w, res.Targets)
 	for _, e := range res.Errors {
 		fmt.Fprintf(w, "\nERROR: %s\n", e)
@@ -507,6 +569,11 @@ func environment(o options) map[string]string {
 	}
 	if fi, err := os.Stat(filepath.Join(o.bin, "nodekit-kubelet")); err == nil {
 		env["nodekit-kubelet"] = fmt.Sprintf("%s, built %s", filepath.Join(o.bin, "nodekit-kubelet"), fi.ModTime().UTC().Format(time.RFC3339))
+	}
+	if o.parts["exitcost"] {
+		if fi, err := os.Stat(filepath.Join(o.exitCost.oldBin, "nodekit-kubelet")); err == nil {
+			env["old nodekit-kubelet"] = fmt.Sprintf("%s, built %s", filepath.Join(o.exitCost.oldBin, "nodekit-kubelet"), fi.ModTime().UTC().Format(time.RFC3339))
+		}
 	}
 	return env
 }
