@@ -35,6 +35,7 @@ import (
 	"github.com/nodekit-dev/nodekit/agent/server"
 	"github.com/nodekit-dev/nodekit/agent/stats"
 	"github.com/nodekit-dev/nodekit/agent/status"
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 	"github.com/nodekit-dev/nodekit/eviction"
 	"github.com/nodekit-dev/nodekit/imagegc"
 	"github.com/nodekit-dev/nodekit/objects"
@@ -95,12 +96,14 @@ type Agent struct {
 	rtName  string
 	hostIPs []string
 
-	cache   pleg.Cache
-	pleg    pleg.PLEG
-	probes  probes.Manager
-	status  status.Manager
-	pods    *podruntime.Manager
-	cgroups qos.Manager // nil without cgroupsPerQOS
+	cache pleg.Cache
+	pleg  pleg.PLEG
+	// timeline records, per pod, what happened and why (agent/timeline).
+	timeline *timeline.Recorder
+	probes   probes.Manager
+	status   status.Manager
+	pods     *podruntime.Manager
+	cgroups  qos.Manager // nil without cgroupsPerQOS
 	// The node's self-protection: eviction, image and container GC.
 	evictor     *eviction.Manager
 	imageGC     *imagegc.ImageGC
@@ -257,7 +260,8 @@ func New(o Options) (*Agent, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}
-	a.status = status.NewManager(sink, a.clock, a.log.With("component", "status"))
+	a.timeline = timeline.New(timeline.Options{Clock: a.clock})
+	a.status = status.NewManager(sink, a.clock, a.log.With("component", "status"), status.WithChanges(a.timeline.StatusChanged))
 	a.probes = probes.New(probes.Options{
 		Exec:     a.rt,
 		Status:   a.status,
@@ -265,6 +269,7 @@ func New(o Options) (*Agent, error) {
 		Logger:   a.log.With("component", "probes"),
 		Metrics:  a.metrics.probes(),
 		Recorder: a.recorder,
+		Journal:  timelineJournal{a.timeline},
 	})
 	if err := os.MkdirAll(a.cfg.RootDir, 0o711); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -367,6 +372,7 @@ func New(o Options) (*Agent, error) {
 			return podruntime.ProbeResult(r)
 		},
 		Recorder: a.recorder,
+		Timeline: a.timeline,
 		Clock:    a.clock,
 		Logger:   a.log.With("component", "podruntime"),
 	})
@@ -511,6 +517,8 @@ loop:
 			a.applySourceUpdate(workCtx, a.mergeSources(sets, sourceErrs), !slices.Contains(synced, false))
 		case ev := <-a.pleg.Watch():
 			if ev.Type != pleg.ContainerChanged {
+				rs, _ := a.cache.Get(ev.ID)
+				recordPLEG(a.timeline, ev, rs)
 				a.workers.kick(ev.ID)
 			}
 		case u := <-a.probes.Liveness():
@@ -590,11 +598,12 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 		next[p.UID] = p
 	}
 	a.mu.Lock()
-	prev := a.desired
+	prev, prevDeleting := a.desired, a.deleting
 	a.desired = next
 	a.sourceErrors = u.Errors
 	a.mu.Unlock()
 	for uid, p := range next {
+		recordSourceChange(a.timeline, prev[uid], p)
 		if _, ok := prev[uid]; !ok {
 			a.log.Info("pod added", "pod", podRef(p), "uid", uid)
 			if !a.workers.known(uid) {
@@ -604,6 +613,7 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 		a.workers.update(ctx, p)
 	}
 	for _, p := range deleting {
+		recordDeletion(a.timeline, prev[p.UID], prevDeleting, p)
 		a.workers.setPod(p) // the deletion's grace period
 	}
 	a.mu.Lock()
@@ -612,6 +622,7 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 	for uid, p := range prev {
 		if _, ok := next[uid]; !ok {
 			a.log.Info("pod removed", "pod", podRef(p), "uid", uid)
+			recordSourceRemoved(a.timeline, p)
 			a.workers.remove(uid)
 		}
 	}
@@ -623,6 +634,7 @@ func (a *Agent) applySourceUpdate(ctx context.Context, u podsource.Update, allSy
 
 // syncPod is one pod worker sync (podSyncer).
 func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod, minTime time.Time) (res syncResult) {
+	ctx = timeline.WithPod(ctx, a.timeline, pod.UID) // the sync's CRI calls
 	rs, err := a.podRuntimeStatus(ctx, pod.UID, minTime)
 	if err != nil {
 		return syncResult{err: fmt.Errorf("pod %s: %w", podRef(pod), err)}
@@ -668,12 +680,14 @@ func (a *Agent) generateStatus(pod *v1.Pod, rs *pleg.PodStatus, terminal bool) v
 // terminatePod stops the pod's containers and sandbox, gracefully, then tears
 // down its volumes (podSyncer).
 func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod, minTime time.Time) error {
+	ctx = timeline.WithPod(ctx, a.timeline, pod.UID)
 	a.probes.StopLivenessAndStartup(pod)
 	rs, err := a.podRuntimeStatus(ctx, pod.UID, minTime)
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", podRef(pod), err)
 	}
 	e := a.evictedPod(pod.UID)
+	a.timeline.Record(pod.UID, timeline.Entry{Kind: timeline.Sync, What: "terminate pod", Reason: a.terminationReason(pod, e)})
 	var grace *int64
 	if e != nil {
 		grace = e.grace
@@ -701,6 +715,26 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod, minTime time.Time
 	return nil
 }
 
+// terminationReason says why a pod worker stops its pod.
+func (a *Agent) terminationReason(pod *v1.Pod, e *evicted) string {
+	switch {
+	case e != nil:
+		return "evicted or refused at admission"
+	case pod.DeletionTimestamp != nil:
+		return "deleted in the API server"
+	}
+	a.mu.RLock()
+	_, desired := a.desired[pod.UID]
+	a.mu.RUnlock()
+	if !desired {
+		return "removed from its source"
+	}
+	if st, ok := a.status.GetPodStatus(pod.UID); ok {
+		return "reached phase " + string(st.Phase)
+	}
+	return "reached a terminal phase"
+}
+
 // cleanupPod removes a pod that left the desired set (podSyncer).
 func (a *Agent) cleanupPod(ctx context.Context, pod *v1.Pod) error {
 	a.probes.RemovePod(pod)
@@ -709,6 +743,7 @@ func (a *Agent) cleanupPod(ctx context.Context, pod *v1.Pod) error {
 	}
 	a.forgetEvicted(pod.UID)
 	a.cache.Delete(pod.UID)
+	a.timeline.Forget(pod.UID) // kept a while for describe
 	if pod.DeletionTimestamp != nil {
 		if err := a.finishDelete(ctx, pod); err != nil {
 			return err

@@ -1,9 +1,11 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +13,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/agent"
+	"github.com/nodekit-dev/nodekit/agent/server"
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 )
 
 // The end-to-end behaviours of issue 4, each on its own shim and agent (see
@@ -24,17 +30,17 @@ func execProbe(cmd ...string) *v1.ProbeHandler {
 // TestE2ELivenessRestarts: a container whose exec liveness probe starts
 // failing a few seconds after each start is restarted again and again: its
 // restartCount grows, each instance is a new container, and the previous one
-// is in lastState.
+// is in lastState; the pod's timeline shows the failures, the kill decisions
+// with their reason, the restarts and the back-off, in order.
 func TestE2ELivenessRestarts(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{})
+	h := newHarness(t, harnessOptions{server: true})
 	c := shell("app", `trap 'exit 0' TERM; rec start; touch /tmp/healthy; sleep 2 & wait $!; rm /tmp/healthy; `+idle)
 	c.LivenessProbe = &v1.Probe{ProbeHandler: *execProbe("cat", "/tmp/healthy"), PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 1}
 	h.writeManifest(h.testPod("liveness", c))
 
 	first := h.waitPod("liveness", "running", time.Minute, running)
 	firstID := containerStatus(first, "app").ContainerID
-	// The second restart comes after the crash-loop back-off (10 s).
 	p := h.waitPod("liveness", "restartCount 2", 90*time.Second, func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.RestartCount >= 2 && cs.State.Running != nil
@@ -57,6 +63,66 @@ func TestE2ELivenessRestarts(t *testing.T) {
 	}
 	if n := probeCount(t, h, "Liveness", "failed"); n < 2 {
 		t.Errorf("prober_probe_total{probe_type=Liveness,result=failed} = %v, want at least 2", n)
+	}
+
+	// As the kubelet's, the restart after the second kill is immediate too
+	// (the back-off starts from the first exit); the third waits it out.
+	h.waitPod("liveness", "restartCount 3", 90*time.Second, func(p *v1.Pod) bool {
+		cs := containerStatus(p, "app")
+		return cs != nil && cs.RestartCount >= 3 && cs.State.Running != nil
+	})
+	// The pod's timeline, as the local socket serves it, tells the story in
+	// order: the probe failed, so the agent killed the container and
+	// restarted it; the third time it waited out the back-off first.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tl, err := server.GetTimeline(ctx, agent.LocalSocket(h.rootDir), p.Namespace, p.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.UID != p.UID || tl.Name != p.Name {
+		t.Errorf("timeline of %s/%s (%s), want %s (%s)", tl.Namespace, tl.Name, tl.UID, p.Name, p.UID)
+	}
+	lines := make([]string, len(tl.Entries))
+	for i, e := range tl.Entries {
+		lines[i] = fmt.Sprintf("%s %s %s: %s (%s) %s", e.Time.Format("15:04:05.000"), e.Kind, e.Container, e.What, e.Reason, e.Message)
+		if i > 0 && e.Time.Before(tl.Entries[i-1].Time) {
+			t.Errorf("timeline entry %d is older than the one before it:\n%s\n%s", i, lines[i-1], lines[i])
+		}
+	}
+	want := []string{
+		"Source : added",
+		"Sync : create sandbox",
+		"Sync app: start container (first start)",
+		"Probe app: liveness probe failed (Unhealthy)",
+		"Sync app: kill container (liveness probe failed)",
+		"PLEG app: ContainerDied",
+		"Sync app: restart container (killed: liveness probe failed",
+		"Probe app: liveness probe failed (Unhealthy)",
+		"Sync app: kill container (liveness probe failed)",
+		"Sync app: restart container (killed: liveness probe failed",
+		"Probe app: liveness probe failed (Unhealthy)",
+		"Sync app: kill container (liveness probe failed)",
+		"BackOff app: back-off restarting container",
+		"Status app: state Running -> Waiting (CrashLoopBackOff)",
+		"Sync app: restart container (exited (exit code 0), restartPolicy Always)",
+		"Status app: state Waiting (CrashLoopBackOff) -> Running () restart count 3",
+	}
+	next := 0
+	for _, l := range lines {
+		if next < len(want) && strings.HasPrefix(l[len("15:04:05.000 "):], want[next]) {
+			next++
+		}
+	}
+	// The CRI calls are there too, with their latency (whether a stop's
+	// entry comes before or after the exit's PLEG event is a race).
+	if !slices.ContainsFunc(tl.Entries, func(e timeline.Entry) bool {
+		return e.Kind == timeline.CRI && e.What == "StopContainer" && e.Container == "app" && e.Duration != ""
+	}) {
+		t.Errorf("the timeline has no StopContainer call with its duration:\n%s", strings.Join(lines, "\n"))
+	}
+	if next < len(want) {
+		t.Errorf("the timeline lacks %q after %q, in order; it has:\n%s", want[next], want[max(next-1, 0)], strings.Join(lines, "\n"))
 	}
 }
 

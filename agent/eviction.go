@@ -13,6 +13,7 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/nodekit-dev/nodekit/agent/podruntime"
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 	"github.com/nodekit-dev/nodekit/eviction"
 	"github.com/nodekit-dev/nodekit/imagegc"
 )
@@ -86,6 +87,8 @@ func (k evictionKiller) EvictPod(ctx context.Context, pod *v1.Pod, grace int64, 
 	e := a.markEvicted(pod.UID, st, &grace)
 	a.log.Info("evicting pod", "pod", podRef(pod), "grace", grace, "message", st.Message)
 	a.recorder.Eventf(podruntime.PodReference(pod), v1.EventTypeWarning, eviction.Reason, "%s", st.Message)
+	a.timeline.Record(pod.UID, timeline.Entry{Kind: timeline.Status, What: "evicted", Reason: eviction.Reason,
+		Message: fmt.Sprintf("%s (grace period %ds)", st.Message, grace), Event: v1.EventTypeWarning})
 	a.workers.kick(pod.UID)
 	// The worker stops the pod within its grace period (preStop hooks included);
 	// the bound keeps the eviction manager's passes going should it not.
@@ -136,6 +139,7 @@ func (a *Agent) admit(pod *v1.Pod) {
 	}
 	a.log.Warn("pod not admitted", "pod", podRef(pod), "reason", reason, "message", msg)
 	a.recorder.Eventf(podruntime.PodReference(pod), v1.EventTypeWarning, reason, "%s", msg)
+	a.timeline.Record(pod.UID, timeline.Entry{Kind: timeline.Status, What: "rejected at admission", Reason: reason, Message: msg, Event: v1.EventTypeWarning})
 	a.markEvicted(pod.UID, v1.PodStatus{Phase: v1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg}, nil)
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/nodekit-dev/nodekit/agent/server"
 	"github.com/nodekit-dev/nodekit/agent/stats"
+	"github.com/nodekit-dev/nodekit/agent/timeline"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -289,6 +290,11 @@ func sortPods(pods []*v1.Pod) {
 
 // GetNode describes the node (server.NodeProvider).
 func (p provider) GetNode(ctx context.Context) (*v1.Node, error) { return p.a.Node(ctx) }
+
+// PodTimeline serves /debug/pods/{namespace}/{name}/timeline (server.TimelineProvider).
+func (p provider) PodTimeline(namespace, name string) (*timeline.Timeline, bool) {
+	return p.a.timeline.PodTimeline(namespace, name)
+}
 
 // The streaming side of the API (server.StreamingProvider): the runtime
 // prepares each session (CRI Exec, Attach, PortForward) and hands out the URL

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"maps"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -43,6 +44,25 @@ func recordSourceChange(rec *timeline.Recorder, prev, pod *v1.Pod) {
 		rec.Add(pod)
 		rec.Record(pod.UID, timeline.Entry{Kind: timeline.Source, What: "updated", Message: from})
 	}
+}
+
+// recordDeletion records a pod the API server deleted: "deleted" once, when
+// it was desired before (prev) or first seen deleted (then "added" first);
+// later versions as updates of the one in prevDeleting.
+func recordDeletion(rec *timeline.Recorder, prev *v1.Pod, prevDeleting []*v1.Pod, pod *v1.Pod) {
+	for _, old := range prevDeleting {
+		if old.UID == pod.UID {
+			recordSourceChange(rec, old, pod)
+			return
+		}
+	}
+	if prev == nil {
+		recordSourceChange(rec, nil, pod)
+		undeleted := *pod
+		undeleted.DeletionTimestamp = nil
+		prev = &undeleted
+	}
+	recordSourceChange(rec, prev, pod)
 }
 
 // recordSourceRemoved records that the pod left the desired set: its manifest
@@ -114,5 +134,5 @@ type timelineJournal struct{ rec *timeline.Recorder }
 
 func (j timelineJournal) Note(n probes.Note) {
 	j.rec.Record(n.PodUID, timeline.Entry{Kind: timeline.Probe, Container: n.Container, What: n.What,
-		Reason: n.Reason, Message: n.Message, Error: n.Err, Took: n.Took, Event: n.EventType})
+		Reason: n.Reason, Message: strings.TrimSpace(n.Message), Error: n.Err, Took: n.Took, Event: n.EventType})
 }
