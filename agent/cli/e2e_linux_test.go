@@ -269,8 +269,8 @@ func TestE2ECommands(t *testing.T) {
 	t.Run("describe timeline", func(t *testing.T) {
 		// The crash loop's back-off timeline: each death with its exit code,
 		// the back-off delays doubling, the events the kubelet reports.
-		if _, err := newClient(agent.LocalSocket(e.root)).timeline(t.Context(), "default", crashName); isNotFound(err) {
-			t.Skip("the agent serves no timelines (/debug/pods/.../timeline answers 404)")
+		if _, err := newClient(agent.LocalSocket(e.root)).timeline(t.Context(), "default", crashName); err != nil {
+			t.Fatalf("the agent serves no timeline of %s: %v", crashName, err)
 		}
 		waitFor(t, "the crash loop's second back-off", time.Minute, func() bool {
 			c := e.pod(crashName)
