@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -191,10 +192,25 @@ func (o *Options) defaults() error {
 		}
 		o.Monitor = p
 	}
-	for _, b := range []string{o.Runtime, o.Monitor} {
-		if _, err := os.Stat(b); err != nil {
+	// The monitors run the binaries from other directories: a relative path
+	// (--runtime bin/runc) is made absolute now, a bare name found in PATH.
+	for _, b := range []*string{&o.Runtime, &o.Monitor} {
+		p := *b
+		if !strings.Contains(p, "/") {
+			found, err := lookPath(p)
+			if err != nil {
+				return fmt.Errorf("cri: %w", err)
+			}
+			p = found
+		}
+		p, err := filepath.Abs(p)
+		if err != nil {
 			return fmt.Errorf("cri: %w", err)
 		}
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("cri: %w", err)
+		}
+		*b = p
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -237,5 +238,30 @@ func TestCappedBuffer(t *testing.T) {
 	}
 	if b.String() != "abcde" {
 		t.Fatalf("capped buffer holds %q", b.String())
+	}
+}
+
+// TestBinariesMadeAbsolute: the monitors run the OCI runtime and the monitor
+// from other directories, so a relative --runtime or --monitor is resolved
+// against the working directory at start, a bare name in PATH.
+func TestBinariesMadeAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"myrunc", "mymonitor"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	t.Setenv("PATH", dir)
+	o := Options{Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"), Runtime: "./myrunc", Monitor: "mymonitor"}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if o.Runtime != filepath.Join(dir, "myrunc") || o.Monitor != filepath.Join(dir, "mymonitor") {
+		t.Errorf("runtime %q, monitor %q; want both absolute in %s", o.Runtime, o.Monitor, dir)
+	}
+	o = Options{Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"), Runtime: "missing/runc", Monitor: "mymonitor"}
+	if err := o.defaults(); err == nil || !strings.Contains(err.Error(), "missing/runc") {
+		t.Errorf("a missing runtime: got %v, want an error naming it", err)
 	}
 }
