@@ -701,7 +701,7 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod, minTime time.Time
 		return fmt.Errorf("pod %s: %w", podRef(pod), err)
 	}
 	// The pod's final status: read after the kill.
-	if rs, err = a.podRuntimeStatus(ctx, pod.UID, a.clock.Now()); err == nil {
+	if rs, err = a.inspectPod(ctx, pod.UID); err == nil {
 		st := a.generateStatus(pod, rs, true)
 		if e != nil {
 			st = withEviction(st, e)

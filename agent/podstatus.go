@@ -21,20 +21,36 @@ import (
 // The cache must be newer than the end of the worker's last sync that changed
 // the pod in the runtime (created, started, stopped or removed something), or
 // the worker could act twice on one state (start a container it has just
-// started). The kubelet waits for that (GetNewerThan: the next relist, up to a
-// second, or the evented PLEG's five-second cache refresh, since the events of
-// its own changes are older than the end of its sync). nodekit does not wait:
+// started). The kubelet waits for that (GetNewerThan: the events of its own
+// changes are older than the end of its sync, so it waits for the generic
+// PLEG's next relist, up to a second; its evented PLEG, since 1.37, only asks
+// for relists and never writes the cache). nodekit does not wait:
 // the worker then inspects the pod itself and puts what it read in the cache,
 // where the PLEG's merges of later events start from it. A sync that changed
 // nothing leaves the bound where it was, so the next wake-up reads the cache.
+//
+// Only the pod's own entry counts, not a refresh of the whole cache: the
+// evented PLEG marks the cache current every second when its event channel is
+// empty, but events still in the stream are not in the channel. With 250 pods
+// starting on two cores they lagged by more than a second, and a worker that
+// trusted the refresh started a pod's container a second time (found by the
+// idle benchmark: 251 monitors for 250 pods).
 
 // podRuntimeStatus returns the runtime status of pod uid as new as minTime: the
-// cache's when it is newer, else a fresh inspection (cached for everyone).
+// cache's when the pod's entry is newer (pleg.Cache.GetIfNewerThan: a refresh
+// of the whole cache does not do, the evented PLEG's is no proof), else a
+// fresh inspection (cached for everyone).
 func (a *Agent) podRuntimeStatus(ctx context.Context, uid types.UID, minTime time.Time) (*pleg.PodStatus, error) {
 	if st, ok, err := a.cache.GetIfNewerThan(uid, minTime); ok && err == nil {
 		a.metrics.statusReads.WithLabelValues("cache").Inc()
 		return st, nil
 	}
+	return a.inspectPod(ctx, uid)
+}
+
+// inspectPod reads the runtime status of pod uid from the runtime and puts it
+// in the cache (unless the PLEG cached a newer one meanwhile, which it returns).
+func (a *Agent) inspectPod(ctx context.Context, uid types.UID) (*pleg.PodStatus, error) {
 	a.metrics.statusReads.WithLabelValues("inspect").Inc()
 	at := a.clock.Now()
 	st, err := pleg.Inspect(ctx, a.rt, uid)

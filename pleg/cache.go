@@ -17,9 +17,14 @@ type Cache interface {
 	// GetNewerThan blocks until the status of pod id is newer than minTime (or the
 	// whole cache was refreshed after minTime), then returns it.
 	GetNewerThan(id types.UID, minTime time.Time) (*PodStatus, error)
-	// GetIfNewerThan is GetNewerThan without the wait: ok is false when the
-	// cache holds nothing as new as that yet (the caller inspects the runtime
-	// itself, or waits).
+	// GetIfNewerThan returns the cached status of pod id when it was read (or
+	// brought by an event) after minTime; ok is false otherwise, without
+	// waiting (the caller inspects the runtime itself). Stricter than
+	// GetNewerThan: a refresh of the whole cache (UpdateTime) after minTime
+	// does not do, except for the zero minTime, because an evented PLEG marks
+	// the cache current without proof that the runtime's events of before
+	// have all arrived — under load they lag, and a pod worker trusting the
+	// refresh would act again on a state older than its own last change.
 	GetIfNewerThan(id types.UID, minTime time.Time) (status *PodStatus, ok bool, err error)
 	// Set records the status (or inspection error) of pod id read at timestamp.
 	// An older timestamp than the cached one is ignored; it reports whether the
@@ -75,7 +80,7 @@ func (c *cache) GetIfNewerThan(id types.UID, minTime time.Time) (*PodStatus, boo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.get(id)
-	if e.modified.After(minTime) || c.timestamp.After(minTime) {
+	if e.modified.After(minTime) || (minTime.IsZero() && !c.timestamp.IsZero()) {
 		return e.status, true, e.err
 	}
 	return nil, false, nil
