@@ -168,7 +168,7 @@ func TestLogFollower(t *testing.T) {
 		t.Error("matched a partial line")
 	}
 	f.WriteString("\n")
-	if _, err := l.waitFor(ctx, match("b"), time.Second); err != nil {
+	if _, err := l.waitFor(ctx, match("b"), 30*time.Second); err != nil {
 		t.Errorf("pod=b, once whole: %v", err)
 	}
 	// A line written while it waits.
@@ -176,7 +176,7 @@ func TestLogFollower(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		f.WriteString("msg=y pod=c\n")
 	}()
-	if _, err := l.waitFor(ctx, match("c"), time.Second); err != nil {
+	if _, err := l.waitFor(ctx, match("c"), 30*time.Second); err != nil {
 		t.Errorf("pod=c: %v", err)
 	}
 }
