@@ -67,7 +67,7 @@ func TestE2ELivenessRestarts(t *testing.T) {
 
 	// As the kubelet's, the restart after the second kill is immediate too
 	// (the back-off starts from the first exit); the third waits it out.
-	h.waitPod("liveness", "restartCount 3", 90*time.Second, func(p *v1.Pod) bool {
+	h.waitPod("liveness", "restartCount 3", 3*time.Minute, func(p *v1.Pod) bool {
 		cs := containerStatus(p, "app")
 		return cs != nil && cs.RestartCount >= 3 && cs.State.Running != nil
 	})

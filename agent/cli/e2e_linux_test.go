@@ -272,7 +272,7 @@ func TestE2ECommands(t *testing.T) {
 		if _, err := newClient(agent.LocalSocket(e.root)).timeline(t.Context(), "default", crashName); err != nil {
 			t.Fatalf("the agent serves no timeline of %s: %v", crashName, err)
 		}
-		waitFor(t, "the crash loop's second back-off", time.Minute, func() bool {
+		waitFor(t, "the crash loop's second back-off", 3*time.Minute, func() bool {
 			c := e.pod(crashName)
 			return c != nil && len(c.Status.ContainerStatuses) == 1 && c.Status.ContainerStatuses[0].RestartCount >= 2 &&
 				c.Status.ContainerStatuses[0].State.Waiting != nil
@@ -327,7 +327,7 @@ func TestE2ECommands(t *testing.T) {
 		go func() { done <- Main(ctx, cmd, withRootDir([]string{"logs", "-f", "--tail", "1", webName}, e.root)) }()
 		tick := regexp.MustCompile(`tick (\d+)\n`)
 		var first int
-		waitFor(t, "two more ticks followed", time.Minute, func() bool {
+		waitFor(t, "two more ticks followed", 3*time.Minute, func() bool {
 			m := tick.FindAllStringSubmatch(out.String(), -1)
 			if len(m) == 0 {
 				return false
@@ -373,7 +373,7 @@ func TestE2ECommands(t *testing.T) {
 	t.Run("top", func(t *testing.T) {
 		var out, errOut string
 		var code int
-		waitFor(t, "the pods' metrics", time.Minute, func() bool {
+		waitFor(t, "the pods' metrics", 3*time.Minute, func() bool {
 			out, errOut, code = e.run("top", "pods")
 			return code == 0 && strings.Contains(out, webName)
 		})
