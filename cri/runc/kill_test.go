@@ -24,6 +24,7 @@ func TestKillAndUpdateClassifyLateFailures(t *testing.T) {
 		{"deleted meanwhile", `rm -rf "$ROOT/c1"; echo 'level=error msg="container does not exist"' >&2; exit 1`, ErrNotExist, true},
 		{"gone, other wording", `rm -rf "$ROOT/c1"; echo 'level=error msg="no such container"' >&2; exit 1`, ErrNotExist, true},
 		{"stopped", `echo 'level=error msg="container not running"' >&2; exit 1`, ErrNotRunning, true},
+		{"cgroup deleted meanwhile", `echo 'level=error msg="unable to kill all processes: lstat /sys/fs/cgroup/devices/p/c1: no such file or directory"' >&2; exit 1`, ErrNotRunning, true},
 		{"real failure", `echo 'level=error msg="permission denied"' >&2; exit 1`, nil, true},
 		{"success", `exit 0`, nil, false},
 	} {

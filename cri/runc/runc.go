@@ -143,6 +143,12 @@ func (r *Runtime) classify(id string, err error) error {
 	case strings.Contains(msg, "container not running") || strings.Contains(msg, "process already finished") ||
 		strings.Contains(msg, "stopped container"):
 		return fmt.Errorf("%w: %v", ErrNotRunning, err)
+	case strings.Contains(msg, "unable to kill all processes") && strings.Contains(msg, "no such file or directory"):
+		// `kill --all` walks the container's cgroup. A supervisor's `runc delete`
+		// removes the cgroup before the state directory, so the kill can find the
+		// state but not the cgroup. The kernel only removes an empty cgroup, so
+		// no process of the container is left to signal.
+		return fmt.Errorf("%w: %v", ErrNotRunning, err)
 	}
 	return err
 }
