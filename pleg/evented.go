@@ -49,11 +49,19 @@ func New(o Options) PLEG {
 	return newEvented(o)
 }
 
-// IsEvented reports whether p is an evented PLEG that container events currently
-// drive (it has not fallen back to relisting).
+// IsEvented reports whether container events currently drive p: p is an evented
+// PLEG whose event stream is open and that has not fallen back to relisting. It
+// is false before the first stream is established (p relists every RelistPeriod
+// until then), between a stream's failure and the reconnection, and after a
+// fallback until a stream is re-established.
 func IsEvented(p PLEG) bool {
 	e, ok := p.(*evented)
-	return ok && !e.inFallback()
+	if !ok {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.live && !e.fallback
 }
 
 type evented struct {
@@ -65,6 +73,7 @@ type evented struct {
 	attempt   uint64 // current stream attempt
 	streaming bool   // the current attempt is running
 	live      bool   // the current attempt's stream is established
+	everLive  bool   // a stream was established once
 
 	streamMu   sync.Mutex // Start and Stop of the stream goroutines
 	stopStream context.CancelFunc
@@ -237,12 +246,16 @@ func (e *evented) markLive(attempt uint64) {
 		return
 	}
 	e.live = true
-	wasFallback := e.fallback
+	wasFallback, first := e.fallback, !e.everLive
+	e.everLive = true
 	e.mu.Unlock()
 	e.o.Metrics.ObserveStream(nil)
-	if wasFallback {
+	switch {
+	case wasFallback:
 		e.log.Info("container event stream re-established; evented PLEG again", "relistPeriod", e.o.EventedRelistPeriod)
 		e.setMode(false)
+	case first:
+		e.log.Info("container event stream established; evented PLEG", "relistPeriod", e.o.EventedRelistPeriod)
 	}
 	// Events from now on arrive; a relist covers what happened before.
 	e.relistNow()

@@ -327,7 +327,7 @@ func TestEventedFallbackAfterRepeatedFailures(t *testing.T) {
 		if clk.HasWaiters() {
 			clk.Step(100 * time.Millisecond)
 		}
-	}, func() bool { return !IsEvented(e) })
+	}, func() bool { return e.inFallback() })
 	if n := f.attempts.Load(); n != 3 {
 		t.Fatalf("fell back after %d attempts, want 3", n)
 	}
@@ -375,8 +375,38 @@ func TestEventedRelistsWhileStreamIsDown(t *testing.T) {
 	if got := next(t, e.Watch(), 5*time.Second); got.ID != "p" {
 		t.Fatalf("got %+v", got)
 	}
-	if !IsEvented(e) {
+	if e.inFallback() {
 		t.Fatal("a slow stream made it fall back")
+	}
+	if IsEvented(e) {
+		t.Fatal("IsEvented before any stream was established")
+	}
+}
+
+// IsEvented is true only while a stream is open: not before Start, not while the
+// first stream is being opened, not between a stream's failure and the
+// reconnection.
+func TestIsEventedOnlyWithOpenStream(t *testing.T) {
+	f := newFakeRuntime()
+	o, _ := testOptions(f)
+	e := New(o).(*evented)
+	if IsEvented(e) {
+		t.Fatal("IsEvented before Start")
+	}
+	e, clk := startEvented(t, f, o)
+	if !IsEvented(e) {
+		t.Fatal("not evented with the stream open")
+	}
+	f.breakStream <- status.Error(codes.Unavailable, "runtime restarted")
+	waitFor(t, "the stream's end to be noticed", 5*time.Second, nil, func() bool { return !IsEvented(e) })
+	waitFor(t, "a reconnection", 5*time.Second, func() {
+		if clk.HasWaiters() {
+			clk.Step(100 * time.Millisecond)
+		}
+	}, func() bool { return len(f.connected) > 0 })
+	<-f.connected
+	if !IsEvented(e) {
+		t.Fatal("not evented after the reconnection")
 	}
 }
 
@@ -393,7 +423,7 @@ func TestEventedReconnectsAfterFallback(t *testing.T) {
 			clk.Step(time.Second)
 		}
 	}
-	waitFor(t, "the fallback", 10*time.Second, step, func() bool { return !IsEvented(e) })
+	waitFor(t, "the fallback", 10*time.Second, step, func() bool { return e.inFallback() })
 	fellBack := clk.Now()
 	waitFor(t, "the stream re-established", 10*time.Second, step, func() bool { return IsEvented(e) })
 	if d := clk.Since(fellBack); d < streamRetryFallback-5*time.Second {
@@ -411,7 +441,7 @@ func TestEventedUnimplementedFallsBackForGood(t *testing.T) {
 	e := New(o).(*evented)
 	e.Start()
 	defer e.Stop()
-	waitFor(t, "the fallback", 5*time.Second, nil, func() bool { return !IsEvented(e) })
+	waitFor(t, "the fallback", 5*time.Second, nil, func() bool { return e.inFallback() })
 	for range 120 {
 		waitFor(t, "a timer", 5*time.Second, nil, clk.HasWaiters)
 		clk.Step(time.Second)
@@ -424,14 +454,14 @@ func TestEventedUnimplementedFallsBackForGood(t *testing.T) {
 func TestNewPicksImplementation(t *testing.T) {
 	f := newFakeRuntime()
 	o, _ := testOptions(f)
-	if !IsEvented(New(o)) {
+	if _, ok := New(o).(*evented); !ok {
 		t.Error("New: not evented by default")
 	}
 	o.DisableEvented = true
-	if IsEvented(New(o)) {
+	if _, ok := New(o).(*evented); ok {
 		t.Error("New with DisableEvented: evented")
 	}
-	if IsEvented(NewGeneric(Options{Runtime: f})) {
+	if _, ok := NewGeneric(Options{Runtime: f}).(*evented); ok {
 		t.Error("NewGeneric: evented")
 	}
 }
