@@ -185,7 +185,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		State:      runtime.ContainerState_CONTAINER_CREATED,
 		CreatedAt:  time.Now().UnixNano(),
 		OwnPidNS:   ownsPidNamespace(ociSpec),
-		StopSignal: img.Config.StopSignal,
+		StopSignal: containerStopSignal(cfg, img.Config.StopSignal),
 		User:       containerUser(ociSpec),
 
 		ImageVolumes: volumes,

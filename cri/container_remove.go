@@ -109,10 +109,10 @@ func (s *Server) gcLayers() {
 	defer cancel()
 	inUse := map[string]bool{}
 	for _, c := range s.objs.listContainers() {
-		for _, l := range c.rec.Layers {
+		for _, l := range c.layers {
 			inUse[l] = true
 		}
-		for _, v := range c.rec.ImageVolumes {
+		for _, v := range c.imageVolumes {
 			for _, l := range v.Layers {
 				inUse[l] = true
 			}

@@ -2,16 +2,19 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/cri/monitor"
 	"github.com/nodekit-dev/nodekit/cri/podns"
+	"github.com/nodekit-dev/nodekit/cri/runc"
 )
 
 // startErrorExitCode is the exit code a container that failed to start reports, as
@@ -90,51 +93,60 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 	return &runtime.StartContainerResponse{}, nil
 }
 
-// recordStart saves what a successful start learnt: pids and start time.
+// recordStart saves what a successful start learnt: pids and start time. A start
+// that cannot be saved is undone: the container is killed (its exit is then
+// recorded as any other), so that nothing runs that a restart would not know of.
 func (s *Server) recordStart(c *container, proc *monitor.Process) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rec := c.rec
-	c.rec.StartedAt = time.Now().UnixNano()
-	if c.rec.FinishedAt != 0 && c.rec.FinishedAt < c.rec.StartedAt {
-		// It already ran to its end: keep started <= finished.
-		c.rec.StartedAt = c.rec.FinishedAt
+	now := time.Now().UnixNano()
+	pidStart, _ := procStartTime(proc.ContainerPid)
+	monitorStart, _ := procStartTime(proc.MonitorPid)
+	_, err := s.updateContainer(c, func(r *containerRecord) bool {
+		r.StartedAt = now
+		if r.FinishedAt != 0 && r.FinishedAt < r.StartedAt {
+			// It already ran to its end: keep started <= finished.
+			r.StartedAt = r.FinishedAt
+		}
+		r.Pid, r.PidStart = proc.ContainerPid, pidStart
+		r.MonitorPid, r.MonitorTime = proc.MonitorPid, monitorStart
+		if r.State == runtime.ContainerState_CONTAINER_CREATED {
+			// The exit watcher may already have seen a fast container exit.
+			r.State = runtime.ContainerState_CONTAINER_RUNNING
+		}
+		return true
+	})
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), killWait)
+		defer cancel()
+		if kerr := s.runc.Kill(ctx, c.id, unix.SIGKILL, true); kerr != nil && !errors.Is(kerr, runc.ErrNotExist) && !errors.Is(kerr, runc.ErrNotRunning) {
+			s.log.Error("kill a container whose start cannot be saved", "container", c.id, "err", kerr)
+		}
+		return status.Errorf(codes.Internal, "start container %s: %v (the container was killed)", c.id, err)
 	}
-	c.rec.Pid = proc.ContainerPid
-	c.rec.PidStart, _ = procStartTime(proc.ContainerPid)
-	c.rec.MonitorPid = proc.MonitorPid
-	c.rec.MonitorTime, _ = procStartTime(proc.MonitorPid)
-	if c.rec.State == runtime.ContainerState_CONTAINER_CREATED {
-		// The exit watcher may already have seen a fast container exit.
-		c.rec.State = runtime.ContainerState_CONTAINER_RUNNING
-	}
-	if err := writeContainerRecord(s.paths.containerRecord(rec.ID), c.rec); err != nil {
-		return status.Errorf(codes.Internal, "save container %s: %v", rec.ID, err)
-	}
-	s.log.Info("container started", "container", rec.ID, "pid", proc.ContainerPid)
+	s.log.Info("container started", "container", c.id, "pid", proc.ContainerPid)
 	return nil
 }
 
 // failStart records a start failure: the container is exited with StartError, as in
-// containerd, so the kubelet reports it and retries with a new container.
+// containerd, so the kubelet reports it and retries with a new container. If that
+// cannot be saved the container stays CREATED, as on disk.
 func (s *Server) failStart(c *container, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.runc.Delete(ctx, c.rec.ID); err != nil {
-		s.log.Warn("delete runtime state after failed start", "container", c.rec.ID, "err", err)
+	if err := s.runc.Delete(ctx, c.id); err != nil {
+		s.log.Warn("delete runtime state after failed start", "container", c.id, "err", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := time.Now().UnixNano()
-	c.rec.State = runtime.ContainerState_CONTAINER_EXITED
-	c.rec.StartedAt, c.rec.FinishedAt = now, now
-	c.rec.ExitCode = startErrorExitCode
-	c.rec.Reason = "StartError"
-	c.rec.Message = cause.Error()
-	if err := writeContainerRecord(s.paths.containerRecord(c.rec.ID), c.rec); err != nil {
-		s.log.Error("save container after failed start", "container", c.rec.ID, "err", err)
+	_, err := s.updateContainer(c, func(r *containerRecord) bool {
+		r.State = runtime.ContainerState_CONTAINER_EXITED
+		r.StartedAt, r.FinishedAt = now, now
+		r.ExitCode = startErrorExitCode
+		r.Reason = "StartError"
+		r.Message = cause.Error()
+		return true
+	})
+	if err != nil {
+		s.log.Error("record a failed start", "container", c.id, "cause", cause, "err", err)
 	}
-	c.markExited()
 }
 
 func stateName(st runtime.ContainerState) string {

@@ -59,8 +59,8 @@ func (s *Server) containerStatus(rec *containerRecord) *runtime.ContainerStatus 
 		User:        rec.User,
 		Resources:   &runtime.ContainerResources{Linux: cfg.GetLinux().GetResources()},
 	}
-	if sig := stopSignal(rec.StopSignal); rec.StopSignal != "" {
-		st.StopSignal = runtime.Signal(sig)
+	if rec.StopSignal != "" {
+		st.StopSignal = criSignal(stopSignal(rec.StopSignal))
 	}
 	return st
 }

@@ -3,7 +3,8 @@ package cri
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,8 +18,8 @@ import (
 // killWait bounds how long the shim waits for a container to die after SIGKILL.
 const killWait = 30 * time.Second
 
-// StopContainer sends the container's stop signal (the image's STOPSIGNAL, else
-// SIGTERM), waits up to timeout seconds, then SIGKILLs it. Stopping a container that
+// StopContainer sends the container's stop signal (its config's stop_signal, else
+// the image's STOPSIGNAL, else SIGTERM), waits up to timeout seconds, then SIGKILLs it. Stopping a container that
 // is not running, or that does not exist, succeeds.
 func (s *Server) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
 	if req.GetContainerId() == "" {
@@ -92,7 +93,7 @@ func waitReleased(ctx context.Context, c *container) error {
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
 	case <-t.C:
-		return status.Errorf(codes.DeadlineExceeded, "container %s exited but was not released within %s", c.rec.ID, killWait)
+		return status.Errorf(codes.DeadlineExceeded, "container %s exited but was not released within %s", c.id, killWait)
 	}
 }
 
@@ -137,42 +138,129 @@ func waitExit(ctx context.Context, c *container, timeout time.Duration) bool {
 // killLost handles a container whose monitor died: the runtime kills and deletes
 // whatever is left and the container is recorded as exited with an unknown status.
 func (s *Server) killLost(ctx context.Context, c *container) error {
-	if err := s.runc.Delete(ctx, c.rec.ID); err != nil {
-		return status.Errorf(codes.Internal, "kill container %s: %v", c.rec.ID, err)
+	if err := s.runc.Delete(ctx, c.id); err != nil {
+		return status.Errorf(codes.Internal, "kill container %s: %v", c.id, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.rec.State != runtime.ContainerState_CONTAINER_UNKNOWN {
-		return nil
-	}
-	c.rec.State = runtime.ContainerState_CONTAINER_EXITED
-	c.rec.FinishedAt = time.Now().UnixNano()
-	c.rec.ExitCode = 255
-	c.rec.Reason = "Unknown"
-	if c.rec.Message == "" {
-		c.rec.Message = "the container's monitor process was lost; its exit status is unknown"
-	}
-	c.markExited()
-	if err := writeContainerRecord(s.paths.containerRecord(c.rec.ID), c.rec); err != nil {
-		return status.Errorf(codes.Internal, "save container %s: %v", c.rec.ID, err)
+	now := time.Now().UnixNano()
+	_, err := s.updateContainer(c, func(r *containerRecord) bool {
+		if r.State != runtime.ContainerState_CONTAINER_UNKNOWN {
+			return false
+		}
+		r.State = runtime.ContainerState_CONTAINER_EXITED
+		r.FinishedAt = now
+		r.ExitCode = 255
+		r.Reason = "Unknown"
+		if r.Message == "" {
+			r.Message = "the container's monitor process was lost; its exit status is unknown"
+		}
+		return true
+	})
+	if err != nil {
+		return status.Errorf(codes.Internal, "kill container %s: %v", c.id, err)
 	}
 	return nil
 }
 
-// stopSignal parses an image STOPSIGNAL ("SIGQUIT", "QUIT", "3"); SIGTERM by default.
+// containerStopSignal is the signal that stops the container, by name: the one
+// the container's config asks for (the pod's lifecycle.stopSignal), else the
+// image's STOPSIGNAL (empty: SIGTERM), as containerd chooses.
+func containerStopSignal(cfg *runtime.ContainerConfig, image string) string {
+	if sig := cfg.GetStopSignal(); sig != runtime.Signal_SIGNAL_RUNTIME_DEFAULT {
+		if name := criSignalName(sig); name != "" {
+			return name
+		}
+	}
+	return image
+}
+
+// criSignalName is the name of a CRI signal as images and Kubernetes write it
+// ("SIGQUIT", "SIGRTMIN+3", "SIGRTMAX-2"); "" for RUNTIME_DEFAULT or a value
+// this build does not know.
+func criSignalName(sig runtime.Signal) string {
+	name, ok := runtime.Signal_name[int32(sig)]
+	if !ok || sig == runtime.Signal_SIGNAL_RUNTIME_DEFAULT {
+		return ""
+	}
+	name = strings.TrimPrefix(name, "SIGNAL_")
+	name = strings.Replace(name, "PLUS", "+", 1)
+	return strings.Replace(name, "MINUS", "-", 1)
+}
+
+// criSignals maps a signal number to its CRI value, for ContainerStatus. Where
+// the CRI has aliases (SIGCLD, SIGIOT, SIGPOLL) the kernel's own name wins.
+var criSignals = func() map[unix.Signal]runtime.Signal {
+	m := map[unix.Signal]runtime.Signal{}
+	for v := range runtime.Signal_name {
+		sig := runtime.Signal(v)
+		name := criSignalName(sig)
+		num, ok := parseSignal(name)
+		if !ok {
+			continue
+		}
+		if _, dup := m[num]; !dup || unix.SignalName(num) == name {
+			m[num] = sig
+		}
+	}
+	return m
+}()
+
+// criSignal is the CRI value of signal sig (RUNTIME_DEFAULT when it has none).
+func criSignal(sig unix.Signal) runtime.Signal { return criSignals[sig] }
+
+// The real-time signals as user space numbers them (glibc keeps the first two
+// for itself), which is what "SIGRTMIN+3" means to images and Kubernetes.
+const sigRTMin, sigRTMax = 34, 64
+
+// stopSignal parses a stop signal ("SIGQUIT", "QUIT", "3", "SIGRTMIN+3");
+// SIGTERM when empty or unknown.
 func stopSignal(name string) unix.Signal {
-	if name == "" {
-		return unix.SIGTERM
-	}
-	var n int
-	if _, err := fmt.Sscanf(name, "%d", &n); err == nil && n > 0 && n < 65 {
-		return unix.Signal(n)
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig
-	}
-	if sig := unix.SignalNum("SIG" + name); sig != 0 {
+	if sig, ok := parseSignal(name); ok {
 		return sig
 	}
 	return unix.SIGTERM
+}
+
+// signalAliases are the other names of signals, which the CRI lists too.
+var signalAliases = map[string]unix.Signal{"SIGCLD": unix.SIGCHLD, "SIGIOT": unix.SIGABRT, "SIGPOLL": unix.SIGIO}
+
+// parseSignal parses a signal name or number.
+func parseSignal(name string) (unix.Signal, bool) {
+	if name == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		return unix.Signal(n), n > 0 && n <= sigRTMax
+	}
+	name = strings.ToUpper(name)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, true
+	}
+	if sig, ok := signalAliases[name]; ok {
+		return sig, true
+	}
+	for _, rt := range []struct {
+		prefix string
+		base   int
+		sign   int
+	}{{"SIGRTMIN", sigRTMin, 1}, {"SIGRTMAX", sigRTMax, -1}} {
+		rest, ok := strings.CutPrefix(name, rt.prefix)
+		if !ok {
+			continue
+		}
+		off := 0
+		if rest != "" {
+			n, err := strconv.Atoi(rest) // "+3" or "-3"
+			if err != nil || (n < 0) != (rt.sign < 0) {
+				return 0, false
+			}
+			off = n
+		}
+		if n := rt.base + off; n >= sigRTMin && n <= sigRTMax {
+			return unix.Signal(n), true
+		}
+	}
+	return 0, false
 }

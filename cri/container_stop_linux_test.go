@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -150,4 +151,41 @@ func stopWhileExiting(h *harness, name string, n int) error {
 		return fmt.Errorf("%s: remove pod: %w", name, err)
 	}
 	return nil
+}
+
+// The container's config names its stop signal (the pod's lifecycle.stopSignal):
+// StopContainer sends it instead of the image's (SIGTERM here), and the status
+// reports it. The shell traps only SIGQUIT: as PID 1 of its own PID namespace it
+// ignores SIGTERM, so the old code waited out the whole grace period and
+// SIGKILLed it (exit code 137).
+func TestStopSignalFromConfig(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.importImage("busybox")
+	pod, podCfg := h.runPod("stop-signal")
+	ctl := t.TempDir()
+	cfg := containerConfig("quit", busybox, "sh", "-c", `trap "exit 7" QUIT; touch /ctl/ready; while :; do sleep 0.1; done`)
+	cfg.Mounts = []*runtime.Mount{{ContainerPath: "/ctl", HostPath: ctl}}
+	cfg.StopSignal = runtime.Signal_SIGNAL_SIGQUIT
+	id := h.createContainer(pod, podCfg, cfg)
+	if got := h.status(id).StopSignal; got != runtime.Signal_SIGNAL_SIGQUIT {
+		t.Fatalf("status stop signal %v, want SIGQUIT", got)
+	}
+	h.startContainer(id)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if _, err := os.Stat(filepath.Join(ctl, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not set its trap")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := h.rt.StopContainer(ctx(t), &runtime.StopContainerRequest{ContainerId: id, Timeout: 120}); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(id); st.ExitCode != 7 {
+		t.Fatalf("exit code %d after StopContainer, want 7 (the SIGQUIT trap)", st.ExitCode)
+	}
 }

@@ -88,11 +88,8 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 		cfg.Linux = &runtime.LinuxContainerConfig{}
 	}
 	cfg.Linux.Resources = merged
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.rec.Config = cfg
-	if err := writeContainerRecord(s.paths.containerRecord(rec.ID), c.rec); err != nil {
-		return nil, grpcError(codes.Internal, err, "save container %s", rec.ID)
+	if _, err := s.updateContainer(c, func(r *containerRecord) bool { r.Config = cfg; return true }); err != nil {
+		return nil, grpcError(codes.Internal, err, "update container %s", rec.ID)
 	}
 	s.log.Info("container resources updated", "container", rec.ID, "running", rec.State == runtime.ContainerState_CONTAINER_RUNNING)
 	return &runtime.UpdateContainerResourcesResponse{}, nil

@@ -62,15 +62,30 @@ func (s *Server) emit(id, sandboxID string, typ runtime.ContainerEventType) {
 	if !s.events.active() {
 		return
 	}
+	var sbRec *sandboxRecord
+	if sb, err := s.objs.sandbox(sandboxID); err == nil {
+		rec := sb.snapshot()
+		sbRec = &rec
+	}
+	s.emitFor(id, sandboxID, sbRec, typ)
+}
+
+// emitFor publishes an event with the status of sandbox record sbRec: a snapshot
+// taken by the caller when the sandbox is no longer listed (its removal), since
+// the kubelet's evented PLEG needs the sandbox's status in every event. A nil
+// sbRec sends none.
+func (s *Server) emitFor(id, sandboxID string, sbRec *sandboxRecord, typ runtime.ContainerEventType) {
+	if !s.events.active() {
+		return
+	}
 	ev := &runtime.ContainerEventResponse{
 		ContainerId:        id,
 		ContainerEventType: typ,
 		CreatedAt:          time.Now().UnixNano(),
 		ContainersStatuses: s.sandboxContainerStatuses(sandboxID),
 	}
-	if sb, err := s.objs.sandbox(sandboxID); err == nil {
-		rec := sb.snapshot()
-		ev.PodSandboxStatus = sandboxStatus(&rec)
+	if sbRec != nil {
+		ev.PodSandboxStatus = sandboxStatus(sbRec)
 	}
 	if dropped := s.events.publish(ev); dropped > 0 {
 		s.log.Warn("container event dropped for slow subscribers", "container", id, "type", typ.String(), "subscribers", dropped)

@@ -83,5 +83,10 @@ func TestContainerEvents(t *testing.T) {
 	h.rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
 	next(pod, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	next(pod, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
+	// The kubelet's evented PLEG needs the sandbox's status in the event of its
+	// removal too ("received ContainerEventResponse with nil PodSandboxStatus").
+	ev = next(pod, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
+	if ev.PodSandboxStatus.GetId() != pod || ev.PodSandboxStatus.GetState() != runtime.PodSandboxState_SANDBOX_NOTREADY {
+		t.Fatalf("sandbox deleted event carries sandbox status %v, want %.12s NOTREADY", ev.PodSandboxStatus, pod)
+	}
 }

@@ -12,54 +12,108 @@ import (
 	"github.com/nodekit-dev/nodekit/cri/monitor"
 )
 
-// onExit records the exit of container id from its monitor's exit record.
+// onExit records the exit of container id from its monitor's exit record. When
+// the exit record cannot be read, or the container's record cannot be saved (a
+// full disk, say), it tries again with back-off in the background until it
+// succeeds, the container is removed or the server closes. Meanwhile the container
+// stays RUNNING, as its record on disk says.
 func (s *Server) onExit(id string) {
+	if !s.recordExit(id) {
+		s.retry("exit/"+id, func() bool { return s.recordExit(id) })
+	}
+}
+
+// recordExit applies container id's exit record; it reports whether nothing is
+// left to do (done, or nothing to do: the container or its exit record is gone).
+func (s *Server) recordExit(id string) (done bool) {
 	s.objs.mu.RLock()
 	c := s.objs.containers[id]
 	s.objs.mu.RUnlock()
 	if c == nil {
-		return // removed already, or not ours
+		return true // removed already, or not ours
 	}
 	ex, err := monitor.ReadExit(s.paths.exitFile(id))
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			s.log.Error("read exit record", "container", id, "err", err)
-		}
-		return
+	if errors.Is(err, os.ErrNotExist) {
+		return true // RemoveContainer took it
 	}
-	if s.applyExit(c, ex) {
-		s.emit(id, c.rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	if err != nil {
+		s.log.Error("read the exit record of a container; will retry", "container", id, "path", s.paths.exitFile(id), "err", err)
+		return false
+	}
+	changed, err := s.applyExit(c, ex)
+	if err != nil {
+		s.log.Error("record the exit of a container; will retry", "container", id, "err", err)
+		return false
+	}
+	if changed {
+		s.emit(id, c.sandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	}
 	s.startRelease(c)
+	return true
 }
 
-// applyExit moves c to exited with the status of ex and wakes its waiters. It
-// reports whether the state changed.
-func (s *Server) applyExit(c *container, ex monitor.Exit) (changed bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer c.markExited()
-	if c.rec.State != runtime.ContainerState_CONTAINER_EXITED {
-		changed = true
-		c.rec.State = runtime.ContainerState_CONTAINER_EXITED
-		c.rec.FinishedAt = ex.FinishedAt.UnixNano()
-		c.rec.ExitCode = ex.ExitCode
-		c.rec.Message = ex.Error
+// applyExit records c as exited with the status of ex, on disk and then in
+// memory, which wakes its waiters. It reports whether the state changed.
+func (s *Server) applyExit(c *container, ex monitor.Exit) (changed bool, err error) {
+	changed, err = s.updateContainer(c, func(r *containerRecord) bool {
+		if r.State == runtime.ContainerState_CONTAINER_EXITED {
+			return false
+		}
+		r.State = runtime.ContainerState_CONTAINER_EXITED
+		r.FinishedAt = ex.FinishedAt.UnixNano()
+		r.ExitCode = ex.ExitCode
+		r.Message = ex.Error
 		switch {
 		case ex.OOMKilled:
-			c.rec.Reason = "OOMKilled"
+			r.Reason = "OOMKilled"
 		case ex.ExitCode == 0:
-			c.rec.Reason = "Completed"
+			r.Reason = "Completed"
 		default:
-			c.rec.Reason = "Error"
+			r.Reason = "Error"
 		}
-		if err := writeContainerRecord(s.paths.containerRecord(c.rec.ID), c.rec); err != nil {
-			s.log.Error("save container exit", "container", c.rec.ID, "err", err)
-		}
-		s.log.Info("container exited", "container", c.rec.ID, "exitCode", ex.ExitCode, "reason", c.rec.Reason)
+		return true
+	})
+	if changed {
+		s.log.Info("container exited", "container", c.id, "exitCode", ex.ExitCode, "oomKilled", ex.OOMKilled)
 	}
-	return changed
+	return changed, err
 }
+
+// retry calls try in the background with back-off (100 ms, doubling up to 10 s)
+// until it reports done or the server closes. Only one retry per key runs at a
+// time: a second one for the same key is dropped, the first will do its work.
+func (s *Server) retry(key string, try func() (done bool)) {
+	select {
+	case <-s.closed:
+		return
+	default:
+	}
+	if _, busy := s.retrying.LoadOrStore(key, true); busy {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		defer s.retrying.Delete(key)
+		delay := retryFirst
+		for {
+			t := time.NewTimer(delay)
+			select {
+			case <-s.closed:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if try() {
+				return
+			}
+			delay = min(2*delay, retryMax)
+		}
+	}()
+}
+
+// The back-off of retry.
+var retryFirst, retryMax = 100 * time.Millisecond, 10 * time.Second
 
 // exitRecordID returns the container id of an exit record file name; temp files of
 // an atomic write (dot files) are not records.

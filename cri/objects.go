@@ -14,11 +14,20 @@ import (
 )
 
 // sandbox is a pod sandbox in memory. op serializes lifecycle operations on it;
-// mu guards rec.
+// mu guards rec, which only Server.updateSandbox replaces (state on disk before
+// it is published). What never changes is also kept outside rec, readable
+// without the lock.
 type sandbox struct {
 	op  sync.Mutex
 	mu  sync.Mutex
 	rec *sandboxRecord
+
+	id       string
+	metadata *runtime.PodSandboxMetadata
+}
+
+func newSandbox(rec *sandboxRecord) *sandbox {
+	return &sandbox{rec: rec, id: rec.ID, metadata: rec.Config.GetMetadata()}
 }
 
 func (sb *sandbox) snapshot() sandboxRecord {
@@ -28,13 +37,19 @@ func (sb *sandbox) snapshot() sandboxRecord {
 }
 
 // container is a container in memory. op serializes lifecycle operations; mu
-// guards rec and exited, which the exit watcher updates while an operation such as
-// StopContainer waits for it.
+// guards rec, which only Server.updateContainer replaces (state on disk before it
+// is published), and exited, which closes when a record saying the container
+// exited is published, while an operation such as StopContainer waits for it.
+// What never changes is also kept outside rec, readable without the lock.
 type container struct {
 	op     sync.Mutex
 	mu     sync.Mutex
 	rec    *containerRecord
 	exited chan struct{} // closed once the exit is recorded
+
+	id, sandboxID string
+	layers        []string      // rootfs layers
+	imageVolumes  []imageVolume // immutable after create
 
 	// released is closed once what an exited container held on the node is
 	// given back: its monitor has exited, the runtime's state is deleted and
@@ -44,7 +59,10 @@ type container struct {
 }
 
 func newContainer(rec *containerRecord) *container {
-	c := &container{rec: rec, exited: make(chan struct{}), released: make(chan struct{})}
+	c := &container{
+		rec: rec, exited: make(chan struct{}), released: make(chan struct{}),
+		id: rec.ID, sandboxID: rec.SandboxID, layers: rec.Layers, imageVolumes: rec.ImageVolumes,
+	}
 	if rec.State == runtime.ContainerState_CONTAINER_EXITED || rec.State == runtime.ContainerState_CONTAINER_UNKNOWN {
 		close(c.exited)
 	}
@@ -162,13 +180,13 @@ func (o *objects) container(id string) (*container, error) {
 func (o *objects) addSandbox(sb *sandbox) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.sandboxes[sb.rec.ID] = sb
+	o.sandboxes[sb.id] = sb
 }
 
 func (o *objects) addContainer(c *container) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.containers[c.rec.ID] = c
+	o.containers[c.id] = c
 }
 
 func (o *objects) removeSandbox(id string) {
@@ -190,7 +208,7 @@ func (o *objects) listSandboxes() []*sandbox {
 	for _, sb := range o.sandboxes {
 		out = append(out, sb)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].rec.ID < out[j].rec.ID })
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out
 }
 
@@ -201,7 +219,7 @@ func (o *objects) listContainers() []*container {
 	for _, c := range o.containers {
 		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].rec.ID < out[j].rec.ID })
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out
 }
 
@@ -209,7 +227,7 @@ func (o *objects) listContainers() []*container {
 func (o *objects) containersOf(sandboxID string) []*container {
 	var out []*container
 	for _, c := range o.listContainers() {
-		if c.rec.SandboxID == sandboxID {
+		if c.sandboxID == sandboxID {
 			out = append(out, c)
 		}
 	}

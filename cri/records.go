@@ -179,3 +179,43 @@ func (p paths) mkdirs() error {
 	}
 	return nil
 }
+
+// updateContainer changes c's record as containerd's UpdateSync does: fn edits a
+// copy of the record and reports whether it changed anything; a changed copy is
+// written to disk and only then becomes the record readers see. When the write
+// fails, memory keeps the record that is on disk and the error is returned, so
+// no reader ever sees a state a restart would lose. A record that the update
+// makes EXITED or UNKNOWN wakes the container's waiters (c.exited).
+//
+// Every change of a container's record after it is created goes through here.
+func (s *Server) updateContainer(c *container, fn func(r *containerRecord) bool) (changed bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := *c.rec
+	if !fn(&next) {
+		return false, nil
+	}
+	if err := writeContainerRecord(s.paths.containerRecord(next.ID), &next); err != nil {
+		return false, fmt.Errorf("save container %s: %w", next.ID, err)
+	}
+	c.rec = &next
+	if next.State == runtime.ContainerState_CONTAINER_EXITED || next.State == runtime.ContainerState_CONTAINER_UNKNOWN {
+		c.markExited()
+	}
+	return true, nil
+}
+
+// updateSandbox is updateContainer for a sandbox's record.
+func (s *Server) updateSandbox(sb *sandbox, fn func(r *sandboxRecord) bool) (changed bool, err error) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	next := *sb.rec
+	if !fn(&next) {
+		return false, nil
+	}
+	if err := writeSandboxRecord(s.paths.sandboxRecord(next.ID), &next); err != nil {
+		return false, fmt.Errorf("save pod sandbox %s: %w", next.ID, err)
+	}
+	sb.rec = &next
+	return true, nil
+}

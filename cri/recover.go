@@ -29,8 +29,8 @@ func (s *Server) recover(ctx context.Context) error {
 			}
 			continue
 		}
-		s.objs.addSandbox(&sandbox{rec: rec})
-		s.recoverInfra(rec)
+		s.objs.addSandbox(newSandbox(rec))
+		s.recoverInfra(*rec)
 		if err := s.objs.reserve(sandboxNameKey(rec.Config.GetMetadata()), id, "pod sandbox"); err != nil {
 			s.log.Warn("duplicate sandbox name in records", "sandbox", id, "err", err)
 		}
@@ -57,7 +57,7 @@ func (s *Server) recover(ctx context.Context) error {
 		c := newContainer(rec)
 		s.objs.addContainer(c)
 		if sb, err := s.objs.sandbox(rec.SandboxID); err == nil {
-			key := containerNameKey(rec.Config.GetMetadata(), sb.rec.Config.GetMetadata())
+			key := containerNameKey(rec.Config.GetMetadata(), sb.metadata)
 			if err := s.objs.reserve(key, id, "container"); err != nil {
 				s.log.Warn("duplicate container name in records", "container", id, "err", err)
 			}
@@ -107,14 +107,15 @@ func (s *Server) recover(ctx context.Context) error {
 	return nil
 }
 
-// reconcile brings a recovered container's state up to date.
+// reconcile brings a recovered container's state up to date. What it learns is
+// saved before it is published; what it cannot save (a full disk) is retried in
+// the background for an exit, and found again by the next start otherwise.
 func (s *Server) reconcile(ctx context.Context, c *container) {
 	rec := c.snapshot()
 	if rec.State == runtime.ContainerState_CONTAINER_EXITED {
 		return
 	}
-	if ex, err := monitor.ReadExit(s.paths.exitFile(rec.ID)); err == nil {
-		s.applyExit(c, ex)
+	if s.reconcileExit(c) {
 		return
 	}
 	switch rec.State {
@@ -129,28 +130,49 @@ func (s *Server) reconcile(ctx context.Context, c *container) {
 		// The previous run died while starting it: a monitor was launched.
 		st, err := s.runc.State(ctx, rec.ID)
 		if err == nil && st.Status == "running" {
-			c.mu.Lock()
-			c.rec.State = runtime.ContainerState_CONTAINER_RUNNING
-			c.rec.Pid = st.Pid
-			c.rec.PidStart, _ = procStartTime(st.Pid)
-			c.rec.StartedAt = st.Created.UnixNano()
-			c.mu.Unlock()
+			_, err := s.updateContainer(c, func(r *containerRecord) bool {
+				r.State = runtime.ContainerState_CONTAINER_RUNNING
+				r.Pid = st.Pid
+				r.PidStart, _ = procStartTime(st.Pid)
+				r.StartedAt = st.Created.UnixNano()
+				return true
+			})
+			if err != nil {
+				s.log.Error("record a container started by the previous run", "container", rec.ID, "err", err)
+			}
 			return
 		}
 	default:
 		return
 	}
 	// Look again: the exit record may have landed meanwhile.
-	if ex, err := monitor.ReadExit(s.paths.exitFile(rec.ID)); err == nil {
-		s.applyExit(c, ex)
+	if s.reconcileExit(c) {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.rec.State = runtime.ContainerState_CONTAINER_UNKNOWN
-	c.rec.Message = "the container's monitor process was lost; its exit status is unknown"
-	c.markExited()
+	_, err := s.updateContainer(c, func(r *containerRecord) bool {
+		r.State = runtime.ContainerState_CONTAINER_UNKNOWN
+		r.Message = "the container's monitor process was lost; its exit status is unknown"
+		return true
+	})
+	if err != nil {
+		s.log.Error("record a container that lost its monitor", "container", rec.ID, "err", err)
+		return
+	}
 	s.log.Warn("container lost its monitor", "container", rec.ID)
+}
+
+// reconcileExit applies the container's exit record if there is one, and
+// reports whether there was. An exit it cannot save is retried in the background.
+func (s *Server) reconcileExit(c *container) bool {
+	ex, err := monitor.ReadExit(s.paths.exitFile(c.id))
+	if err != nil {
+		return false
+	}
+	if _, err := s.applyExit(c, ex); err != nil {
+		s.log.Error("record the exit of a container; will retry", "container", c.id, "err", err)
+		s.retry("exit/"+c.id, func() bool { return s.recordExit(c.id) })
+	}
+	return true
 }
 
 // listDir returns the names in dir; a missing dir is empty.

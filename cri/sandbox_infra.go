@@ -117,39 +117,50 @@ func (s *Server) startInfra(rec *sandboxRecord, undo *cleanups) (release func(),
 }
 
 // onInfraExit makes the sandbox NOTREADY when its infra process died while the
-// pod was ready: its PID namespace, and every container in it, is gone.
+// pod was ready: its PID namespace, and every container in it, is gone. What
+// cannot be saved is retried in the background (Server.retry).
 func (s *Server) onInfraExit(id string, pid int) {
+	if !s.recordInfraExit(id, pid) {
+		s.retry("infra/"+id, func() bool { return s.recordInfraExit(id, pid) })
+	}
+}
+
+// recordInfraExit is onInfraExit's one try; it reports whether nothing is left to do.
+func (s *Server) recordInfraExit(id string, pid int) (done bool) {
 	select {
 	case <-s.closed:
-		return // a server that no longer owns the records
+		return true // a server that no longer owns the records
 	default:
 	}
 	sb, err := s.objs.sandbox(id)
 	if err != nil {
-		return
+		return true
 	}
 	// A stop or remove in progress has its own plans for the sandbox.
 	sb.op.Lock()
-	sb.mu.Lock()
-	if sb.rec.State != runtime.PodSandboxState_SANDBOX_READY || sb.rec.InfraPid != pid {
-		sb.mu.Unlock()
-		sb.op.Unlock()
-		return
-	}
-	sb.rec.State = runtime.PodSandboxState_SANDBOX_NOTREADY
-	err = writeSandboxRecord(s.paths.sandboxRecord(id), sb.rec)
-	sb.mu.Unlock()
+	changed, err := s.updateSandbox(sb, func(r *sandboxRecord) bool {
+		if r.State != runtime.PodSandboxState_SANDBOX_READY || r.InfraPid != pid {
+			return false
+		}
+		r.State = runtime.PodSandboxState_SANDBOX_NOTREADY
+		return true
+	})
 	sb.op.Unlock()
 	if err != nil {
-		s.log.Error("save pod sandbox", "sandbox", id, "err", err)
+		s.log.Error("the pod's PID namespace holder exited; cannot record it, will retry", "sandbox", id, "pid", pid, "err", err)
+		return false
 	}
-	s.log.Warn("the pod's PID namespace holder exited; pod sandbox not ready", "sandbox", id, "pid", pid)
-	s.emit(id, id, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	if changed {
+		s.log.Warn("the pod's PID namespace holder exited; pod sandbox not ready", "sandbox", id, "pid", pid)
+		s.emit(id, id, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	}
+	return true
 }
 
 // recoverInfra, after a restart, watches a ready sandbox's infra process if
-// it still runs, and otherwise marks the sandbox NOTREADY.
-func (s *Server) recoverInfra(rec *sandboxRecord) {
+// it still runs, and otherwise marks the sandbox NOTREADY. The sandbox must be
+// listed already.
+func (s *Server) recoverInfra(rec sandboxRecord) {
 	if rec.InfraPid == 0 || rec.State != runtime.PodSandboxState_SANDBOX_READY {
 		return
 	}
@@ -161,11 +172,8 @@ func (s *Server) recoverInfra(rec *sandboxRecord) {
 		}()
 		return
 	}
-	rec.State = runtime.PodSandboxState_SANDBOX_NOTREADY
-	if err := writeSandboxRecord(s.paths.sandboxRecord(id), rec); err != nil {
-		s.log.Error("save pod sandbox", "sandbox", id, "err", err)
-	}
-	s.log.Warn("the pod's PID namespace holder exited while the shim was down; pod sandbox not ready", "sandbox", id, "pid", pid)
+	s.log.Warn("the pod's PID namespace holder exited while the shim was down", "sandbox", id, "pid", pid)
+	s.onInfraExit(id, pid)
 }
 
 // stopInfra kills the sandbox's infra process, if it still runs, and waits

@@ -30,19 +30,21 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 	}
 	sb.op.Lock()
 	defer sb.op.Unlock()
-	id := sb.rec.ID
+	id := sb.id
 	for _, c := range s.objs.containersOf(id) {
 		if err := s.removeContainer(ctx, c); err != nil {
 			return nil, grpcError(codes.Internal, err, "remove containers of pod sandbox %s", id)
 		}
 	}
-	if err := s.teardownSandbox(sb.snapshot()); err != nil {
+	last := sb.snapshot()
+	if err := s.teardownSandbox(last); err != nil {
 		return nil, status.Errorf(codes.Internal, "remove pod sandbox %s: %v", id, err)
 	}
 	s.objs.removeSandbox(id)
-	s.objs.release(sandboxNameKey(sb.rec.Config.GetMetadata()), id)
+	s.objs.release(sandboxNameKey(sb.metadata), id)
 	s.log.Info("pod sandbox removed", "sandbox", id)
-	s.emit(id, id, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
+	// The sandbox is no longer listed: the event carries its last status.
+	s.emitFor(id, id, &last, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }
 

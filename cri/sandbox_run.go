@@ -144,7 +144,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	if err := writeSandboxRecord(s.paths.sandboxRecord(id), rec); err != nil {
 		return nil, status.Errorf(codes.Internal, "save sandbox: %v", err)
 	}
-	s.objs.addSandbox(&sandbox{rec: rec})
+	s.objs.addSandbox(newSandbox(rec))
 	undo.disarm()
 	releaseInfra()
 	s.log.Info("pod sandbox ready", "sandbox", id, "pod", cfg.GetMetadata().GetNamespace()+"/"+cfg.GetMetadata().GetName())

@@ -34,7 +34,7 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbox
 func (s *Server) stopSandbox(ctx context.Context, sb *sandbox) error {
 	sb.op.Lock()
 	defer sb.op.Unlock()
-	id := sb.rec.ID
+	id := sb.id
 	var errs []error
 	for _, c := range s.objs.containersOf(id) {
 		if err := s.stopContainer(ctx, c, 0); err != nil {
@@ -55,16 +55,18 @@ func (s *Server) stopSandbox(ctx context.Context, sb *sandbox) error {
 	if err := podns.Unpin(s.paths.sandboxNS(id)); err != nil {
 		return status.Errorf(codes.Internal, "release namespaces of pod sandbox %s: %v", id, err)
 	}
-	sb.mu.Lock()
-	if sb.rec.State == runtime.PodSandboxState_SANDBOX_NOTREADY {
-		sb.mu.Unlock()
-		return nil
-	}
-	sb.rec.State = runtime.PodSandboxState_SANDBOX_NOTREADY
-	err := writeSandboxRecord(s.paths.sandboxRecord(id), sb.rec)
-	sb.mu.Unlock()
+	changed, err := s.updateSandbox(sb, func(r *sandboxRecord) bool {
+		if r.State == runtime.PodSandboxState_SANDBOX_NOTREADY {
+			return false
+		}
+		r.State = runtime.PodSandboxState_SANDBOX_NOTREADY
+		return true
+	})
 	if err != nil {
-		return status.Errorf(codes.Internal, "save pod sandbox %s: %v", id, err)
+		return status.Errorf(codes.Internal, "stop pod sandbox %s: %v", id, err)
+	}
+	if !changed {
+		return nil
 	}
 	s.log.Info("pod sandbox stopped", "sandbox", id)
 	s.emit(id, id, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)

@@ -89,6 +89,7 @@ type Server struct {
 	exits    *exitWatcher
 	events   eventBus
 	bg       sync.WaitGroup
+	retrying sync.Map // keys of the retries running (Server.retry)
 	closeErr error
 	closed   chan struct{}
 	once     sync.Once

@@ -96,10 +96,10 @@ func (st *statsState) sample(key, path string) (cur *cgstats.Stats, rate *uint64
 func (s *Server) pruneStats() {
 	live := map[string]bool{}
 	for _, c := range s.objs.listContainers() {
-		live[c.rec.ID] = true
+		live[c.id] = true
 	}
 	for _, sb := range s.objs.listSandboxes() {
-		live[sandboxStatsKey(sb.rec.ID)] = true
+		live[sandboxStatsKey(sb.id)] = true
 	}
 	st := s.stats
 	st.mu.Lock()

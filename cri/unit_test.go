@@ -221,11 +221,49 @@ func TestImageUser(t *testing.T) {
 
 func TestStopSignal(t *testing.T) {
 	for in, want := range map[string]unix.Signal{
-		"": unix.SIGTERM, "SIGQUIT": unix.SIGQUIT, "QUIT": unix.SIGQUIT, "9": unix.SIGKILL, "SIGRTMIN+3": unix.SIGTERM, "bogus": unix.SIGTERM, "SIGINT": unix.SIGINT,
+		"": unix.SIGTERM, "SIGQUIT": unix.SIGQUIT, "QUIT": unix.SIGQUIT, "9": unix.SIGKILL, "SIGRTMIN+3": unix.Signal(37), "RTMAX-2": unix.Signal(62), "SIGRTMAX+1": unix.SIGTERM, "65": unix.SIGTERM, "bogus": unix.SIGTERM, "SIGINT": unix.SIGINT,
 	} {
 		if got := stopSignal(in); got != want {
 			t.Errorf("stopSignal(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// The container's config (the pod's lifecycle.stopSignal) names the stop signal
+// before the image does, and every CRI signal maps to its number and back.
+func TestContainerStopSignal(t *testing.T) {
+	quit := &runtime.ContainerConfig{StopSignal: runtime.Signal_SIGNAL_SIGQUIT}
+	if got := containerStopSignal(quit, "SIGUSR1"); got != "SIGQUIT" {
+		t.Errorf("config SIGQUIT, image SIGUSR1: %q, want SIGQUIT", got)
+	}
+	if got := containerStopSignal(&runtime.ContainerConfig{}, "SIGUSR1"); got != "SIGUSR1" {
+		t.Errorf("no config signal, image SIGUSR1: %q", got)
+	}
+	rt := &runtime.ContainerConfig{StopSignal: runtime.Signal_SIGNAL_SIGRTMINPLUS3}
+	if got := containerStopSignal(rt, ""); got != "SIGRTMIN+3" || stopSignal(got) != unix.Signal(37) {
+		t.Errorf("SIGRTMINPLUS3: %q (%d)", got, stopSignal(got))
+	}
+	for v := range runtime.Signal_name {
+		sig := runtime.Signal(v)
+		if sig == runtime.Signal_SIGNAL_RUNTIME_DEFAULT {
+			continue
+		}
+		name := criSignalName(sig)
+		num, ok := parseSignal(name)
+		if !ok {
+			t.Errorf("%v: name %q does not parse", sig, name)
+			continue
+		}
+		if back := criSignal(num); back != sig && stopSignal(criSignalName(back)) != num {
+			t.Errorf("%v (%q, %d) maps back to %v", sig, name, num, back)
+		}
+	}
+	// The status reports the CRI value, not the signal's number as a CRI value.
+	if got := criSignal(unix.SIGQUIT); got != runtime.Signal_SIGNAL_SIGQUIT {
+		t.Errorf("criSignal(SIGQUIT) = %v", got)
+	}
+	if got := criSignal(unix.SIGCHLD); got != runtime.Signal_SIGNAL_SIGCHLD {
+		t.Errorf("criSignal(SIGCHLD) = %v, want SIGCHLD (not its alias SIGCLD)", got)
 	}
 }
 
