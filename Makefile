@@ -29,7 +29,7 @@ NODEKIT_CONTROLPLANE_DIR := $(shell GO=$(GO) $(CURDIR)/examples/controlplane/bui
 endif
 export NODEKIT_CONTROLPLANE_DIR
 
-.PHONY: setup build images test unit vet run run-cluster run-cri bench clean controlplane
+.PHONY: setup build images test unit vet modcheck run run-cluster run-cri bench clean controlplane
 
 ## setup: install missing Debian packages and a default CNI config (idempotent; needs root)
 setup:
@@ -62,9 +62,15 @@ $(BIN)/nodekit-cri: $(GO_SOURCES)
 $(BIN)/nodekit-monitor: $(GO_SOURCES)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cri/monitor/nodekit-monitor
 
-# runc is pinned in go.mod as a tool dependency and built with seccomp support.
-$(BIN)/runc: go.mod go.sum
-	$(GO) build -trimpath -tags seccomp -o $@ github.com/opencontainers/runc
+# Build tools are pinned in their own module, tools/go.mod (`tool` directives), so that
+# they stay out of the library's module graph (`make modcheck`).
+# runc, built with seccomp support.
+$(BIN)/runc: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -trimpath -tags seccomp -o $@ github.com/opencontainers/runc
+
+# golangci-lint (v2), for `make lint`.
+$(BIN)/golangci-lint: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -trimpath -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 # crictl is built from its own module (and go.sum) at a pinned version.
 $(BIN)/crictl:
@@ -101,9 +107,20 @@ controlplane:
 kubelet-anchor:
 	GO=$(GO) ./examples/controlplane/build.sh kubelet
 
-## vet: go vet over everything
-vet:
+## vet: go vet over everything, and the module graph check (modcheck)
+vet: modcheck
 	$(GO) vet ./...
+
+## modcheck: the main module keeps build tools out of its users' module graph: no `tool` directive in go.mod, no github.com/opencontainers/runc requirement, no runc package among the dependencies of its packages and tests (the tools are in tools/go.mod)
+modcheck:
+	@mod=$$($(GO) mod edit -json); \
+	if grep -q '"Tool": \[' <<<"$$mod"; then \
+		echo "modcheck: go.mod has a tool directive; build tools belong in tools/go.mod" >&2; exit 1; fi; \
+	if grep -q '"Path": "github.com/opencontainers/runc"' <<<"$$mod"; then \
+		echo "modcheck: go.mod requires github.com/opencontainers/runc; runc is a build tool (tools/go.mod), not a library dependency" >&2; exit 1; fi; \
+	deps=$$($(GO) list -deps -test ./...); \
+	if grep '^github.com/opencontainers/runc' <<<"$$deps" >&2; then \
+		echo "modcheck: the packages above (runc's) are dependencies of nodekit's packages or tests" >&2; exit 1; fi
 
 ## unit: unit tests only (no root needed)
 unit:
