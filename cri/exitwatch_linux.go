@@ -1,61 +1,62 @@
 package cri
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"unsafe"
+	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/fsnotify/fsnotify"
 )
 
 // exitWatcher turns the monitors' exit records into calls of onExit, driven by
-// inotify on the exits directory: a record appears there by an atomic rename, so one
-// IN_MOVED_TO event means one complete exit record. No polling.
+// inotify (through fsnotify, as the agent's other watchers) on the exits
+// directory: a record appears there by an atomic rename, so one create event for
+// a record's name means one complete exit record. No polling. A lost event (the
+// kernel's queue overflowed) makes it read the whole directory again.
 type exitWatcher struct {
 	dir    string
-	f      *os.File
+	w      *fsnotify.Watcher
 	onExit func(id string)
 	log    *slog.Logger
 }
 
 func newExitWatcher(dir string, onExit func(id string), log *slog.Logger) (*exitWatcher, error) {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("watch exits: %w", err)
 	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
-		unix.Close(fd)
+	if err := w.Add(dir); err != nil {
+		w.Close()
 		return nil, fmt.Errorf("watch exits in %s: %w", dir, err)
 	}
-	return &exitWatcher{dir: dir, f: os.NewFile(uintptr(fd), "inotify"), onExit: onExit, log: log}, nil
+	return &exitWatcher{dir: dir, w: w, onExit: onExit, log: log}, nil
 }
 
 // run delivers events until close.
 func (w *exitWatcher) run() {
-	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
-		n, err := w.f.Read(buf)
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				w.log.Error("exit watcher stopped", "err", err)
+		select {
+		case ev, ok := <-w.w.Events:
+			if !ok {
+				return
 			}
-			return
-		}
-		for off := 0; off+unix.SizeofInotifyEvent <= n; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+			if !ev.Has(fsnotify.Create) && !ev.Has(fsnotify.Write) {
+				continue
+			}
+			if id, ok := exitRecordID(filepath.Base(ev.Name)); ok {
+				w.onExit(id)
+			}
+		case err, ok := <-w.w.Errors:
+			if !ok {
+				return
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				w.rescan()
 				continue
 			}
-			name := string(bytes.TrimRight(nameBytes, "\x00"))
-			if id, ok := exitRecordID(name); ok {
-				w.onExit(id)
-			}
+			w.log.Error("exit watcher", "dir", w.dir, "err", err)
 		}
 	}
 }
@@ -64,7 +65,7 @@ func (w *exitWatcher) run() {
 func (w *exitWatcher) rescan() {
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
-		w.log.Error("rescan exits", "err", err)
+		w.log.Error("rescan exits", "dir", w.dir, "err", err)
 		return
 	}
 	for _, e := range entries {
@@ -74,4 +75,4 @@ func (w *exitWatcher) rescan() {
 	}
 }
 
-func (w *exitWatcher) close() { w.f.Close() }
+func (w *exitWatcher) close() { w.w.Close() }
