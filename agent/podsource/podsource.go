@@ -191,7 +191,7 @@ func (d *ManifestDir) Run(ctx context.Context) {
 			d.sync()
 		case _, ok := <-changes:
 			if !ok { // the directory went away: rewatch at the next scan
-				d.log.Debug("manifest directory watch ended")
+				d.log.Debug("manifest directory watch ended", "err", w.err())
 				w.close()
 				w = nil
 			}
@@ -211,9 +211,15 @@ func (d *ManifestDir) Run(ctx context.Context) {
 	}
 }
 
+// ensureWatch returns w while it watches, else a new watch (nil when the
+// directory cannot be watched).
 func (d *ManifestDir) ensureWatch(w *watcher) *watcher {
 	if w != nil {
-		return w
+		if w.watching() {
+			return w
+		}
+		d.log.Debug("manifest directory no longer watched")
+		w.close()
 	}
 	w, err := newWatcher(d.dir)
 	if err != nil {

@@ -17,4 +17,8 @@ func newWatcher(dir string) (*watcher, error) {
 	return nil, fmt.Errorf("watch %s: %w", dir, errors.ErrUnsupported)
 }
 
+func (w *watcher) watching() bool { return false }
+
+func (w *watcher) err() error { return nil }
+
 func (w *watcher) close() {}

@@ -267,7 +267,7 @@ func TestContainerLogsFollow(t *testing.T) {
 	cancel()
 	for range lines {
 	}
-	waitNoGoroutine(t, "server.streamLog", "server.(*inotifyWaiter).read")
+	waitNoGoroutine(t, "server.streamLog", "dirwatch.(*Watcher).run", "fsnotify.(*inotify).readEvents")
 }
 
 // waitNoGoroutine waits until no goroutine runs any of funcs.
