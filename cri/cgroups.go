@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/moby/sys/mountinfo"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
 )
 
 // cgroupDriver names cgroups for pods and containers. The driver is picked once at
@@ -35,7 +36,7 @@ func newCgroupDriver(name, defaultParent string) cgroupDriver {
 	if defaultParent == "" {
 		defaultParent = "/nodekit"
 	}
-	return fsCgroups{parent: defaultParent, mounts: cgroupMounts}
+	return fsCgroups{parent: defaultParent, mounts: cgroupmount.Points}
 }
 
 // fsCgroups is the cgroupfs driver: paths are directories in each hierarchy.
@@ -95,19 +96,6 @@ func (d systemdCgroups) containerPath(parent, id string) string {
 func (systemdCgroups) removePod(string) error { return nil }
 
 func (systemdCgroups) kind() runtime.CgroupDriver { return runtime.CgroupDriver_SYSTEMD }
-
-// cgroupMounts lists the mount points of every cgroup hierarchy (v1 and v2).
-func cgroupMounts() ([]string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(mounts))
-	for _, m := range mounts {
-		out = append(out, m.Mountpoint)
-	}
-	return out, nil
-}
 
 // ownOOMScoreAdj returns the shim's own oom_score_adj: without CAP_SYS_RESOURCE a
 // container cannot be given a lower one, so lower requests are raised to it (as

@@ -6,13 +6,13 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/moby/sys/mountinfo"
+	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
 )
 
 // removeCgroup removes a pod's cgroup directory (and empty child cgroups) from
 // every cgroupfs hierarchy. Missing directories are fine.
 func removeCgroup(parent string) error {
-	mounts, err := cgroupMounts()
+	mounts, err := cgroupmount.Points()
 	if err != nil {
 		return err
 	}
@@ -45,17 +45,4 @@ func removeCgroupTree(dir string) error {
 		return fmt.Errorf("remove cgroup %s: %w", dir, err)
 	}
 	return nil
-}
-
-// cgroupMounts lists the mount points of the cgroup hierarchies.
-func cgroupMounts() ([]string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(mounts))
-	for _, m := range mounts {
-		out = append(out, m.Mountpoint)
-	}
-	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
 	"github.com/nodekit-dev/nodekit/internal/leakcheck"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
 	"github.com/nodekit-dev/nodekit/volumes"
@@ -100,7 +101,7 @@ func TestSubPathExpr(t *testing.T) {
 // checks RemovePod removes them.
 func TestRemoveCgroup(t *testing.T) {
 	testenv.RequireRoot(t)
-	mounts, err := cgroupMounts()
+	mounts, err := cgroupmount.Points()
 	if err != nil || len(mounts) == 0 {
 		testenv.Skip(t, "no cgroup hierarchies mounted")
 	}

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/nodekit-dev/nodekit/internal/diskusage"
 )
 
 // CRIStats is what a runtime reports through the CRI list calls.
@@ -255,11 +257,11 @@ func (c *converter) container(cs *runtimeapi.ContainerStats, ctr *runtimeapi.Con
 
 // logs is the usage of a container's log directory, on the log filesystem.
 func (c *converter) logs(dir string) *statsapi.FsStats {
-	used, inodes, err := dirUsage(dir)
+	u, err := diskusage.Measure(dir)
 	if err != nil {
 		return nil
 	}
-	fs := &statsapi.FsStats{Time: metav1.NewTime(c.o.Now), UsedBytes: ptr(used), InodesUsed: ptr(inodes)}
+	fs := &statsapi.FsStats{Time: metav1.NewTime(c.o.Now), UsedBytes: ptr(u.Bytes), InodesUsed: ptr(u.Inodes)}
 	if fi := c.statFs(c.o.PodLogsDir); fi != nil {
 		fi.fill(fs)
 	}

@@ -1,11 +1,7 @@
 package stats
 
 import (
-	"errors"
-	"io/fs"
-	"path/filepath"
 	"sync"
-	"syscall"
 
 	cadvisorfs "github.com/google/cadvisor/lib/fs"
 	_ "github.com/google/cadvisor/lib/fs/btrfs/install" // the filesystem plugins the kubelet registers
@@ -113,41 +109,4 @@ func statFs(path string) (*fsInfo, error) {
 		return nil, err
 	}
 	return &fsInfo{capacity: capacity, available: avail, used: capacity - min(free, capacity), inodes: &inodes, inodesFree: &inodesFree}, nil
-}
-
-// dirUsage sums the allocated bytes and the inodes of everything under dir,
-// dir included, counting hard-linked files once. Entries that vanish during the
-// walk are skipped; a missing dir is an fs.ErrNotExist error. (The kubelet
-// measures log directories with its own walk too, not cAdvisor's.)
-func dirUsage(dir string) (bytes, inodes uint64, err error) {
-	seen := map[uint64]bool{}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == dir {
-				return err
-			}
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			bytes += uint64(info.Size())
-			inodes++
-			return nil
-		}
-		if seen[st.Ino] {
-			return nil
-		}
-		seen[st.Ino] = true
-		bytes += uint64(st.Blocks) * 512
-		inodes++
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, err
-	}
-	return bytes, inodes, err
 }

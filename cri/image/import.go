@@ -17,6 +17,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/ctxio"
 )
 
 // Annotations naming the images of an OCI layout (containerd's, then the OCI one).
@@ -103,7 +105,7 @@ func extract(ctx context.Context, r io.Reader, dir string) error {
 		return err
 	}
 	defer root.Close()
-	tr := tar.NewReader(&ctxReader{ctx: ctx, r: r})
+	tr := tar.NewReader(ctxio.NewReader(ctx, r))
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -147,7 +149,7 @@ func extract(ctx context.Context, r io.Reader, dir string) error {
 		}
 	}
 	// Drain the stream so a caller hashing it sees everything.
-	_, err = io.Copy(io.Discard, &ctxReader{ctx: ctx, r: r})
+	_, err = io.Copy(io.Discard, ctxio.NewReader(ctx, r))
 	return err
 }
 
@@ -328,17 +330,4 @@ func dockerCandidates(root *os.Root) ([]*candidate, error) {
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

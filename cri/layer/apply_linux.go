@@ -8,20 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodekit-dev/nodekit/internal/ctxio"
+	"github.com/nodekit-dev/nodekit/internal/diskusage"
 )
 
 // noOpenat2 is set once openat2 turns out to be unavailable (old kernel, seccomp); the
@@ -61,7 +61,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts Options) (Stats, e
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	cr := &ctxReader{ctx: ctx, r: r}
+	cr := ctxio.NewReader(ctx, r)
 	tr := tar.NewReader(cr)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -552,43 +552,9 @@ func (a *applier) finishDirs() error {
 
 // usage measures what lies under dir: allocated bytes and inodes, hard links once.
 func usage(dir string) (Stats, error) {
-	var s Stats
-	seen := map[uint64]bool{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("no stat for %s", p)
-		}
-		if seen[st.Ino] {
-			return nil
-		}
-		seen[st.Ino] = true
-		s.Inodes++
-		s.Bytes += st.Blocks * 512
-		return nil
-	})
+	u, err := diskusage.MeasureStrict(dir)
 	if err != nil {
 		return Stats{}, fmt.Errorf("layer: measure %s: %w", dir, err)
 	}
-	return s, nil
-}
-
-// ctxReader fails reads once ctx is done, so a long copy stops promptly.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return Stats{Bytes: int64(u.Bytes), Inodes: int64(u.Inodes)}, nil
 }
