@@ -126,6 +126,36 @@ modcheck:
 unit:
 	$(GO) test -short -count=1 ./...
 
+# The native Go fuzz targets, package:function. Their seed corpora (f.Add and
+# the package's testdata/fuzz/<function>/) also run as plain tests under go test.
+FUZZ_TARGETS := \
+	./agent/podsource:FuzzParse \
+	./agent:FuzzLoadConfig \
+	./cri/spec:FuzzGenerate \
+	./cri/layer:FuzzApply \
+	./cri/layer:FuzzApplyTar \
+	./cri/image:FuzzResolve \
+	./cri/image:FuzzArchive \
+	./cri/image:FuzzRegistryConfig \
+	./cri/crilog:FuzzParseLine \
+	./cri/crilog:FuzzWriterReassembles \
+	./cri/seccomp:FuzzParse
+FUZZTIME ?= 60s
+# New inputs are minimized for at most this long (Go's default of 60s stalls
+# a short run on large inputs); -parallel is the number of fuzzing workers.
+FUZZMINIMIZETIME ?= 10s
+FUZZPARALLEL ?= 2
+
+.PHONY: fuzz
+## fuzz: every fuzz target for FUZZTIME each (default 60s), one after another (make fuzz FUZZTIME=10m; one target: make fuzz FUZZ_TARGETS=./cri/crilog:FuzzParseLine); a crash stops it, its input kept in the package's testdata/fuzz/ (README: Fuzzing)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) \
+			-parallel $(FUZZPARALLEL) $$pkg || { echo "fuzz: $$fn in $$pkg failed" >&2; exit 1; }; \
+	done
+
 ## test: every test, unit and integration (root, real runc/overlayfs/cgroups)
 test: setup build images vet controlplane
 	NODEKIT_REQUIRE_INTEGRATION=1 NODEKIT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 40m ./...

@@ -117,64 +117,6 @@ func TestParseLine(t *testing.T) {
 	}
 }
 
-func FuzzParseLine(f *testing.F) {
-	f.Add([]byte("2024-03-05T06:08:09.000001200Z stdout F hello\n"))
-	f.Add([]byte("2024-03-05T06:08:09Z stderr P \n"))
-	f.Fuzz(func(t *testing.T, line []byte) {
-		e, err := ParseLine(line)
-		if err != nil {
-			return
-		}
-		// A parsed entry formats to a record that parses to the same entry.
-		again, err := ParseLine(e.AppendRecord(nil))
-		if err != nil {
-			t.Fatalf("reparse %q: %v", e.AppendRecord(nil), err)
-		}
-		if !again.Time.Equal(e.Time) || again.Stream != e.Stream || again.Partial != e.Partial || !bytes.Equal(again.Content, e.Content) {
-			t.Fatalf("round trip %+v -> %+v", e, again)
-		}
-	})
-}
-
-func FuzzWriterReassembles(f *testing.F) {
-	f.Add([]byte("a\nbb\n\nccc"), 3, 2)
-	f.Add([]byte("x\r\n"), 1, 1)
-	f.Fuzz(func(t *testing.T, data []byte, max, chunk int) {
-		if max < 1 || max > 64 || chunk < 1 {
-			return
-		}
-		var buf bytes.Buffer
-		w := NewWriter(NewSink(&buf), Stderr, max)
-		for p := data; len(p) > 0; {
-			n := min(chunk, len(p))
-			w.Write(p[:n])
-			p = p[n:]
-		}
-		w.Close()
-		var got []byte
-		for rec := range bytes.Lines(buf.Bytes()) {
-			e, err := ParseLine(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(e.Content) > max {
-				t.Fatalf("record of %d bytes, max %d", len(e.Content), max)
-			}
-			got = append(got, e.Content...)
-			if !e.Partial {
-				got = append(got, '\n')
-			}
-		}
-		want := data
-		if len(data) > 0 && data[len(data)-1] != '\n' {
-			want = append(bytes.Clone(data), '\n')
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("reassembled %q, want %q", got, want)
-		}
-	})
-}
-
 func TestTwoWritersNeverInterleave(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "dir", "c.log")
 	sink, err := Open(path)
