@@ -147,7 +147,7 @@ func (s *Server) execPipes(ctx context.Context, cancel context.CancelFunc, id st
 			}
 		}()
 	}
-	code, err := s.runc.Exec(ctx, id, opts)
+	code, err := s.oci.Exec(ctx, id, opts)
 	for _, w := range writeEnds {
 		w.Close()
 	}

@@ -44,7 +44,7 @@ func (s *Server) execTerminal(ctx context.Context, cancel context.CancelFunc, id
 	}
 	exited := make(chan result, 1)
 	go func() {
-		code, err := s.runc.Exec(ctx, id, runc.ExecOptions{
+		code, err := s.oci.Exec(ctx, id, runc.ExecOptions{
 			Process:       proc,
 			Dir:           s.paths.containerState(id),
 			ConsoleSocket: sock,

@@ -47,7 +47,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 
 	stdout := &cappedBuffer{max: execSyncOutputCap}
 	stderr := &cappedBuffer{max: execSyncOutputCap}
-	code, err := s.runc.Exec(ctx, rec.ID, runc.ExecOptions{
+	code, err := s.oci.Exec(ctx, rec.ID, runc.ExecOptions{
 		Process: &proc,
 		Stdout:  stdout,
 		Stderr:  stderr,

@@ -44,7 +44,7 @@ func (s *Server) removeContainer(ctx context.Context, c *container) error {
 	}
 	// A container that ran was released when it stopped; one that never ran may
 	// still have runtime state from a start that failed midway.
-	if err := s.runc.Delete(ctx, rec.ID); err != nil {
+	if err := s.oci.Delete(ctx, rec.ID); err != nil {
 		return status.Errorf(codes.Internal, "remove container %s: %v", rec.ID, err)
 	}
 	if err := s.teardownContainer(rec.ID); err != nil {

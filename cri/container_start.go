@@ -59,9 +59,6 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 	cfg := monitor.Config{
 		ID:           rec.ID,
 		Bundle:       s.paths.bundle(rec.ID),
-		Runtime:      s.runc.Binary(),
-		RuntimeRoot:  s.runc.Root(),
-		RuntimeArgs:  s.runc.GlobalArgs()[2:],
 		LogPath:      rec.LogPath,
 		ExitFile:     s.paths.exitFile(rec.ID),
 		PidFile:      filepath.Join(s.paths.containerState(rec.ID), "pid"),
@@ -72,21 +69,14 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		StdinOnce:    rec.Config.GetStdinOnce(),
 		AttachSocket: s.paths.attachSocket(rec.ID),
 	}
-	proc, err := monitor.Start(ctx, s.opts.Monitor, s.paths.containerState(rec.ID), cfg)
+	pid, monitorPid, err := s.oci.Start(ctx, s.paths.containerState(rec.ID), cfg)
 	if err != nil {
 		s.failStart(c, err)
 		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 		s.startRelease(c)
 		return nil, status.Errorf(codes.Unknown, "start container %s: %v", rec.ID, err)
 	}
-	// Reap our child when it exits (after a shim restart init does).
-	if err := reapWhenDone(proc.MonitorPid, nil); err != nil {
-		go proc.Monitor.Wait()
-	} else {
-		proc.Monitor.Release()
-	}
-
-	if err := s.recordStart(c, proc); err != nil {
+	if err := s.recordStart(c, pid, monitorPid); err != nil {
 		return nil, err
 	}
 	s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
@@ -96,18 +86,18 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 // recordStart saves what a successful start learnt: pids and start time. A start
 // that cannot be saved is undone: the container is killed (its exit is then
 // recorded as any other), so that nothing runs that a restart would not know of.
-func (s *Server) recordStart(c *container, proc *monitor.Process) error {
+func (s *Server) recordStart(c *container, pid, monitorPid int) error {
 	now := time.Now().UnixNano()
-	pidStart, _ := procStartTime(proc.ContainerPid)
-	monitorStart, _ := procStartTime(proc.MonitorPid)
+	pidStart, _ := procStartTime(pid)
+	monitorStart, _ := procStartTime(monitorPid)
 	_, err := s.updateContainer(c, func(r *containerRecord) bool {
 		r.StartedAt = now
 		if r.FinishedAt != 0 && r.FinishedAt < r.StartedAt {
 			// It already ran to its end: keep started <= finished.
 			r.StartedAt = r.FinishedAt
 		}
-		r.Pid, r.PidStart = proc.ContainerPid, pidStart
-		r.MonitorPid, r.MonitorTime = proc.MonitorPid, monitorStart
+		r.Pid, r.PidStart = pid, pidStart
+		r.MonitorPid, r.MonitorTime = monitorPid, monitorStart
 		if r.State == runtime.ContainerState_CONTAINER_CREATED {
 			// The exit watcher may already have seen a fast container exit.
 			r.State = runtime.ContainerState_CONTAINER_RUNNING
@@ -117,12 +107,12 @@ func (s *Server) recordStart(c *container, proc *monitor.Process) error {
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), killWait)
 		defer cancel()
-		if kerr := s.runc.Kill(ctx, c.id, unix.SIGKILL, true); kerr != nil && !errors.Is(kerr, runc.ErrNotExist) && !errors.Is(kerr, runc.ErrNotRunning) {
+		if kerr := s.oci.Kill(ctx, c.id, unix.SIGKILL, true); kerr != nil && !errors.Is(kerr, runc.ErrNotExist) && !errors.Is(kerr, runc.ErrNotRunning) {
 			s.log.Error("kill a container whose start cannot be saved", "container", c.id, "err", kerr)
 		}
 		return status.Errorf(codes.Internal, "start container %s: %v (the container was killed)", c.id, err)
 	}
-	s.log.Info("container started", "container", c.id, "pid", proc.ContainerPid)
+	s.log.Info("container started", "container", c.id, "pid", pid)
 	return nil
 }
 
@@ -132,7 +122,7 @@ func (s *Server) recordStart(c *container, proc *monitor.Process) error {
 func (s *Server) failStart(c *container, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.runc.Delete(ctx, c.id); err != nil {
+	if err := s.oci.Delete(ctx, c.id); err != nil {
 		s.log.Warn("delete runtime state after failed start", "container", c.id, "err", err)
 	}
 	now := time.Now().UnixNano()

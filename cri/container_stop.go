@@ -110,10 +110,10 @@ func (s *Server) signal(ctx context.Context, rec *containerRecord, sig unix.Sign
 	// Checking that the runtime still has the container does not make the kill safe:
 	// the container may exit and its monitor delete it in between. It is only a
 	// shortcut; a kill that finds the container gone or stopped has done its job.
-	if !s.runc.Exists(rec.ID) {
+	if !s.oci.Exists(rec.ID) {
 		return nil
 	}
-	err := s.runc.Kill(ctx, rec.ID, sig, true)
+	err := s.oci.Kill(ctx, rec.ID, sig, true)
 	if errors.Is(err, runc.ErrNotExist) || errors.Is(err, runc.ErrNotRunning) {
 		s.log.Debug("container exited before it was signalled", "container", rec.ID, "signal", sig)
 		return nil
@@ -138,7 +138,7 @@ func waitExit(ctx context.Context, c *container, timeout time.Duration) bool {
 // killLost handles a container whose monitor died: the runtime kills and deletes
 // whatever is left and the container is recorded as exited with an unknown status.
 func (s *Server) killLost(ctx context.Context, c *container) error {
-	if err := s.runc.Delete(ctx, c.id); err != nil {
+	if err := s.oci.Delete(ctx, c.id); err != nil {
 		return status.Errorf(codes.Internal, "kill container %s: %v", c.id, err)
 	}
 	now := time.Now().UnixNano()

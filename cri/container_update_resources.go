@@ -68,7 +68,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 		}
 		// A container that exited meanwhile (its exit may not be recorded yet) just
 		// keeps the new spec.
-		err = s.runc.Update(ctx, rec.ID, live)
+		err = s.oci.Update(ctx, rec.ID, live)
 		if err != nil && !errors.Is(err, runc.ErrNotExist) && !errors.Is(err, runc.ErrNotRunning) {
 			if now := c.snapshot(); now.State == runtime.ContainerState_CONTAINER_RUNNING {
 				return nil, grpcError(codes.Unknown, err, "update container %s", rec.ID)

@@ -150,7 +150,7 @@ func (s *Server) release(c *container) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.runc.Delete(ctx, rec.ID); err != nil {
+	if err := s.oci.Delete(ctx, rec.ID); err != nil {
 		s.log.Warn("delete the runtime state of an exited container", "container", rec.ID, "err", err)
 	}
 	if err := unmount(s.paths.rootfs(rec.ID)); err != nil {

@@ -12,11 +12,10 @@ import (
 
 	"github.com/nodekit-dev/nodekit/cri/atomicfile"
 	"github.com/nodekit-dev/nodekit/cri/monitor"
-	"github.com/nodekit-dev/nodekit/cri/runc"
 )
 
 // recordsServer is a Server with only what record keeping needs: directories,
-// the object index and a runtime that knows no container.
+// the object index and a fake runtime (fake_oci_test.go), with quick retries.
 func recordsServer(t *testing.T) *Server {
 	t.Helper()
 	dir := t.TempDir()
@@ -29,14 +28,12 @@ func recordsServer(t *testing.T) *Server {
 	if err := s.paths.mkdirs(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := runc.New(runc.Options{Binary: "/bin/false", Root: s.paths.runcRoot()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.runc = r
+	fake := newFakeOCI()
+	s.oci = fake
 	first, max := retryFirst, retryMax
 	retryFirst, retryMax = time.Millisecond, 20*time.Millisecond
 	t.Cleanup(func() {
+		fake.stopAll()
 		close(s.closed)
 		s.bg.Wait()
 		retryFirst, retryMax = first, max

@@ -45,7 +45,7 @@ func (s *Server) recover(ctx context.Context) error {
 		rec, err := readContainerRecord(s.paths.containerRecord(id))
 		if err != nil {
 			s.log.Warn("removing a container that was never completely created", "container", id, "err", err)
-			if err := s.runc.Delete(ctx, id); err != nil {
+			if err := s.oci.Delete(ctx, id); err != nil {
 				s.log.Error("delete partial container", "container", id, "err", err)
 			}
 			if err := s.teardownContainer(id); err != nil {
@@ -92,13 +92,13 @@ func (s *Server) recover(ctx context.Context) error {
 			os.Remove(filepath.Join(s.paths.exitsDir(), name))
 		}
 	}
-	runcIDs, err := listDir(s.runc.Root())
+	runcIDs, err := s.oci.IDs()
 	if err != nil {
 		return err
 	}
 	for _, id := range runcIDs {
 		if !known[id] {
-			if err := s.runc.Delete(ctx, id); err != nil {
+			if err := s.oci.Delete(ctx, id); err != nil {
 				s.log.Error("delete leftover runtime container", "container", id, "err", err)
 			}
 		}
@@ -124,11 +124,11 @@ func (s *Server) reconcile(ctx context.Context, c *container) {
 			return // still supervised; its exit record will come
 		}
 	case runtime.ContainerState_CONTAINER_CREATED:
-		if !s.runc.Exists(rec.ID) {
+		if !s.oci.Exists(rec.ID) {
 			return // never started
 		}
 		// The previous run died while starting it: a monitor was launched.
-		st, err := s.runc.State(ctx, rec.ID)
+		st, err := s.oci.State(ctx, rec.ID)
 		if err == nil && st.Status == "running" {
 			_, err := s.updateContainer(c, func(r *containerRecord) bool {
 				r.State = runtime.ContainerState_CONTAINER_RUNNING

@@ -68,7 +68,7 @@ type Server struct {
 	paths   paths
 	objs    *objects
 	images  *image.Store
-	runc    *runc.Runtime
+	oci     ociRuntime // runc and the monitors (oci.go)
 	cgroups cgroupDriver
 	oomMin  int // our own oom_score_adj: containers may not go below it
 
@@ -116,7 +116,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cri: open image store: %w", err)
 	}
-	s.runc, err = runc.New(runc.Options{
+	rc, err := runc.New(runc.Options{
 		Binary:        opts.Runtime,
 		Root:          s.paths.runcRoot(),
 		SystemdCgroup: opts.CgroupDriver == SystemdDriver,
@@ -124,6 +124,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cri: %w", err)
 	}
+	s.oci = runcRuntime{Runtime: rc, monitor: opts.Monitor}
 	s.cgroups = newCgroupDriver(opts.CgroupDriver, opts.CgroupParent)
 	s.oomMin = ownOOMScoreAdj()
 	s.detectFeatures()

@@ -67,7 +67,7 @@ type runtimeFeatures struct{ rro, userns bool }
 func (s *Server) detectFeatures() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	f, err := s.runc.Features(ctx)
+	f, err := s.oci.Features(ctx)
 	if err != nil {
 		s.log.Warn("cannot ask the OCI runtime for its features; recursive read-only mounts and user namespaces are off", "err", err)
 		return
