@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/podcontainer"
 )
 
 // defaultContainerAnnotation names the container kubectl logs and exec
@@ -126,7 +128,7 @@ func pickContainer(pod *v1.Pod, name string, w io.Writer) (string, error) {
 		name = pod.Annotations[defaultContainerAnnotation]
 	}
 	if name != "" {
-		if !hasContainer(pod, name) {
+		if !podcontainer.Has(pod, name) {
 			return "", fmt.Errorf("container %s is not valid for pod %s out of: %s", name, pod.Name, containerNames(pod))
 		}
 		return name, nil
@@ -136,25 +138,6 @@ func pickContainer(pod *v1.Pod, name string, w io.Writer) (string, error) {
 		fmt.Fprintf(w, "Defaulted container %q out of: %s\n", first, containerNames(pod))
 	}
 	return first, nil
-}
-
-func hasContainer(pod *v1.Pod, name string) bool {
-	for _, c := range pod.Spec.Containers {
-		if c.Name == name {
-			return true
-		}
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name == name {
-			return true
-		}
-	}
-	for _, c := range pod.Spec.EphemeralContainers {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // containerNames lists the pod's containers as kubectl does: the app

@@ -19,6 +19,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/nodekit-dev/nodekit/cri/crilog"
+	"github.com/nodekit-dev/nodekit/internal/podcontainer"
 )
 
 // logCheckPeriod is how often a followed log is looked at even without a
@@ -127,7 +128,7 @@ func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("pod %q not found in namespace %q", name, ns))
 		return
 	}
-	if !hasContainer(pod, ctr) {
+	if !podcontainer.Has(pod, ctr) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q not found in pod %s/%s", ctr, ns, name))
 		return
 	}
@@ -169,25 +170,6 @@ func findPod(pods []*v1.Pod, ns, name string) *v1.Pod {
 		}
 	}
 	return nil
-}
-
-func hasContainer(pod *v1.Pod, name string) bool {
-	for _, c := range pod.Spec.Containers {
-		if c.Name == name {
-			return true
-		}
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name == name {
-			return true
-		}
-	}
-	for _, c := range pod.Spec.EphemeralContainers {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // errLimit ends a stream once limitBytes are written.

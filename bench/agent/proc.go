@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/internal/cmdline"
 )
 
 // isEmbeddedKubelet reports whether args is a nodekit-kubelet running the agent
@@ -19,7 +20,7 @@ func isEmbeddedKubelet(args []string) bool {
 	if len(args) > 1 && (args[1] == "get" || args[1] == "import") {
 		return false
 	}
-	return procfs.FlagValue(args, "container-runtime-endpoint") == ""
+	return cmdline.FlagValue(args, "container-runtime-endpoint") == ""
 }
 
 // threadSyscalls summarises what the threads of pid are blocked in: "futex 8,

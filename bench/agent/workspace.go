@@ -24,6 +24,7 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/podnet"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/cri/cni"
+	"github.com/nodekit-dev/nodekit/internal/cmdline"
 )
 
 // kubeletStateDir is where nodekit-kubelet's embedded runtime keeps its state
@@ -260,7 +261,7 @@ func (w *workspace) cleanup() {
 	if w.daemons == nil {
 		if procs, err := procfs.List(); err == nil {
 			for _, p := range procs {
-				if isEmbeddedKubelet(p.Args) && strings.HasPrefix(procfs.FlagValue(p.Args, "root-dir"), w.dir+"/") {
+				if isEmbeddedKubelet(p.Args) && strings.HasPrefix(cmdline.FlagValue(p.Args, "root-dir"), w.dir+"/") {
 					say("%s", daemon.StopPID(p.PID, "nodekit-kubelet", 3*time.Minute))
 				}
 			}

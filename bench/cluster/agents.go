@@ -18,6 +18,7 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
 	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/internal/cmdline"
 	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 	"github.com/nodekit-dev/nodekit/internal/controlplane"
 )
@@ -180,7 +181,7 @@ func checkKubeletState() error {
 	}
 	for _, p := range procs {
 		if len(p.Args) > 1 && filepath.Base(p.Args[0]) == "nodekit-kubelet" && p.Args[1] != "import" && p.Args[1] != "get" &&
-			procfs.FlagValue(p.Args, "container-runtime-endpoint") == "" {
+			cmdline.FlagValue(p.Args, "container-runtime-endpoint") == "" {
 			return fmt.Errorf("another nodekit-kubelet with the embedded runtime runs (pid %d); its runtime state %s is shared by every nodekit-kubelet: stop it first", p.PID, kubeletStateDir)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
 	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/internal/cmdline"
 	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 )
 
@@ -215,7 +216,7 @@ func (w *workspace) cleanup() {
 	// them to go. A shim's -id names its sandbox (for its socket, below).
 	killed, err := leftover.KillProcs(func(p procfs.Proc) bool {
 		if w.ctdUsed && containerdtest.IsShim(p.Args, w.containerdSocket()) {
-			w.pods = append(w.pods, procfs.FlagValue(p.Args, "id"))
+			w.pods = append(w.pods, cmdline.FlagValue(p.Args, "id"))
 			return true
 		}
 		return leftover.IsMonitorUnder(p.Args, w.dir)

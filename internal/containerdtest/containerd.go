@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit-dev/nodekit/internal/logtail"
 )
 
 // Containerd is a running private containerd.
@@ -163,17 +165,7 @@ func (c *Containerd) Exited() bool {
 }
 
 // LogTail returns the last n lines of the containerd's log.
-func (c *Containerd) LogTail(n int) string {
-	data, err := os.ReadFile(c.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(string(bytes.TrimRight(data, "\n")), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (c *Containerd) LogTail(n int) string { return logtail.Lines(c.logPath, n) }
 
 // Import imports image archives (OCI layouts or docker archives, as tar) into
 // the CRI plugin's namespace with `ctr images import`.

@@ -29,22 +29,6 @@ func TestIsShim(t *testing.T) {
 	}
 }
 
-func TestFlagValue(t *testing.T) {
-	args := []string{"containerd-shim-runc-v2", "-namespace", "k8s.io", "--id=abc", "-address", "/s", "positional", "-debug"}
-	tests := []struct{ name, want string }{
-		{"namespace", "k8s.io"},
-		{"id", "abc"},
-		{"address", "/s"},
-		{"debug", ""}, // last, no value
-		{"missing", ""},
-	}
-	for _, tt := range tests {
-		if got := flagValue(args, tt.name); got != tt.want {
-			t.Errorf("flagValue(%q) = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
-
 func TestShimSocket(t *testing.T) {
 	// Checked against a live containerd 1.6.20: the shim of sandbox 3cc2d33a... served
 	// /tmp/nkbench-manual/ctd/containerd.sock at this socket.

@@ -1,13 +1,13 @@
 package containerdtest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
+
+	"github.com/nodekit-dev/nodekit/internal/cmdline"
 )
 
 // Shim is a containerd-shim-runc-v2 process.
@@ -30,13 +30,13 @@ func Shims(address string) ([]Shim, error) {
 		if err != nil {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(cmdline) == 0 {
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
 			continue // gone, or a kernel thread
 		}
-		args := strings.Split(string(bytes.TrimRight(cmdline, "\x00")), "\x00")
+		args := cmdline.Split(raw)
 		if IsShim(args, address) {
-			out = append(out, Shim{PID: pid, ID: flagValue(args, "id")})
+			out = append(out, Shim{PID: pid, ID: cmdline.FlagValue(args, "id")})
 		}
 	}
 	return out, nil
@@ -48,25 +48,7 @@ func IsShim(args []string, address string) bool {
 	if len(args) == 0 || filepath.Base(args[0]) != "containerd-shim-runc-v2" {
 		return false
 	}
-	return flagValue(args, "address") == address
-}
-
-// flagValue returns the value of a Go-flag-style option (-name v, --name v,
-// -name=v, --name=v) in args, or "".
-func flagValue(args []string, name string) string {
-	for i := 1; i < len(args); i++ {
-		a := strings.TrimPrefix(strings.TrimPrefix(args[i], "-"), "-")
-		if a == args[i] {
-			continue // not an option
-		}
-		if a == name && i+1 < len(args) {
-			return args[i+1]
-		}
-		if v, ok := strings.CutPrefix(a, name+"="); ok {
-			return v
-		}
-	}
-	return ""
+	return cmdline.FlagValue(args, "address") == address
 }
 
 // ShimSocket is where containerd 1.6 puts the ttrpc socket of the shim

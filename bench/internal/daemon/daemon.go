@@ -1,15 +1,14 @@
 package daemon
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/internal/logtail"
 )
 
 // Daemon is a process the benchmark started.
@@ -88,17 +87,7 @@ func (d *Daemon) Err() error {
 
 // LogTail returns the last n lines of the process's log, for error messages
 // ("" when the log cannot be read).
-func (d *Daemon) LogTail(n int) string {
-	data, err := os.ReadFile(d.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(string(bytes.TrimRight(data, "\n")), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (d *Daemon) LogTail(n int) string { return logtail.Lines(d.logPath, n) }
 
 // Stop sends SIGTERM, waits up to grace for the process to end, then SIGKILLs
 // it and waits for it. It says what happened.

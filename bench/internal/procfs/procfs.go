@@ -2,7 +2,6 @@ package procfs
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nodekit-dev/nodekit/internal/cmdline"
 )
 
 // ClockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat (100 on
@@ -37,44 +38,17 @@ func List() ([]Proc, error) {
 		if err != nil {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(cmdline) == 0 {
+		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(raw) == 0 {
 			continue // gone, or a kernel thread
 		}
 		st, err := ReadStat(pid)
 		if err != nil {
 			continue
 		}
-		out = append(out, Proc{PID: pid, PPID: st.PPID, Args: splitCmdline(cmdline)})
+		out = append(out, Proc{PID: pid, PPID: st.PPID, Args: cmdline.Split(raw)})
 	}
 	return out, nil
-}
-
-// splitCmdline splits /proc/PID/cmdline (NUL-separated, NUL-terminated) into argv.
-func splitCmdline(b []byte) []string {
-	b = bytes.TrimRight(b, "\x00")
-	if len(b) == 0 {
-		return nil
-	}
-	return strings.Split(string(b), "\x00")
-}
-
-// FlagValue returns the value of a Go-flag-style option (-name v, --name v,
-// -name=v, --name=v) in the command line args (args[0] is the program), or "".
-func FlagValue(args []string, name string) string {
-	for i := 1; i < len(args); i++ {
-		a := strings.TrimPrefix(strings.TrimPrefix(args[i], "-"), "-")
-		if a == args[i] {
-			continue // not an option
-		}
-		if a == name && i+1 < len(args) {
-			return args[i+1]
-		}
-		if v, ok := strings.CutPrefix(a, name+"="); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // Stat is what the benchmarks read from /proc/PID/stat: state, parent, CPU

@@ -3,7 +3,6 @@ package procfs
 import (
 	"os"
 	"os/exec"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,35 +32,6 @@ func TestParseStat(t *testing.T) {
 	for _, bad := range []string{"42 nodekit S 7", "1234 (x", "42 (x) S 7 1 2", "42 (x) S x 42 42 0 -1 4194560 5000 0 0 0 1200 300 15 5 20 0 23 0"} {
 		if _, err := parseStat(bad); err == nil {
 			t.Errorf("parseStat(%q): no error", bad)
-		}
-	}
-}
-
-func TestSplitCmdline(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"/pause\x00", []string{"/pause"}},
-		{"sleep\x003600\x00", []string{"sleep", "3600"}},
-		{"a\x00\x00b\x00", []string{"a", "", "b"}},
-		{"", nil},
-	}
-	for _, tt := range tests {
-		if got := splitCmdline([]byte(tt.in)); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("splitCmdline(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestFlagValue(t *testing.T) {
-	args := []string{"containerd-shim-runc-v2", "-namespace", "k8s.io", "--id=abc", "-address", "/x.sock", "value", "--last"}
-	for name, want := range map[string]string{
-		"namespace": "k8s.io", "id": "abc", "address": "/x.sock", "value": "", "last": "", "missing": "",
-		"containerd-shim-runc-v2": "", // args[0] is the program, never an option
-	} {
-		if got := FlagValue(args, name); got != want {
-			t.Errorf("FlagValue(%q) = %q, want %q", name, got, want)
 		}
 	}
 }
