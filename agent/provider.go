@@ -23,6 +23,7 @@ import (
 	"github.com/nodekit-dev/nodekit/agent/server"
 	"github.com/nodekit-dev/nodekit/agent/stats"
 	"github.com/nodekit-dev/nodekit/agent/timeline"
+	"github.com/nodekit-dev/nodekit/internal/containerid"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
 
@@ -161,7 +162,7 @@ func (p provider) GetRunningPods(ctx context.Context) ([]*v1.Pod, error) {
 		}
 		pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{Name: c.GetMetadata().GetName(), Image: c.GetImage().GetImage()})
 		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, v1.ContainerStatus{
-			Name: c.GetMetadata().GetName(), ContainerID: p.a.rtName + "://" + c.GetId(), Image: c.GetImage().GetImage(), ImageID: c.GetImageRef(),
+			Name: c.GetMetadata().GetName(), ContainerID: containerid.ID{Type: p.a.rtName, ID: c.GetId()}.String(), Image: c.GetImage().GetImage(), ImageID: c.GetImageRef(),
 			State: v1.ContainerState{Running: &v1.ContainerStateRunning{}},
 		})
 	}

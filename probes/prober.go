@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodekit-dev/nodekit/internal/containerid"
 	"github.com/nodekit-dev/nodekit/internal/expansion"
 
 	v1 "k8s.io/api/core/v1"
@@ -237,12 +238,7 @@ func expandCommand(cmd []string, env []v1.EnvVar) []string {
 
 // criID returns the CRI id of a container ID in the kubelet's
 // `<runtime>://<id>` format (or the id itself when there is no prefix).
-func criID(id string) string {
-	if i := strings.Index(id, "://"); i >= 0 {
-		return id[i+3:]
-	}
-	return id
-}
+func criID(id string) string { return containerid.CRIID(id) }
 
 // defaultUserAgent is kube-probe/<major>.<minor> of the Kubernetes release
 // whose API (k8s.io/api v0.X.Y = Kubernetes 1.X) the binary is built with.

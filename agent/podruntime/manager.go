@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodekit-dev/nodekit/agent/timeline"
+	"github.com/nodekit-dev/nodekit/internal/containerid"
 	"github.com/nodekit-dev/nodekit/objects"
 	"github.com/nodekit-dev/nodekit/volumes"
 )
@@ -389,12 +389,7 @@ func (m *Manager) probe(kind ProbeKind, containerID string) ProbeResult {
 	return m.probes(kind, containerID)
 }
 
-// bareID strips a "<runtime>://" prefix from a container ID.
-func bareID(id string) string {
-	if i := strings.Index(id, "://"); i >= 0 {
-		return id[i+3:]
-	}
-	return id
-}
+// bareID strips a "<runtime>://" prefix from a container ID (a bare ID stays).
+func bareID(id string) string { return containerid.CRIID(id) }
 
 func podRef(pod *v1.Pod) string { return pod.Namespace + "/" + pod.Name }

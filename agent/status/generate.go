@@ -14,6 +14,7 @@ import (
 	kubetypes "k8s.io/kubelet/pkg/types"
 
 	"github.com/nodekit-dev/nodekit/agent/qos"
+	"github.com/nodekit-dev/nodekit/internal/containerid"
 	"github.com/nodekit-dev/nodekit/internal/restartpolicy"
 	"github.com/nodekit-dev/nodekit/pleg"
 )
@@ -272,7 +273,7 @@ func (g *generator) containerID(id string) string {
 	if id == "" {
 		return ""
 	}
-	return g.opts.RuntimeName + "://" + id
+	return containerid.ID{Type: g.opts.RuntimeName, ID: id}.String()
 }
 
 // restartCount is the container's restart count: its annotation, else the CRI

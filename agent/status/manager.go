@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
+	"github.com/nodekit-dev/nodekit/internal/containerid"
 	"github.com/nodekit-dev/nodekit/internal/restartpolicy"
 )
 
@@ -247,8 +247,7 @@ func findByContainerID(s *v1.PodStatus, id string) *v1.ContainerStatus {
 		if cid == id {
 			return true
 		}
-		_, bare, ok := strings.Cut(cid, "://")
-		return ok && bare == id
+		return containerid.CRIID(cid) == id
 	}
 	for i := range s.ContainerStatuses {
 		if match(s.ContainerStatuses[i].ContainerID) {

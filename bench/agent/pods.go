@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodekit-dev/nodekit/internal/containerid"
 )
 
 // nodeName is the node name every agent of the benchmark runs as; static pods
@@ -75,13 +76,8 @@ func podRunning(s *v1.PodStatus) bool {
 }
 
 // criID strips the runtime name from a v1.ContainerStatus container ID
-// ("nodekit://abc" → "abc").
-func criID(id string) string {
-	if _, after, ok := strings.Cut(id, "://"); ok {
-		return after
-	}
-	return id
-}
+// ("nodekit://abc" → "abc"; a bare ID stays).
+func criID(id string) string { return containerid.CRIID(id) }
 
 // recorder is the agent's status sink in the exit and volume benchmarks: it
 // timestamps every Put as it arrives, keeps the newest status of each pod, and
