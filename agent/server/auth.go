@@ -68,52 +68,64 @@ type Authorizer interface {
 	Authorize(ctx context.Context, a Attributes) (allowed bool, reason string, err error)
 }
 
+// pathSubresource says that a request to prefix, or below it when it ends in
+// "/" or names a directory, is authorized with subresource.
+type pathSubresource struct {
+	prefix      string
+	subresource string
+}
+
+// Subresources of the kubelet's fine-grained authorization (on by default
+// since 1.33, locked on since 1.36): the first entry whose prefix matches adds
+// its subresource, then one of requestSubresources' is added too, so either
+// allows the request.
+var fineGrainedSubresources = []pathSubresource{
+	{"/allocatedPods", "pods"},
+	{"/pods", "pods"},
+	{"/healthz", "healthz"},
+	{"/configz", "configz"},
+	{"/runningpods/", "pods"},
+}
+
+// requestSubresources: the first entry whose prefix matches gives the
+// subresource; proxy when none does (exec, attach, portForward, run,
+// containerLogs, /debug/... as pprof and the pods' timelines, ...).
+var requestSubresources = []pathSubresource{
+	{"/stats/", "stats"},
+	{"/metrics", "metrics"},
+	{"/logs/", "log"},
+	{"/checkpoint/", "checkpoint"},
+	{"/statusz", "statusz"},
+	{"/flagz", "configz"},
+}
+
+// subresourceOf is the subresource of the first entry of table matching path.
+func subresourceOf(table []pathSubresource, path string) (string, bool) {
+	for _, e := range table {
+		if isSubpath(path, e.prefix) {
+			return e.subresource, true
+		}
+	}
+	return "", false
+}
+
 // RequestAttributes maps a request to the attributes it is authorized with,
-// as the kubelet does (its fine-grained authorization, on by default since
-// 1.33 and locked on since 1.36): the verb from the method (GET get, POST
-// create, PUT update, PATCH patch, DELETE delete), resource nodes, name
-// nodeName, and the subresources from the path, any of which may allow it:
-//
-//	/pods, /allocatedPods, /runningpods/  pods, proxy
-//	/healthz                              healthz, proxy
-//	/configz                              configz, proxy
-//	/stats/...                            stats
-//	/metrics/...                          metrics
-//	/logs/...                             log
-//	/checkpoint/...                       checkpoint
-//	/statusz                              statusz
-//	/flagz                                configz
-//	anything else                         proxy (exec, attach, portForward, run, containerLogs,
-//	                                      /debug/... as pprof and the pods' timelines, ...)
+// as the kubelet does: the verb from the method (GET get, POST create, PUT
+// update, PATCH patch, DELETE delete), resource nodes, name nodeName, and the
+// subresources from the path (fineGrainedSubresources, then
+// requestSubresources or proxy), any of which may allow it. For example
+// /pods is pods and proxy, /stats/summary stats, /exec/... proxy.
 func RequestAttributes(u User, r *http.Request, nodeName string) []Attributes {
 	path := r.URL.Path
-	var subs []string
-	switch {
-	case isSubpath(path, "/allocatedPods"), isSubpath(path, "/pods"):
-		subs = append(subs, "pods")
-	case isSubpath(path, "/healthz"):
-		subs = append(subs, "healthz")
-	case isSubpath(path, "/configz"):
-		subs = append(subs, "configz")
-	case isSubpath(path, "/runningpods/"):
-		subs = append(subs, "pods")
+	subs := make([]string, 0, 2)
+	if sub, ok := subresourceOf(fineGrainedSubresources, path); ok {
+		subs = append(subs, sub)
 	}
-	switch {
-	case isSubpath(path, "/stats/"):
-		subs = append(subs, "stats")
-	case isSubpath(path, "/metrics"):
-		subs = append(subs, "metrics")
-	case isSubpath(path, "/logs/"):
-		subs = append(subs, "log")
-	case isSubpath(path, "/checkpoint/"):
-		subs = append(subs, "checkpoint")
-	case isSubpath(path, "/statusz"):
-		subs = append(subs, "statusz")
-	case isSubpath(path, "/flagz"):
-		subs = append(subs, "configz")
-	default:
-		subs = append(subs, "proxy")
+	sub, ok := subresourceOf(requestSubresources, path)
+	if !ok {
+		sub = "proxy"
 	}
+	subs = append(subs, sub)
 	out := make([]Attributes, 0, len(subs))
 	for _, sub := range subs {
 		out = append(out, Attributes{

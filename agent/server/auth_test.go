@@ -69,6 +69,14 @@ func TestRequestAttributes(t *testing.T) {
 		{"PATCH", "/other", "patch", []string{"proxy"}},
 		{"DELETE", "/other", "delete", []string{"proxy"}},
 		{"HEAD", "/pods", "", []string{"pods", "proxy"}},
+		{"GET", "/podsx", "get", []string{"proxy"}},
+		{"GET", "/allocatedPods/x", "get", []string{"pods", "proxy"}},
+		{"GET", "/runningpods", "get", []string{"pods", "proxy"}},
+		{"GET", "/configz/x", "get", []string{"configz", "proxy"}},
+		{"GET", "/metricsx", "get", []string{"proxy"}},
+		{"GET", "/logs", "get", []string{"log"}},
+		{"GET", "/flagz/x", "get", []string{"configz"}},
+		{"GET", "/", "get", []string{"proxy"}},
 	} {
 		r := httptest.NewRequest(tc.method, "https://node:10250"+tc.path, nil)
 		u := User{Name: "alice", Groups: []string{"g"}}
