@@ -63,6 +63,16 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 	restarts := 0
 	if s := e.st.latest(c.Name); s != nil {
 		restarts = restartCount(s) + 1
+		if neverStarted(s) {
+			// Created but never started (the agent died between
+			// CreateContainer and StartContainer): it never ran, so it is no
+			// restart. Its replacement takes its restart count, and
+			// its name (the attempt), once it is removed.
+			if err := m.rt.RemoveContainer(ctx, s.GetId()); err != nil && !isNotFound(err) {
+				return fail(ErrCreateContainer, "remove container %s that never started: %s", s.GetId(), grpcMessage(err))
+			}
+			restarts = restartCount(s)
+		}
 	} else {
 		// The runtime forgot the container (e.g. after a reboot): continue the
 		// count from the log files so logs are not overwritten.
@@ -225,3 +235,10 @@ func grpcMessage(err error) string {
 }
 
 func isNotFound(err error) bool { return crierrors.IsNotFound(err) }
+
+// neverStarted says whether a container instance never ran: created and not
+// started. (A container in an unknown state may have run, even without a start
+// time: the runtime lost it while starting it.)
+func neverStarted(s *runtimeapi.ContainerStatus) bool {
+	return s.GetState() == runtimeapi.ContainerState_CONTAINER_CREATED
+}
