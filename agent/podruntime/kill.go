@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,7 +140,16 @@ func (m *Manager) killContainer(ctx context.Context, pod *v1.Pod, st *runtimeapi
 	ctx = timeline.WithContainer(ctx, name)
 
 	if spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
-		grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
+		if began, ok := m.preStopBegan(pod, name, st.GetId()); ok {
+			// An agent before this one ran the hook and died during the
+			// grace period: the hook does not run twice, the stop gets what
+			// is left of the grace period.
+			m.log.Info("preStop hook already run before a restart; not running it again", "pod", podRef(pod), "container", name, "began", began)
+			grace -= int64(m.clock.Since(began).Seconds())
+		} else {
+			m.markPreStop(pod, name, st.GetId())
+			grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
+		}
 	}
 	if order != nil && grace > 0 {
 		grace -= order.waitForTurn(name, grace)
@@ -321,5 +333,48 @@ func (o *termOrder) terminated(name string) {
 			close(ch)
 		}
 		delete(o.done, name)
+	}
+}
+
+// preStopMarker is the file recording that the preStop hook of container id
+// began, in the container's directory of the pod directory: an agent that
+// restarts during the grace period does not run the hook again.
+func (m *Manager) preStopMarker(pod *v1.Pod, name, id string) string {
+	if pod == nil || pod.UID == "" || name == "" || id == "" {
+		return ""
+	}
+	return filepath.Join(m.podDir(pod.UID), "containers", name, "prestop-"+id)
+}
+
+// preStopBegan returns when the hook of container id began, if it did.
+func (m *Manager) preStopBegan(pod *v1.Pod, name, id string) (time.Time, bool) {
+	p := m.preStopMarker(pod, name, id)
+	if p == "" {
+		return time.Time{}, false
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(data)))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// markPreStop records that the hook of container id begins. The container's
+// directory must exist (it is made with the container): a pod directory
+// already cleaned up is not made again.
+func (m *Manager) markPreStop(pod *v1.Pod, name, id string) {
+	p := m.preStopMarker(pod, name, id)
+	if p == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Dir(p)); err != nil {
+		return
+	}
+	if err := os.WriteFile(p, []byte(m.clock.Now().Format(time.RFC3339Nano)+"\n"), 0o600); err != nil {
+		m.log.Warn("cannot record the preStop hook's start", "pod", podRef(pod), "container", name, "err", err)
 	}
 }
