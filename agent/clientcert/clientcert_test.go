@@ -22,6 +22,8 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/nodekit-dev/nodekit/internal/testpki"
 )
 
 // TestBootstrap: without a kubeconfig, Run requests a certificate with the
@@ -30,14 +32,14 @@ import (
 // and writes the kubeconfig, both private to their owner.
 func TestBootstrap(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t, "test-ca")
 	api := newFakeAPI()
 	log, logs := testLogger(t)
 	kubeconfig := filepath.Join(dir, "kubelet.conf")
 	certDir := filepath.Join(dir, "pki")
 	m, err := New(Options{
 		Kubeconfig:          kubeconfig,
-		BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.pem), 0o600),
+		BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.PEM), 0o600),
 		CertDir:             certDir,
 		NodeName:            testNode,
 		Logger:              log,
@@ -123,7 +125,7 @@ func TestBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := cfg.Contexts[cfg.CurrentContext]
-	if c := cfg.Clusters[ctx.Cluster]; c.Server != testServer || string(c.CertificateAuthorityData) != string(ca.pem) {
+	if c := cfg.Clusters[ctx.Cluster]; c.Server != testServer || string(c.CertificateAuthorityData) != string(ca.PEM) {
 		t.Errorf("kubeconfig cluster %+v", c)
 	}
 	if u := cfg.AuthInfos[ctx.AuthInfo]; u.ClientCertificate != current || u.ClientKey != current || u.Token != "" {
@@ -153,12 +155,12 @@ func TestBootstrapDeniedThenAsked(t *testing.T) {
 	// until the wait is over: asked again soon.
 	retryFirst, stillWaiting = 10*time.Millisecond, 200*time.Millisecond
 	dir := t.TempDir()
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t, "test-ca")
 	api := newFakeAPI()
 	log, logs := testLogger(t)
 	m, err := New(Options{
 		Kubeconfig:          filepath.Join(dir, "kubelet.conf"),
-		BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.pem), 0o600),
+		BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.PEM), 0o600),
 		CertDir:             filepath.Join(dir, "pki"),
 		NodeName:            testNode,
 		Logger:              log,
@@ -195,7 +197,7 @@ func TestBootstrapDeniedThenAsked(t *testing.T) {
 // TestKubeconfigValid: a kubeconfig with a valid certificate is used as it
 // is, bootstrap kubeconfig or not; nothing is asked.
 func TestKubeconfigValid(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t, "test-ca")
 	for _, tc := range []struct {
 		name   string
 		opts   func(dir string, o *Options)
@@ -203,17 +205,17 @@ func TestKubeconfigValid(t *testing.T) {
 	}{
 		{"alone", func(string, *Options) {}, true},
 		{"with a bootstrap kubeconfig", func(dir string, o *Options) {
-			o.BootstrapKubeconfig = writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.pem), 0o600)
+			o.BootstrapKubeconfig = writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.PEM), 0o600)
 			o.CertDir = filepath.Join(dir, "pki")
 		}, false},
 		{"with rotation", func(dir string, o *Options) { o.Rotate, o.CertDir = true, filepath.Join(dir, "pki") }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			certPEM, keyPEM := ca.pair(t, "system:node:"+testNode, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+			certPEM, keyPEM := ca.KeyPair(t, nodeSubject("system:node:"+testNode), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 			api := newFakeAPI()
 			log, _ := testLogger(t)
-			o := Options{Kubeconfig: writeFile(t, dir, "kubelet.conf", certKubeconfig(ca.pem, certPEM, keyPEM), 0o600), NodeName: testNode, Logger: log, NewClient: api.newClient}
+			o := Options{Kubeconfig: writeFile(t, dir, "kubelet.conf", certKubeconfig(ca.PEM, certPEM, keyPEM), 0o600), NodeName: testNode, Logger: log, NewClient: api.newClient}
 			tc.opts(dir, &o)
 			m, err := New(o)
 			if err != nil {
@@ -234,14 +236,14 @@ func TestKubeconfigValid(t *testing.T) {
 // its owner.
 func TestRebootstrapExpired(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t, "test-ca")
 	api := newFakeAPI()
 	log, logs := testLogger(t)
-	certPEM, keyPEM := ca.pair(t, "system:node:"+testNode, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
-	kubeconfig := writeFile(t, dir, "kubelet.conf", certKubeconfig(ca.pem, certPEM, keyPEM), 0o644)
+	certPEM, keyPEM := ca.KeyPair(t, nodeSubject("system:node:"+testNode), time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	kubeconfig := writeFile(t, dir, "kubelet.conf", certKubeconfig(ca.PEM, certPEM, keyPEM), 0o644)
 	m, err := New(Options{
 		Kubeconfig:          kubeconfig,
-		BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.pem), 0o600),
+		BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.PEM), 0o600),
 		CertDir:             filepath.Join(dir, "pki"),
 		NodeName:            testNode,
 		Logger:              log,
@@ -272,7 +274,7 @@ func TestRebootstrapExpired(t *testing.T) {
 // the node in the cert dir, the bootstrap writes the kubeconfig for it and
 // asks for nothing; a pair of another node is not used.
 func TestBootstrapReusesCertDir(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t, "test-ca")
 	for _, tc := range []struct {
 		cn    string
 		reuse bool
@@ -283,7 +285,7 @@ func TestBootstrapReusesCertDir(t *testing.T) {
 			if err := os.MkdirAll(certDir, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			certPEM, keyPEM := ca.pair(t, tc.cn, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+			certPEM, keyPEM := ca.KeyPair(t, nodeSubject(tc.cn), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 			pemFile := writeFile(t, certDir, "kubelet-client-2020-01-01-00-00-00.pem", append(certPEM, keyPEM...), 0o600)
 			if err := os.Symlink(pemFile, filepath.Join(certDir, "kubelet-client-current.pem")); err != nil {
 				t.Fatal(err)
@@ -292,7 +294,7 @@ func TestBootstrapReusesCertDir(t *testing.T) {
 			log, _ := testLogger(t)
 			m, err := New(Options{
 				Kubeconfig:          filepath.Join(dir, "kubelet.conf"),
-				BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.pem), 0o600),
+				BootstrapKubeconfig: writeFile(t, dir, "bootstrap.conf", tokenKubeconfig(ca.PEM), 0o600),
 				CertDir:             certDir,
 				NodeName:            testNode,
 				Logger:              log,
@@ -320,12 +322,12 @@ func TestBootstrapReusesCertDir(t *testing.T) {
 // TestBadFiles: what cannot be used is refused by New, naming the file and
 // what is wrong with it.
 func TestBadFiles(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t, "test-ca")
 	now := time.Now()
-	valid, _ := ca.pair(t, "system:node:"+testNode, now.Add(-time.Hour), now.Add(time.Hour))
+	valid, _ := ca.KeyPair(t, nodeSubject("system:node:"+testNode), now.Add(-time.Hour), now.Add(time.Hour))
 	expiredAt := now.Add(-time.Hour).Truncate(time.Second)
-	expired, expiredKey := ca.pair(t, "system:node:"+testNode, now.Add(-2*time.Hour), expiredAt)
-	_, otherKey := ca.pair(t, "x", now.Add(-time.Hour), now.Add(time.Hour))
+	expired, expiredKey := ca.KeyPair(t, nodeSubject("system:node:"+testNode), now.Add(-2*time.Hour), expiredAt)
+	_, otherKey := ca.KeyPair(t, nodeSubject("x"), now.Add(-time.Hour), now.Add(time.Hour))
 	for _, tc := range []struct {
 		name       string
 		kubeconfig []byte // nil: no file
@@ -343,12 +345,12 @@ users: [{name: u, user: {client-certificate: nope.crt, client-key: nope.key}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `), want: []string{"kubeconfig DIR/kubelet.conf: ", "DIR/nope.crt: no such file"}},
-		{name: "key of another certificate", kubeconfig: certKubeconfig(ca.pem, valid, otherKey),
+		{name: "key of another certificate", kubeconfig: certKubeconfig(ca.PEM, valid, otherKey),
 			want: []string{"kubeconfig DIR/kubelet.conf: client certificate: tls: private key does not match public key"}},
-		{name: "expired", kubeconfig: certKubeconfig(ca.pem, expired, expiredKey),
+		{name: "expired", kubeconfig: certKubeconfig(ca.PEM, expired, expiredKey),
 			want: []string{"kubeconfig DIR/kubelet.conf: its client certificate (CN=system:node:node-a,O=system:nodes, serial ", "expired at " + expiredAt.UTC().Format(time.RFC3339),
 				"there is no bootstrap kubeconfig to request a new one"}},
-		{name: "expired, rotation on", kubeconfig: certKubeconfig(ca.pem, expired, expiredKey), rotate: true,
+		{name: "expired, rotation on", kubeconfig: certKubeconfig(ca.PEM, expired, expiredKey), rotate: true,
 			want: []string{"expired at " + expiredAt.UTC().Format(time.RFC3339), "there is no bootstrap kubeconfig to request a new one"}},
 		{name: "bootstrap kubeconfig missing", bootstrap: []byte("-"),
 			want: []string{"bootstrap kubeconfig DIR/bootstrap.conf does not exist (needed because kubeconfig DIR/kubelet.conf does not exist)"}},
@@ -385,7 +387,7 @@ current-context: x
 // certificate in use, and a new one closes the connections made with the
 // old one, so the next request presents the new one.
 func TestTransportFollowsCertificate(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testpki.NewCA(t, "test-ca")
 	var mu sync.Mutex
 	var serials []string
 	conns := map[net.Conn]bool{}
@@ -411,7 +413,7 @@ func TestTransportFollowsCertificate(t *testing.T) {
 	srvCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 
 	dir := t.TempDir()
-	certPEM, keyPEM := ca.pair(t, "system:node:"+testNode, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	certPEM, keyPEM := ca.KeyPair(t, nodeSubject("system:node:"+testNode), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	kc := strings.Replace(string(certKubeconfig(srvCA, certPEM, keyPEM)), testServer, srv.URL, 1)
 	log, logs := testLogger(t)
 	m, err := New(Options{Kubeconfig: writeFile(t, dir, "kubelet.conf", []byte(kc), 0o600), NodeName: testNode, Rotate: true, CertDir: filepath.Join(dir, "pki"), Logger: log})
@@ -431,7 +433,7 @@ func TestTransportFollowsCertificate(t *testing.T) {
 	get()
 	first := m.Current().Leaf.SerialNumber.String()
 
-	next, nextKey := ca.pair(t, "system:node:"+testNode, time.Now().Add(-time.Minute), time.Now().Add(2*time.Hour))
+	next, nextKey := ca.KeyPair(t, nodeSubject("system:node:"+testNode), time.Now().Add(-time.Minute), time.Now().Add(2*time.Hour))
 	pair, err := tls.X509KeyPair(next, nextKey)
 	if err != nil {
 		t.Fatal(err)

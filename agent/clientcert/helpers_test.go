@@ -3,16 +3,12 @@ package clientcert
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,67 +20,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+
+	"github.com/nodekit-dev/nodekit/internal/testpki"
 )
 
-// testCA signs the tests' certificates, as the controller manager would.
-type testCA struct {
-	cert  *x509.Certificate
-	key   *ecdsa.PrivateKey
-	pem   []byte
-	mu    sync.Mutex
-	count int64
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), count: 1}
-}
-
-// sign makes a client certificate for pub, valid from notBefore to notAfter.
-func (ca *testCA) sign(t *testing.T, pub any, subject pkix.Name, notBefore, notAfter time.Time) []byte {
-	t.Helper()
-	ca.mu.Lock()
-	ca.count++
-	serial := big.NewInt(ca.count)
-	ca.mu.Unlock()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: subject, NotBefore: notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// pair makes a key and a certificate for it (PEM).
-func (ca *testCA) pair(t *testing.T, cn string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca.sign(t, &key.PublicKey, pkix.Name{CommonName: cn, Organization: []string{"system:nodes"}}, notBefore, notAfter),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+// nodeSubject is a node client certificate's subject.
+func nodeSubject(cn string) pkix.Name {
+	return pkix.Name{CommonName: cn, Organization: []string{"system:nodes"}}
 }
 
 const (
@@ -178,7 +120,7 @@ func (f *fakeAPI) waitCSR(t *testing.T) *certificatesv1.CertificateSigningReques
 }
 
 // decide approves (signing it with ca, valid for lifetime) or denies req.
-func (f *fakeAPI) decide(t *testing.T, req *certificatesv1.CertificateSigningRequest, ca *testCA, lifetime time.Duration, approve bool) {
+func (f *fakeAPI) decide(t *testing.T, req *certificatesv1.CertificateSigningRequest, ca *testpki.CA, lifetime time.Duration, approve bool) {
 	t.Helper()
 	req = req.DeepCopy()
 	if approve {
@@ -188,7 +130,7 @@ func (f *fakeAPI) decide(t *testing.T, req *certificatesv1.CertificateSigningReq
 			t.Fatal(err)
 		}
 		now := time.Now()
-		req.Status.Certificate = ca.sign(t, cr.PublicKey, cr.Subject, now.Add(-time.Minute), now.Add(lifetime))
+		req.Status.Certificate = ca.Sign(t, cr.PublicKey, cr.Subject, now.Add(-time.Minute), now.Add(lifetime))
 		req.Status.Conditions = append(req.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 			Type: certificatesv1.CertificateApproved, Status: "True", Reason: "Test", Message: "approved by the test"})
 	} else {

@@ -2,16 +2,10 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/nodekit-dev/nodekit/internal/testpki"
 )
 
 func TestRequestAttributes(t *testing.T) {
@@ -249,11 +245,11 @@ func TestWebhookAuthorizerCaches(t *testing.T) {
 
 // authServer is a server authenticating tokens and authorizing with rv, a
 // client CA, anonymous as asked.
-func authServer(t *testing.T, rv *reviews, anonymous bool) (*Server, Options, *testCA) {
+func authServer(t *testing.T, rv *reviews, anonymous bool) (*Server, Options, *testpki.CA) {
 	t.Helper()
-	ca := newTestCA(t, "test-ca")
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o644); err != nil {
+	ca := testpki.NewCA(t, "test-ca")
+	caFile := filepath.Join(t.TempDir(), "ca.PEM")
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := rv.client()
@@ -285,28 +281,6 @@ func do(t *testing.T, c *http.Client, method, url string, header http.Header) (i
 		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
 	return resp.StatusCode, string(body)
-}
-
-// clientCertOrg is a client certificate for user in the groups orgs.
-func (ca *testCA) clientCertOrg(t *testing.T, user string, orgs ...string) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(3),
-		Subject:      pkix.Name{CommonName: user, Organization: orgs},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func bearer(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
@@ -354,7 +328,7 @@ func TestMainAPIWebhookAuth(t *testing.T) {
 	}
 
 	// A client certificate: its organizations are the groups in the review.
-	cc := tlsClient(t, o.CertDir, ca.clientCertOrg(t, "system:node:x", "system:nodes"))
+	cc := tlsClient(t, o.CertDir, ca.ClientCert(t, pkix.Name{CommonName: "system:node:x", Organization: []string{"system:nodes"}}))
 	if code, body := get(t, cc, mainURL(s, "/pods")); code != 200 {
 		t.Errorf("GET /pods with a client certificate: %d %q", code, body)
 	}
@@ -401,8 +375,8 @@ func TestWebhookAuthAnonymous(t *testing.T) {
 		t.Errorf("GET /healthz with an invalid token, anonymous allowed: %d, want 401", code)
 	}
 	// So is a certificate that does not verify.
-	bad := newTestCA(t, "other-ca")
-	if code, _ := get(t, tlsClient(t, o.CertDir, bad.clientCert(t, "mallory")), mainURL(s, "/healthz")); code != 401 {
+	bad := testpki.NewCA(t, "other-ca")
+	if code, _ := get(t, tlsClient(t, o.CertDir, bad.ClientCert(t, pkix.Name{CommonName: "mallory"})), mainURL(s, "/healthz")); code != 401 {
 		t.Errorf("GET /healthz with a foreign certificate, anonymous allowed: %d, want 401", code)
 	}
 	// The user of a token the API server authenticated is in system:authenticated.

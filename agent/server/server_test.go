@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -13,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +28,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/nodekit-dev/nodekit/internal/testpki"
 )
 
 // fakeProvider serves fixed pods, logs and a summary.
@@ -309,61 +309,10 @@ func TestGivenCertificateFiles(t *testing.T) {
 	}
 }
 
-// testCA is a certificate authority for client certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (ca *testCA) clientCert(t *testing.T, user string) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: user},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 func TestClientCertificateAuth(t *testing.T) {
-	ca, other := newTestCA(t, "test-ca"), newTestCA(t, "other-ca")
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o644); err != nil {
+	ca, other := testpki.NewCA(t, "test-ca"), testpki.NewCA(t, "other-ca")
+	caFile := filepath.Join(t.TempDir(), "ca.PEM")
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	o := baseOptions(t, &fakeProvider{pods: []*v1.Pod{testPod("default", "web", "nginx")}})
@@ -375,8 +324,8 @@ func TestClientCertificateAuth(t *testing.T) {
 		cert *tls.Certificate
 		want int
 	}{
-		{"signed by the client CA", ca.clientCert(t, "system:node:admin"), http.StatusOK},
-		{"signed by another CA", other.clientCert(t, "mallory"), http.StatusUnauthorized},
+		{"signed by the client CA", ca.ClientCert(t, pkix.Name{CommonName: "system:node:admin"}), http.StatusOK},
+		{"signed by another CA", other.ClientCert(t, pkix.Name{CommonName: "mallory"}), http.StatusUnauthorized},
 		{"no certificate", nil, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
