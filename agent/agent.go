@@ -496,7 +496,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	sourceErrs := make([][]error, len(a.sources))
 	housekeeping := a.clock.NewTicker(2 * time.Second)
 	defer housekeeping.Stop()
-	a.log.Info("agent running", "node", a.cfg.NodeName, "manifests", a.cfg.Kubelet.StaticPodPath, "evented-pleg", pleg.IsEvented(a.pleg))
+	a.log.Info("agent running", "node", a.cfg.NodeName, "manifests", a.cfg.Kubelet.StaticPodPath, "evented-pleg", !a.opts.DisableEventedPLEG)
 
 	var runErr error
 loop:
