@@ -23,6 +23,7 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
 	"github.com/nodekit-dev/nodekit/bench/internal/podnet"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/bench/internal/rundir"
 	"github.com/nodekit-dev/nodekit/cri/cni"
 	"github.com/nodekit-dev/nodekit/internal/cmdline"
 )
@@ -74,25 +75,26 @@ type workspaceMeta struct {
 	CreatedKubeletRun bool `json:"created_kubelet_run"`
 }
 
+// workspacePrefix names the workspace directory and cgroup: /tmp/nkagent-<id>,
+// /nkagent-<id>.
+const workspacePrefix = "nkagent-"
+
 func newWorkspace(bin string, out io.Writer) (*workspace, error) {
-	dir, err := os.MkdirTemp("/tmp", "nkagent-")
+	d, err := rundir.New(workspacePrefix, 0o711)
 	if err != nil {
-		return nil, fmt.Errorf("create the workspace: %w", err)
+		return nil, err
 	}
-	os.Chmod(dir, 0o711)
-	id := strings.TrimPrefix(filepath.Base(dir), "nkagent-")
-	return &workspace{dir: dir, id: id, cgroup: "/nkagent-" + id, bin: bin, out: out}, nil
+	return &workspace{dir: d.Path, id: d.ID, cgroup: d.Cgroup, bin: bin, out: out}, nil
 }
 
 // existingWorkspace is the workspace of a run that was killed before it could
 // clean up (-cleanup /tmp/nkagent-<id>).
 func existingWorkspace(dir, bin string, out io.Writer) (*workspace, error) {
-	dir = filepath.Clean(dir)
-	id, err := leftover.WorkspaceID(dir, "nkagent-")
+	d, err := rundir.Existing(dir, workspacePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("-cleanup %w", err)
 	}
-	w := &workspace{dir: dir, id: id, cgroup: "/nkagent-" + id, bin: bin, out: out}
+	w := &workspace{dir: d.Path, id: d.ID, cgroup: d.Cgroup, bin: bin, out: out}
 	data, err := os.ReadFile(w.path("workspace.json"))
 	if err != nil {
 		return nil, fmt.Errorf("-cleanup: %w", err)
@@ -352,11 +354,7 @@ func (w *workspace) cleanup() {
 	}
 
 	// 10. The workspace.
-	if err := os.RemoveAll(w.dir); err != nil {
-		say("remove %s: %v", w.dir, err)
-	} else {
-		say("removed %s", w.dir)
-	}
+	rundir.Remove(w.dir, say)
 }
 
 func errSuffix(err error) string {

@@ -19,6 +19,8 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
 	"github.com/nodekit-dev/nodekit/bench/internal/podnet"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/bench/internal/rundir"
+	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
 )
 
 // workspace is everything one run creates: a directory /tmp/nkcl-<id> (files,
@@ -47,15 +49,11 @@ type workspace struct {
 }
 
 func newWorkspace(bin string, out io.Writer) (*workspace, error) {
-	dir, err := os.MkdirTemp("/tmp", "nkcl-")
+	d, err := rundir.New("nkcl-", 0o711)
 	if err != nil {
-		return nil, fmt.Errorf("create the workspace: %w", err)
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
-	id := strings.TrimPrefix(filepath.Base(dir), "nkcl-")
-	w := &workspace{dir: dir, id: id, cgroup: "/nkcl-" + id, bin: bin, out: out}
+	w := &workspace{dir: d.Path, id: d.ID, cgroup: d.Cgroup, bin: bin, out: out}
 	_, err = os.Stat(containerLogsDir)
 	w.createdContainerLogs = errors.Is(err, fs.ErrNotExist)
 	_, err = os.Stat(filepath.Dir(kubeletStateDir))
@@ -82,7 +80,7 @@ func (w *workspace) onCleanup(f func(say func(string, ...any))) {
 // nodes, which cgroup v1 leaves empty.
 func (w *workspace) makeCgroup(name string) (string, error) {
 	cg := w.cgroup + "/" + name
-	mps, err := leftover.CgroupMountPoints()
+	mps, err := cgroupmount.Points()
 	if err != nil {
 		return "", err
 	}
@@ -296,11 +294,7 @@ func (w *workspace) cleanup() {
 		}
 	}
 	// 7. The workspace.
-	if err := os.RemoveAll(w.dir); err != nil {
-		say("remove %s: %v", w.dir, err)
-	} else {
-		say("removed %s", w.dir)
-	}
+	rundir.Remove(w.dir, say)
 }
 
 // objectsIn says what a nodekit runtime state directory holds ("3 sandboxes,

@@ -17,6 +17,8 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
 	"github.com/nodekit-dev/nodekit/bench/internal/leftover"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/bench/internal/rundir"
+	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
 	"github.com/nodekit-dev/nodekit/internal/cmdline"
 	"github.com/nodekit-dev/nodekit/internal/containerdtest"
 )
@@ -46,13 +48,16 @@ type workspace struct {
 	foreign    []*foreignCgroups // cgroups a runtime creates outside /nkbench-<id> (critest asks for /test.slice)
 }
 
+// workspacePrefix names the workspace directory and cgroup: /tmp/nkbench-<id>,
+// /nkbench-<id>.
+const workspacePrefix = "nkbench-"
+
 func newWorkspace(runcBin string, out io.Writer) (*workspace, error) {
-	dir, err := os.MkdirTemp("/tmp", "nkbench-")
+	d, err := rundir.New(workspacePrefix, 0o700)
 	if err != nil {
-		return nil, fmt.Errorf("create temp dir: %w", err)
+		return nil, err
 	}
-	id := strings.TrimPrefix(filepath.Base(dir), "nkbench-")
-	return &workspace{dir: dir, id: id, cgroup: "/nkbench-" + id, runc: runcBin, out: out}, nil
+	return &workspace{dir: d.Path, id: d.ID, cgroup: d.Cgroup, runc: runcBin, out: out}, nil
 }
 
 // existingWorkspace is the workspace of an earlier run that could not clean up
@@ -60,12 +65,11 @@ func newWorkspace(runcBin string, out io.Writer) (*workspace, error) {
 // their command lines, every runc root it may have used is searched, and host
 // directories are left alone (who created them is unknown).
 func existingWorkspace(dir, runcBin string, out io.Writer) (*workspace, error) {
-	dir = filepath.Clean(dir)
-	id, err := leftover.WorkspaceID(dir, "nkbench-")
+	d, err := rundir.Existing(dir, workspacePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("-cleanup %w", err)
 	}
-	w := &workspace{dir: dir, id: id, cgroup: "/nkbench-" + id, runc: runcBin, out: out, ctdUsed: true}
+	w := &workspace{dir: d.Path, id: d.ID, cgroup: d.Cgroup, runc: runcBin, out: out, ctdUsed: true}
 	for _, state := range []string{w.path("nodekit", "state"), w.path("run", "nodekit")} {
 		w.runcRoots = append(w.runcRoots, filepath.Join(state, "runc"))
 	}
@@ -276,11 +280,7 @@ func (w *workspace) cleanup() {
 	}
 
 	// 8. The workspace itself.
-	if err := os.RemoveAll(w.dir); err != nil {
-		say("remove %s: %v", w.dir, err)
-	} else {
-		say("removed %s", w.dir)
-	}
+	rundir.Remove(w.dir, say)
 }
 
 // removePodCgroup removes the cgroup parent a pod was given (in every hierarchy),
@@ -372,7 +372,7 @@ func (fc *foreignCgroups) find(mountPoints []string) []string {
 func (fc *foreignCgroups) cleanup(say func(string, ...any)) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	mountPoints, err := leftover.CgroupMountPoints()
+	mountPoints, err := cgroupmount.Points()
 	if err != nil {
 		say("%v", err)
 		return

@@ -7,7 +7,8 @@ import (
 )
 
 // Points lists the mount points of every cgroup hierarchy (filesystem types
-// cgroup and cgroup2) in this mount namespace, in mountinfo's order.
+// cgroup and cgroup2) in this mount namespace, each once (a hierarchy mounted
+// twice at one point), in mountinfo's order.
 func Points() ([]string, error) {
 	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
@@ -18,8 +19,12 @@ func Points() ([]string, error) {
 
 func points(mounts []*mountinfo.Info) []string {
 	out := make([]string, 0, len(mounts))
+	seen := make(map[string]bool, len(mounts))
 	for _, m := range mounts {
-		out = append(out, m.Mountpoint)
+		if !seen[m.Mountpoint] {
+			seen[m.Mountpoint] = true
+			out = append(out, m.Mountpoint)
+		}
 	}
 	return out
 }

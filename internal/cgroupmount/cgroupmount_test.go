@@ -7,10 +7,11 @@ import (
 	"github.com/moby/sys/mountinfo"
 )
 
-func TestPointsKeepsOrder(t *testing.T) {
+func TestPointsOnceInOrder(t *testing.T) {
 	got := points([]*mountinfo.Info{
 		{Mountpoint: "/sys/fs/cgroup/memory", FSType: "cgroup"},
 		{Mountpoint: "/sys/fs/cgroup/unified", FSType: "cgroup2"},
+		{Mountpoint: "/sys/fs/cgroup/memory", FSType: "cgroup"}, // mounted again on top
 	})
 	if want := []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"}; !slices.Equal(got, want) {
 		t.Errorf("points = %q, want %q", got, want)

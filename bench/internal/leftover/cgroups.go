@@ -8,37 +8,15 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
+	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
 )
-
-// CgroupMountPoints returns the mount points of the cgroup hierarchies (v1
-// and v2), each once.
-func CgroupMountPoints() ([]string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, fmt.Errorf("cgroup hierarchies: %w", err)
-	}
-	return mountPoints(mounts), nil
-}
-
-func mountPoints(mounts []*mountinfo.Info) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, m := range mounts {
-		if !seen[m.Mountpoint] {
-			seen[m.Mountpoint] = true
-			out = append(out, m.Mountpoint)
-		}
-	}
-	return out
-}
 
 // RemoveCgroup removes the cgroup tree at cgroup (a path like /nkbench-<id>,
 // relative to each hierarchy's root) in every hierarchy, deepest first, trying
 // each directory until deadline (see RemoveCgroupTree). It returns how many
 // directories it removed and the errors, one per hierarchy at most.
 func RemoveCgroup(cgroup string, deadline time.Time) (int, []error) {
-	mps, err := CgroupMountPoints()
+	mps, err := cgroupmount.Points()
 	if err != nil {
 		return 0, []error{err}
 	}

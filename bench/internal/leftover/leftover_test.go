@@ -16,22 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
+	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
 )
-
-func TestWorkspaceID(t *testing.T) {
-	for dir, want := range map[string]string{
-		"/tmp/nkbench-123": "123", "/tmp/nkbench-123/": "123", "/tmp//nkbench-a1": "a1",
-		"/tmp/nkbench-": "", "/tmp/nkbench-1/x": "", "/var/tmp/nkbench-1": "", "/tmp/nkagent-1": "", "nkbench-1": "",
-	} {
-		id, err := WorkspaceID(dir, "nkbench-")
-		if id != want || (err == nil) != (want != "") {
-			t.Errorf("WorkspaceID(%q) = %q, %v; want %q", dir, id, err, want)
-		}
-	}
-	if _, err := WorkspaceID("/tmp/x", "nkagent-"); err == nil || err.Error() != "/tmp/x: not a benchmark workspace (/tmp/nkagent-<id>)" {
-		t.Errorf("WorkspaceID error: %v", err)
-	}
-}
 
 func TestIsMonitorUnder(t *testing.T) {
 	const state = "/tmp/nkbench-1/nodekit/state"
@@ -94,23 +80,6 @@ func TestMountsUnder(t *testing.T) {
 	}
 }
 
-func TestCgroupMountPoints(t *testing.T) {
-	mounts, err := mountinfo.GetMountsFromReader(strings.NewReader(testMountinfo), mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := mountPoints(mounts), []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("mountPoints = %q, want %q", got, want)
-	}
-	real, err := CgroupMountPoints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(real) == 0 {
-		t.Error("CgroupMountPoints: none on this machine")
-	}
-}
-
 func TestRemoveCgroupTree(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "nkbench-1")
 	for _, d := range []string{"a/b/c", "a/d", "e"} {
@@ -151,7 +120,7 @@ func TestRemoveCgroup(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (cgroups)")
 	}
-	mps, err := CgroupMountPoints()
+	mps, err := cgroupmount.Points()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,17 +12,6 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 )
 
-// WorkspaceID returns the id of dir, the workspace /tmp/<prefix><id> of a run
-// (prefix "nkbench-": /tmp/nkbench-123), or an error when dir is not one.
-func WorkspaceID(dir, prefix string) (string, error) {
-	dir = filepath.Clean(dir)
-	id, ok := strings.CutPrefix(dir, "/tmp/"+prefix)
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return "", fmt.Errorf("%s: not a benchmark workspace (/tmp/%s<id>)", dir, prefix)
-	}
-	return id, nil
-}
-
 // IsMonitorUnder reports whether the command line args is a nodekit-monitor
 // whose config lives under dir (`nodekit-monitor <state>/containers/<id>/monitor.json`).
 func IsMonitorUnder(args []string, dir string) bool {
