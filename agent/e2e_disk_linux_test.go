@@ -3,9 +3,6 @@ package agent_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,68 +18,8 @@ import (
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 
 	"github.com/nodekit-dev/nodekit/agent/podsource"
+	"github.com/nodekit-dev/nodekit/internal/loopfs"
 )
-
-// loopFS makes an ext4 filesystem of sizeMiB in a file and mounts it (through
-// a loop device) on a directory of the test's; its cleanup, which runs after the
-// harness's, unmounts it and checks the loop device went with it.
-func loopFS(t *testing.T, sizeMiB int) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "nkdisk-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, mnt := filepath.Join(dir, "fs.img"), filepath.Join(dir, "m")
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Mkdir(mnt, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	run := func(name string, args ...string) {
-		t.Helper()
-		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-	}
-	run("truncate", "-s", strconvI(sizeMiB)+"M", img)
-	run("mkfs.ext4", "-q", "-F", "-m", "0", img)
-	run("mount", "-o", "loop", img, mnt)
-	t.Cleanup(func() {
-		if err := unix.Unmount(mnt, 0); err != nil {
-			t.Errorf("unmount the test's filesystem: %v", err)
-			unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-		// The kernel detaches an autoclear loop device in the background once the
-		// filesystem is released: wait for it.
-		attached := func() []byte {
-			out, _ := exec.Command("losetup", "-j", img).CombinedOutput()
-			return bytes.TrimSpace(out)
-		}
-		for deadline := time.Now().Add(30 * time.Second); len(attached()) > 0 && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if out := attached(); len(out) > 0 {
-			t.Errorf("loop device left: %s", out)
-			for _, f := range strings.Fields(string(out)) {
-				if dev, ok := strings.CutSuffix(f, ":"); ok && strings.HasPrefix(dev, "/dev/loop") {
-					exec.Command("losetup", "-d", dev).Run()
-				}
-			}
-		}
-	})
-	return mnt
-}
-
-func strconvI(i int) string { return strconv.Itoa(i) }
-
-// freeMiB is what statfs says is available on path's filesystem, in MiB.
-func freeMiB(t *testing.T, path string) int64 {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return int64(st.Bavail) * st.Bsize >> 20
-}
 
 // importRandomImage makes an image of one incompressible layer of sizeMiB and
 // imports it into the test's shim under ref.
@@ -122,7 +58,7 @@ func hasImage(t *testing.T, h *harness, ref string) bool {
 // the running pods use) — and, as the writer keeps writing, evicts it (the pod
 // using the most disk), leaving the quiet pod running.
 func TestE2EDiskPressure(t *testing.T) {
-	mnt := loopFS(t, 1024)
+	mnt := loopfs.Mount(t, 1024)
 	pods, err := podsource.NewPods(podsource.PodsOptions{NodeName: nodeName})
 	if err != nil {
 		t.Fatal(err)
@@ -134,8 +70,8 @@ func TestE2EDiskPressure(t *testing.T) {
 		k.EvictionPressureTransitionPeriod = metav1.Duration{Duration: 5 * time.Second}
 	}, beforeAgent: func(h *harness) {
 		importRandomImage(t, h, "nodekit.local/big:unused", 120)
-		threshold = strconvI(int(freeMiB(t, mnt)-150)) + "Mi"
-		t.Logf("free %d MiB on the test's filesystem, nodefs.available threshold %s", freeMiB(t, mnt), threshold)
+		threshold = strconv.Itoa(int(loopfs.FreeMiB(t, mnt)-150)) + "Mi"
+		t.Logf("free %d MiB on the test's filesystem, nodefs.available threshold %s", loopfs.FreeMiB(t, mnt), threshold)
 	}})
 
 	quiet := codePod("quiet", v1.Container{Name: "main", Image: busybox, ImagePullPolicy: v1.PullIfNotPresent, Command: []string{"sh", "-c", idle}})

@@ -82,7 +82,7 @@ func Run(cfg Config, sync *os.File) error {
 	sync.Close()
 
 	exit := m.supervise()
-	if err := atomicfile.ReplaceJSON(m.cfg.ExitFile, exit, 0o644); err != nil {
+	if err := writeExit(m.cfg.ExitFile, exit); err != nil {
 		return err
 	}
 	if m.cfg.DeleteOnExit {
@@ -467,3 +467,25 @@ func (m *monitor) close() {
 		m.sink = nil
 	}
 }
+
+// writeExit writes the exit record, the only place the container's exit status
+// survives. A full file system (ENOSPC, EDQUOT) or an I/O error does not lose it:
+// the monitor keeps trying, backing off up to exitRetryMax, for as long as it
+// takes the node to free space; meanwhile the shim reports the container as
+// running, as its record says. Only a state directory that is gone (the shim
+// removed the container's state, or the machine's state was wiped) ends it.
+func writeExit(path string, exit Exit) error {
+	delay := exitRetryFirst
+	for {
+		err := atomicfile.ReplaceJSON(path, exit, 0o644)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "nodekit-monitor: %v; retrying in %s\n", err, delay)
+		time.Sleep(delay)
+		delay = min(2*delay, exitRetryMax)
+	}
+}
+
+// The back-off of writeExit.
+var exitRetryFirst, exitRetryMax = 100 * time.Millisecond, 5 * time.Second
