@@ -262,7 +262,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a.timeline = timeline.New(timeline.Options{Clock: a.clock})
 	a.status = status.NewManager(sink, a.clock, a.log.With("component", "status"), status.WithChanges(a.timeline.StatusChanged))
-	a.probes = probes.New(probes.Options{
+	a.probes, err = probes.New(probes.Options{
 		Exec:     a.rt,
 		Status:   a.status,
 		Clock:    a.clock,
@@ -271,6 +271,9 @@ func New(o Options) (*Agent, error) {
 		Recorder: a.recorder,
 		Journal:  timelineJournal{a.timeline},
 	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	if err := os.MkdirAll(a.cfg.RootDir, 0o711); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -48,7 +48,10 @@ func Example() {
 		}},
 	}
 
-	m := probes.New(probes.Options{Status: staticStatus{status}})
+	m, err := probes.New(probes.Options{Status: staticStatus{status}})
+	if err != nil {
+		panic(err)
+	}
 	defer m.Stop()
 	m.AddPod(pod)
 	for range 2 {

@@ -173,12 +173,16 @@ func newHarness(t *testing.T) *harness {
 		iters:  map[probeKey]chan bool{},
 	}
 	h.exec = &fakeExec{clock: h.clock}
-	h.m = New(Options{
+	pm, err := New(Options{
 		Exec:   h.exec,
 		Status: h.status,
 		Clock:  h.clock,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}).(*manager)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m = pm.(*manager)
 	h.m.jitter = func(time.Duration) time.Duration { return 0 }
 	h.m.probed = func(w *worker, keepGoing bool) { h.iterChan(w.key) <- keepGoing }
 	t.Cleanup(func() {

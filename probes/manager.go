@@ -2,8 +2,10 @@ package probes
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"time"
 
@@ -50,8 +52,12 @@ type manager struct {
 	probed func(w *worker, keepGoing bool)
 }
 
-// New returns a Manager. Options.Status is required.
-func New(o Options) Manager {
+// New returns a Manager, or an error naming the required field o lacks
+// (Options.Status; a nil pointer in the interface counts as missing).
+func New(o Options) (Manager, error) {
+	if isNil(o.Status) {
+		return nil, errors.New("probes: Options.Status is required (the pods' API status that probes read container IDs and IPs from)")
+	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
@@ -80,7 +86,19 @@ func New(o Options) Manager {
 		m.results[i] = &resultCache{m: map[string]cachedResult{}}
 		m.updates[i] = make(chan Update, updatesBuffer)
 	}
-	return m
+	return m, nil
+}
+
+// isNil reports whether v is nil or holds a nil pointer, map, func or channel.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 func (m *manager) Start() {}

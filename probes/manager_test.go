@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -453,4 +454,30 @@ func TestMetrics(t *testing.T) {
 	if len(fm.forgotten) != 1 || fm.forgotten[0].Pod != "pod-p1" {
 		t.Errorf("forgotten %v, want the worker's labels", fm.forgotten)
 	}
+}
+
+// New rejects options without a status source instead of returning a manager
+// whose workers would panic every period.
+func TestNewValidatesOptions(t *testing.T) {
+	var nilStatus *fakeStatus
+	for name, o := range map[string]Options{
+		"no status":     {},
+		"nil *T status": {Status: nilStatus},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := New(o)
+			if err == nil {
+				m.Stop()
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), "Options.Status") {
+				t.Fatalf("error %q does not name Options.Status", err)
+			}
+		})
+	}
+	m, err := New(Options{Status: &fakeStatus{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
 }

@@ -35,11 +35,15 @@ import (
 
 func newTestManager(t *testing.T, exec ExecRunner) *manager {
 	t.Helper()
-	m := New(Options{
+	pm, err := New(Options{
 		Exec:   exec,
 		Status: &fakeStatus{},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}).(*manager)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := pm.(*manager)
 	t.Cleanup(m.Stop)
 	return m
 }

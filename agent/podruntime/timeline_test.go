@@ -158,10 +158,13 @@ func TestTimelineLivenessFailure(t *testing.T) {
 	}
 
 	notes := make(chan probes.Note, 10)
-	pm = probes.New(probes.Options{
+	pm, err := probes.New(probes.Options{
 		Exec: &failOnce{}, Status: podStatuses{e.rt}, Clock: e.clock,
 		Logger: slog.New(slog.DiscardHandler), Journal: journal{rec, notes},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer pm.Stop()
 	e.clock.Step(20 * time.Second) // a period after the manager's start: no jitter
 	pm.AddPod(pod)
