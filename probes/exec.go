@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	criclient "k8s.io/cri-client/pkg"
 )
 
 // execTimeoutSlack is how long past the probe's timeout the runtime gets to
@@ -40,8 +39,42 @@ func execProbe(ctx context.Context, r ExecRunner, containerID string, cmd []stri
 	return outcomeFailure, out, fmt.Errorf("exec probe in container %s: %w", containerID, err)
 }
 
+// criClientTimedOut is the text of k8s.io/cri-client's ErrCommandTimedOut, which
+// its ExecSync returns, wrapped, in place of the runtime's gRPC
+// DeadlineExceeded status. It is recognized by its text anywhere in the error's
+// chain, so that probes need not import cri-client (and the OpenTelemetry
+// packages it brings) for one error value; a test checks it against the real
+// value.
+const criClientTimedOut = "command timed out"
+
+// isTimeout reports whether an ExecSync error says the command timed out: a
+// context deadline, a gRPC DeadlineExceeded status, or cri-client's
+// ErrCommandTimedOut.
 func isTimeout(err error) bool {
-	return errors.Is(err, criclient.ErrCommandTimedOut) ||
-		errors.Is(err, context.DeadlineExceeded) ||
-		status.Code(err) == codes.DeadlineExceeded
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+		return true
+	}
+	return inChain(err, func(e error) bool { return e.Error() == criClientTimedOut })
+}
+
+// inChain reports whether match holds for err or an error it wraps (through
+// Unwrap() error or Unwrap() []error).
+func inChain(err error, match func(error) bool) bool {
+	if err == nil {
+		return false
+	}
+	if match(err) {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return inChain(u.Unwrap(), match)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if inChain(e, match) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -15,8 +15,10 @@ import (
 // ExecRunner runs a command in a container and waits for it, at most timeout.
 // A non-zero exit is reported as an error with an ExitStatus() int method
 // (k8s.io/utils/exec.ExitError); a timeout as an error wrapping
-// k8s.io/cri-client/pkg.ErrCommandTimedOut, context.DeadlineExceeded or a gRPC
-// DeadlineExceeded status. internalapi.RuntimeService satisfies it.
+// context.DeadlineExceeded, a gRPC DeadlineExceeded status, or
+// k8s.io/cri-client/pkg.ErrCommandTimedOut (recognized by its text, "command
+// timed out", so that probes does not import cri-client).
+// internalapi.RuntimeService satisfies it.
 type ExecRunner interface {
 	ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (stdout, stderr []byte, err error)
 }
