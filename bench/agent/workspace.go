@@ -189,25 +189,7 @@ func (w *workspace) newNetwork(binDirs []string) (*network, error) {
 	if err := os.MkdirAll(n.confDir, 0o755); err != nil {
 		return nil, err
 	}
-	conf, err := json.MarshalIndent(map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       n.name,
-		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": n.name, "isGateway": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": n.subnet.String()}}},
-					"dataDir": n.ipamDir,
-				},
-			},
-			map[string]any{"type": "loopback"},
-		},
-	}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(n.confDir, "10-nkagent.conflist"), conf, 0o644); err != nil {
+	if err := podnet.WriteBridgeConfList(filepath.Join(n.confDir, "10-nkagent.conflist"), n.name, n.subnet, n.ipamDir); err != nil {
 		return nil, err
 	}
 	return n, nil

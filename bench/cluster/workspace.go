@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -141,25 +140,7 @@ func (w *workspace) newNetwork() (*network, error) {
 	if err := os.MkdirAll(n.confDir, 0o755); err != nil {
 		return nil, err
 	}
-	conf, err := json.MarshalIndent(map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       n.name,
-		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": n.name, "isGateway": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": subnet.String()}}},
-					"dataDir": w.path("ipam"),
-				},
-			},
-			map[string]any{"type": "loopback"},
-		},
-	}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return n, os.WriteFile(filepath.Join(n.confDir, "10-nkcl.conflist"), conf, 0o644)
+	return n, podnet.WriteBridgeConfList(filepath.Join(n.confDir, "10-nkcl.conflist"), n.name, subnet, w.path("ipam"))
 }
 
 // --- what the upstream kubelet changes outside the workspace -----------------
