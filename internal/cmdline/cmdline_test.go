@@ -1,6 +1,7 @@
 package cmdline
 
 import (
+	"os"
 	"slices"
 	"testing"
 )
@@ -39,4 +40,20 @@ func TestFlagValue(t *testing.T) {
 	if got := FlagValue(nil, "id"); got != "" {
 		t.Errorf("FlagValue(nil) = %q", got)
 	}
+}
+
+func TestProcessesFindsThisOne(t *testing.T) {
+	procs, err := Processes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.PID == os.Getpid() {
+			if !slices.Equal(p.Args, os.Args) {
+				t.Errorf("this process's args = %q, want %q", p.Args, os.Args)
+			}
+			return
+		}
+	}
+	t.Errorf("this process (%d) is not among the %d found", os.Getpid(), len(procs))
 }

@@ -3,9 +3,7 @@ package containerdtest
 import (
 	"crypto/sha256"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/nodekit-dev/nodekit/internal/cmdline"
 )
@@ -20,23 +18,14 @@ type Shim struct {
 // Shims returns the containerd-shim-runc-v2 processes serving the containerd
 // at address (its gRPC socket).
 func Shims(address string) ([]Shim, error) {
-	ents, err := os.ReadDir("/proc")
+	procs, err := cmdline.Processes()
 	if err != nil {
 		return nil, fmt.Errorf("list shims: %w", err)
 	}
 	var out []Shim
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue // gone, or a kernel thread
-		}
-		args := cmdline.Split(raw)
-		if IsShim(args, address) {
-			out = append(out, Shim{PID: pid, ID: cmdline.FlagValue(args, "id")})
+	for _, p := range procs {
+		if IsShim(p.Args, address) {
+			out = append(out, Shim{PID: p.PID, ID: cmdline.FlagValue(p.Args, "id")})
 		}
 	}
 	return out, nil

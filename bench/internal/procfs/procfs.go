@@ -28,25 +28,17 @@ type Proc struct {
 // List returns every process of the machine that could be read: processes
 // exiting while it looks, and kernel threads (no command line), are skipped.
 func List() ([]Proc, error) {
-	ents, err := os.ReadDir("/proc")
+	procs, err := cmdline.Processes()
 	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+		return nil, err
 	}
 	var out []Proc
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	for _, p := range procs {
+		st, err := ReadStat(p.PID)
 		if err != nil {
-			continue
+			continue // gone
 		}
-		raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(raw) == 0 {
-			continue // gone, or a kernel thread
-		}
-		st, err := ReadStat(pid)
-		if err != nil {
-			continue
-		}
-		out = append(out, Proc{PID: pid, PPID: st.PPID, Args: cmdline.Split(raw)})
+		out = append(out, Proc{PID: p.PID, PPID: st.PPID, Args: p.Args})
 	}
 	return out, nil
 }
