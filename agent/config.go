@@ -12,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	nodeutil "k8s.io/component-helpers/node/util"
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 )
@@ -55,9 +56,16 @@ const DefaultRootDir = "/var/lib/nodekit-kubelet"
 
 // LoadConfig reads a KubeletConfiguration file (YAML or JSON, apiVersion
 // kubelet.config.k8s.io/v1beta1) and applies the kubelet's defaults to what it
-// leaves unset. An empty path gives the defaults.
+// leaves unset. An empty path gives the defaults. NodeName is the host name
+// (lowercased, as the kubelet's) and RuntimeEndpoint the file's
+// containerRuntimeEndpoint; Flags.Load applies --hostname-override and
+// --container-runtime-endpoint over them.
 func LoadConfig(path string) (*Config, error) {
-	c := &Config{RootDir: DefaultRootDir}
+	name, err := nodeutil.GetHostname("")
+	if err != nil {
+		return nil, fmt.Errorf("node name: %w", err)
+	}
+	c := &Config{RootDir: DefaultRootDir, NodeName: name}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -82,6 +90,7 @@ func LoadConfig(path string) (*Config, error) {
 		c.Kubelet.Authorization.Mode = kubeletconfig.KubeletAuthorizationModeAlwaysAllow
 	}
 	setDefaults(&c.Kubelet)
+	c.RuntimeEndpoint = c.Kubelet.ContainerRuntimeEndpoint
 	return c, nil
 }
 
@@ -325,9 +334,8 @@ func (f *Flags) Load() (*Config, error) {
 	if set["pod-logs-dir"] {
 		k.PodLogsDir = f.PodLogsDir
 	}
-	c.RuntimeEndpoint = f.RuntimeEndpoint
-	if k.ContainerRuntimeEndpoint != "" && !set["container-runtime-endpoint"] {
-		c.RuntimeEndpoint = k.ContainerRuntimeEndpoint
+	if set["container-runtime-endpoint"] {
+		c.RuntimeEndpoint = f.RuntimeEndpoint
 	}
 	c.NodeIP = f.NodeIP
 	c.ObjectManifestPath = f.ObjectManifestPath
@@ -347,13 +355,11 @@ func (f *Flags) Load() (*Config, error) {
 			c.NodeLabels[k] = v
 		}
 	}
-	c.NodeName = strings.ToLower(f.HostnameOverride)
-	if c.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("node name: %w", err)
+	if set["hostname-override"] {
+		// As the kubelet: trimmed and lowercased; empty means the host name.
+		if c.NodeName, err = nodeutil.GetHostname(f.HostnameOverride); err != nil {
+			return nil, fmt.Errorf("--hostname-override: %w", err)
 		}
-		c.NodeName = strings.ToLower(h)
 	}
 	if !filepath.IsAbs(c.RootDir) {
 		return nil, fmt.Errorf("--root-dir %q: want an absolute path", c.RootDir)

@@ -269,3 +269,38 @@ func TestConfigAuthDefaults(t *testing.T) {
 		t.Errorf("--authorization-mode=RBAC: err %v", err)
 	}
 }
+
+// LoadConfig, used without Flags by embedders, gives the node the host's name
+// (lowercased, as the kubelet's) and the file's containerRuntimeEndpoint;
+// --hostname-override (trimmed and lowercased) wins over the host name.
+func TestLoadConfigNodeNameAndEndpoint(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.ToLower(strings.TrimSpace(host)); c.NodeName != want {
+		t.Errorf("LoadConfig(\"\"): node name %q, want the host name %q", c.NodeName, want)
+	}
+	p := filepath.Join(t.TempDir(), "kubelet.yaml")
+	if err := os.WriteFile(p, []byte(testConfigFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err = LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RuntimeEndpoint != "unix:///run/containerd/containerd.sock" {
+		t.Errorf("LoadConfig(file): runtime endpoint %q, want the file's containerRuntimeEndpoint", c.RuntimeEndpoint)
+	}
+	c, err = loadWith(t, "", "--hostname-override", " Node-B ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeName != "node-b" {
+		t.Errorf("--hostname-override ' Node-B ': node name %q, want node-b", c.NodeName)
+	}
+}
