@@ -143,7 +143,7 @@ FUZZ_TARGETS := \
 FUZZTIME ?= 60s
 # New inputs are minimized for at most this long (Go's default of 60s stalls
 # a short run on large inputs); -parallel is the number of fuzzing workers.
-FUZZMINIMIZETIME ?= 10s
+FUZZMINIMIZETIME ?= 5s
 FUZZPARALLEL ?= 2
 
 .PHONY: fuzz
