@@ -48,7 +48,9 @@ import (
 type Options struct {
 	// Config is the agent's configuration (LoadConfig or Flags.Load).
 	Config *Config
-	// Runtime and Images are the CRI services the agent drives.
+	// Runtime and Images are the CRI services the agent drives. Leave both nil
+	// to have New dial Config.RuntimeEndpoint (the kubelet's
+	// --container-runtime-endpoint); giving them with an endpoint is an error.
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService
 	// Logger receives the agent's logs (default slog.Default()).
@@ -95,6 +97,9 @@ type Agent struct {
 	clock   clock.WithTicker
 	rtName  string
 	hostIPs []string
+	// closeRuntime closes the connections New dialed to Config.RuntimeEndpoint
+	// (a no-op for a runtime given in Options); Run calls it when it returns.
+	closeRuntime func()
 
 	cache pleg.Cache
 	pleg  pleg.PLEG
@@ -154,13 +159,32 @@ type Agent struct {
 }
 
 // New builds an Agent. It asks the runtime for its name and version, so the
-// runtime must answer.
-func New(o Options) (*Agent, error) {
+// runtime must answer. The runtime is Options.Runtime and Options.Images, or,
+// when both are nil, the CRI endpoint Config.RuntimeEndpoint, dialed here
+// (unix:///path or a socket path; each connection waits up to the config's
+// runtimeRequestTimeout for the runtime) and closed when Run returns.
+func New(o Options) (_ *Agent, err error) {
 	if o.Config == nil {
 		return nil, errors.New("agent: no config")
 	}
-	if o.Runtime == nil || o.Images == nil {
-		return nil, errors.New("agent: no CRI runtime or image service")
+	var closeRuntime func()
+	switch ep := o.Config.RuntimeEndpoint; {
+	case ep != "" && (o.Runtime != nil || o.Images != nil):
+		return nil, fmt.Errorf("agent: Config.RuntimeEndpoint %q and Options.Runtime/Images both given: pass one", ep)
+	case ep != "":
+		ctx, cancel := context.WithCancel(context.Background())
+		o.Runtime, o.Images, closeRuntime, err = dialRuntime(ctx, ep, o.Config.Kubelet.RuntimeRequestTimeout.Duration)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				closeRuntime()
+			}
+		}()
+	case o.Runtime == nil || o.Images == nil:
+		return nil, errors.New("agent: no CRI runtime or image service (Options.Runtime and Images, or Config.RuntimeEndpoint)")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -171,7 +195,10 @@ func New(o Options) (*Agent, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	a := &Agent{opts: o, cfg: o.Config, log: o.Logger, clock: o.Clock, desired: map[types.UID]*v1.Pod{}, diverged: map[types.UID]struct{}{}, evicted: map[types.UID]*evicted{}, started: o.Clock.Now()}
+	a := &Agent{opts: o, cfg: o.Config, log: o.Logger, clock: o.Clock, closeRuntime: closeRuntime, desired: map[types.UID]*v1.Pod{}, diverged: map[types.UID]struct{}{}, evicted: map[types.UID]*evicted{}, started: o.Clock.Now()}
+	if a.closeRuntime == nil {
+		a.closeRuntime = func() {}
+	}
 	k := &a.cfg.Kubelet
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -412,8 +439,10 @@ func New(o Options) (*Agent, error) {
 	return a, nil
 }
 
-// Run runs the agent until ctx ends.
+// Run runs the agent until ctx ends. It closes the runtime connections New
+// dialed; an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
+	defer a.closeRuntime()
 	stopEvents := a.startEvents(a.kube)
 	defer stopEvents()
 	if a.cgroups != nil {

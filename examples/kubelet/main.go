@@ -26,12 +26,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	internalapi "k8s.io/cri-api/pkg/apis"
-	remote "k8s.io/cri-client/pkg"
 	"k8s.io/klog/v2"
 
 	"github.com/nodekit-dev/nodekit/agent"
@@ -115,8 +112,7 @@ func (d *daemon) run(ctx context.Context, cfg *agent.Config) error {
 		return err
 	}
 
-	endpoint := cfg.RuntimeEndpoint
-	if endpoint == "" {
+	if cfg.RuntimeEndpoint == "" {
 		root, state, socket := embeddedDirs(cfg.RootDir)
 		if d.stateDir != "" {
 			state = d.stateDir
@@ -144,17 +140,13 @@ func (d *daemon) run(ctx context.Context, cfg *agent.Config) error {
 		shim.Register(g)
 		go g.Serve(l)
 		defer g.Stop()
-		endpoint = "unix://" + socket
+		cfg.RuntimeEndpoint = "unix://" + socket
 		log.Info("embedded runtime serving CRI", "socket", socket, "root", root)
 	}
-	rt, img, err := connect(ctx, endpoint, cfg.Kubelet.RuntimeRequestTimeout.Duration)
-	if err != nil {
-		return err
-	}
+	// The agent dials cfg.RuntimeEndpoint, the embedded runtime's or the one
+	// of --container-runtime-endpoint.
 	a, err := agent.New(agent.Options{
 		Config:             cfg,
-		Runtime:            rt,
-		Images:             img,
 		Logger:             log,
 		DisableEventedPLEG: d.genericPLEG,
 		StopPodsOnExit:     d.stopPods,
@@ -163,21 +155,6 @@ func (d *daemon) run(ctx context.Context, cfg *agent.Config) error {
 		return err
 	}
 	return a.Run(ctx)
-}
-
-func connect(ctx context.Context, endpoint string, timeout time.Duration) (internalapi.RuntimeService, internalapi.ImageManagerService, error) {
-	if !strings.Contains(endpoint, "://") {
-		endpoint = "unix://" + endpoint
-	}
-	rt, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(timeout).Build(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("container runtime %s: %w", endpoint, err)
-	}
-	img, err := remote.NewRemoteImageServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(timeout).Build(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("image service %s: %w", endpoint, err)
-	}
-	return rt, img, nil
 }
 
 // importCommand loads image archives into the embedded runtime's store; it
