@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,9 +78,14 @@ type Options struct {
 	// the union of their pods; a pod whose UID two sources give is run once, from
 	// the first source.
 	Sources []podsource.Source
-	// Objects gives the configMaps and secrets pods reference (env and
-	// volumes), besides or instead of Config.ObjectManifestPath, whose
-	// directory is used when this is nil.
+	// Objects gives the configMaps and secrets pods reference (env, volumes
+	// and spec.imagePullSecrets, whose registry credentials go with the
+	// pulls of the pod's images), besides or instead of
+	// Config.ObjectManifestPath, whose directory is used when this is nil. In
+	// cluster mode the API server's are looked up after these. An embedder
+	// with pods from code passes its registry credentials as
+	// kubernetes.io/dockerconfigjson secrets here (objects.Static) and names
+	// them in the pods' spec.imagePullSecrets.
 	Objects objects.Source
 	// KubeClient joins the agent to an API server as a node (instead of
 	// Config.Kubeconfig): the node registered and its status and lease kept,
@@ -683,8 +689,15 @@ func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod, minTime time.Time) (re
 	}
 	a.probes.AddPod(pod)
 	ctx, changed := trackChanges(ctx)
-	r := a.pods.SyncPod(ctx, pod, rs, nil)
+	pullSecrets, missing := a.pullSecrets(ctx, pod)
+	r := a.pods.SyncPod(ctx, pod, rs, pullSecrets)
 	res = syncResult{retry: r.RetryAfter, changed: changed.Load(), err: r.Err}
+	if len(missing) > 0 && errors.Is(r.Err, podruntime.ErrImagePull) {
+		// As the kubelet: only when a pull failed, since the secrets may not
+		// be needed at all.
+		a.recorder.Eventf(podruntime.PodReference(pod), v1.EventTypeWarning, "FailedToRetrieveImagePullSecret",
+			"Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed.", strings.Join(missing, ", "))
+	}
 	if r.Err != nil {
 		// The sync's waiting reasons (CrashLoopBackOff, ErrImagePull...) belong
 		// in the status now, not at the next sync.
@@ -694,6 +707,29 @@ func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod, minTime time.Time) (re
 	// Exited containers are the container GC's (imagegc, every minute).
 	a.pods.ForgetBackOffs()
 	return res
+}
+
+// pullSecrets reads the pod's spec.imagePullSecrets from the agent's secret
+// source, as the kubelet's getPullSecretsForPod: a secret that cannot be read
+// is logged, skipped (the pull may not need it) and returned in missing.
+func (a *Agent) pullSecrets(ctx context.Context, pod *v1.Pod) (secrets []v1.Secret, missing []string) {
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		if ref.Name == "" {
+			continue // the API allowed empty names once; they mean nothing
+		}
+		var s *v1.Secret
+		err := errors.New("no secret source (Options.Objects, Config.ObjectManifestPath or cluster mode)")
+		if a.objects != nil {
+			s, err = a.objects.Secret(ctx, pod.Namespace, ref.Name)
+		}
+		if err != nil {
+			a.log.Info("unable to retrieve pull secret, the image pull may not succeed", "pod", podRef(pod), "secret", pod.Namespace+"/"+ref.Name, "err", err)
+			missing = append(missing, ref.Name)
+			continue
+		}
+		secrets = append(secrets, *s)
+	}
+	return secrets, missing
 }
 
 func (a *Agent) generateStatus(pod *v1.Pod, rs *pleg.PodStatus, terminal bool) v1.PodStatus {
