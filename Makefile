@@ -29,7 +29,7 @@ NODEKIT_CONTROLPLANE_DIR := $(shell GO=$(GO) $(CURDIR)/examples/controlplane/bui
 endif
 export NODEKIT_CONTROLPLANE_DIR
 
-.PHONY: setup build images test unit vet modcheck run run-cluster run-cri bench clean controlplane
+.PHONY: setup build images test unit vet modcheck lint run run-cluster run-cri bench clean controlplane
 
 ## setup: install missing Debian packages and a default CNI config (idempotent; needs root)
 setup:
@@ -121,6 +121,11 @@ modcheck:
 	deps=$$($(GO) list -deps -test ./...); \
 	if grep '^github.com/opencontainers/runc' <<<"$$deps" >&2; then \
 		echo "modcheck: the packages above (runc's) are dependencies of nodekit's packages or tests" >&2; exit 1; fi
+
+## lint: golangci-lint (.golangci.yml) over everything; LINT_FLAGS='--concurrency 1' on a busy machine
+LINT_FLAGS ?= --concurrency 2
+lint: $(BIN)/golangci-lint
+	$(BIN)/golangci-lint run $(LINT_FLAGS) ./...
 
 ## unit: unit tests only (no root needed)
 unit:

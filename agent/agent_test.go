@@ -3,13 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
-	dto "github.com/prometheus/client_model/go"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"

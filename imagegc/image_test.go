@@ -42,7 +42,8 @@ func (e *events) reasons() []string {
 	defer e.mu.Unlock()
 	var out []string
 	for _, l := range e.list {
-		out = append(out, l[:strings.Index(l, ":")])
+		reason, _, _ := strings.Cut(l, ":")
+		out = append(out, reason)
 	}
 	return out
 }

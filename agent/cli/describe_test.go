@@ -169,7 +169,11 @@ func TestDescribeCrashLoop(t *testing.T) {
 	if i, j := strings.Index(out, "  Normal   Pulled"), strings.Index(out, "  Warning  BackOff"); i < 0 || j < i {
 		t.Errorf("events out of order:\n%s", out)
 	}
-	timeline := out[strings.Index(out, "Timeline:"):]
+	i := strings.Index(out, "Timeline:")
+	if i < 0 {
+		t.Fatalf("describe lacks the timeline:\n%s", out)
+	}
+	timeline := out[i:]
 	for _, l := range strings.Split(timeline, "\n") {
 		if n := utf8.RuneCountInString(l); n > 120 {
 			t.Errorf("timeline line of %d columns: %q", n, l)

@@ -48,12 +48,12 @@ type endpoint struct {
 }
 
 // String is the endpoint's URL as configured (or the upstream host).
-func (e endpoint) String() string {
-	if e.scheme == "" {
-		return e.host
+func (ep endpoint) String() string {
+	if ep.scheme == "" {
+		return ep.host
 	}
-	root := strings.TrimSuffix(e.apiRoot, "/v2")
-	return e.scheme + "://" + e.host + root
+	root := strings.TrimSuffix(ep.apiRoot, "/v2")
+	return ep.scheme + "://" + ep.host + root
 }
 
 // registryConfig is the parsed registry configuration: per registry host, how to

@@ -49,7 +49,7 @@ func Example() {
 	}
 	s, err := spec.Generate(in)
 	if err != nil {
-		log.Fatal(err)
+		panic(err) // not log.Fatal: the deferred RemoveAll runs
 	}
 	fmt.Println("args:", s.Process.Args)
 	fmt.Println("cwd:", s.Process.Cwd)
