@@ -11,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/component-helpers/node/util/sysctl"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -95,22 +96,13 @@ func supplementalGroups(sc *v1.PodSecurityContext) []int64 {
 	return append(g, sc.SupplementalGroups...)
 }
 
-// sysctlDots writes a sysctl name with dots as separators: a name using slashes
-// gets its dots and slashes swapped (net/ipv4/conf/eth0.100/rp_filter becomes
-// net.ipv4.conf.eth0/100.rp_filter), as runc wants.
+// sysctlDots writes a sysctl name with dots as separators, as runc wants, by
+// the kubelet's rule (sysctl.NormalizeName): a name whose first separator is a
+// slash gets its slashes and dots swapped (net/ipv4/conf/eno2.100/rp_filter
+// becomes net.ipv4.conf.eno2/100.rp_filter); one whose first separator is a
+// dot is already written so and kept.
 func sysctlDots(name string) string {
-	if !strings.Contains(name, "/") {
-		return name
-	}
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '.':
-			return '/'
-		case '/':
-			return '.'
-		}
-		return r
-	}, name)
+	return sysctl.NormalizeName(name)
 }
 
 func hasPrivileged(pod *v1.Pod) bool {
