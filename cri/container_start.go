@@ -21,6 +21,10 @@ import (
 // containerd does.
 const startErrorExitCode = 128
 
+// startTimeout bounds how long StartContainer waits for the runtime to start a
+// container, whatever the caller's deadline.
+const startTimeout = 2 * time.Minute
+
 // StartContainer starts a created container: its monitor runs the runtime, holds
 // the container's stdio and writes its log and exit record.
 func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainerRequest) (*runtime.StartContainerResponse, error) {
@@ -69,7 +73,13 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		StdinOnce:    rec.Config.GetStdinOnce(),
 		AttachSocket: s.paths.attachSocket(rec.ID),
 	}
-	pid, monitorPid, err := s.oci.Start(ctx, s.paths.containerState(rec.ID), cfg)
+	// A start, once begun, is finished even if the caller goes away (a kubelet
+	// that dies mid-call): cutting it short would record a StartError for a
+	// container that was about to run, and the kubelet's retry would count it
+	// as a restart. The runtime still gets a bound.
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	pid, monitorPid, err := s.oci.Start(startCtx, s.paths.containerState(rec.ID), cfg)
 	if err != nil {
 		s.failStart(c, err)
 		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)

@@ -39,6 +39,27 @@ func TestCrashChurnShim(t *testing.T) {
 	rounds := soakRounds(t, 8)
 	c := &shimChurn{t: t, h: h, rng: rand.New(rand.NewSource(seed)), ctrs: map[string]*churnCtr{}}
 	c.daemon = h.startDaemon()
+	// Registered before the restarts' own cleanups, this runs after the last
+	// daemon stopped: if the test stopped half-way, a fresh daemon removes
+	// every pod left, before the harness checks for leaks.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		h.conn.Close()
+		h.startDaemon()
+		ctx, cancel := c.ctx()
+		defer cancel()
+		sbs, err := h.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+		if err != nil {
+			t.Errorf("list the pods left: %v", err)
+			return
+		}
+		for _, s := range sbs.Items {
+			h.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: s.GetId()})
+			h.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: s.GetId()})
+		}
+	})
 	out, err := exec.Command(testenv.Binary(t, "nodekit-cri"), "import", "--root", h.root, testenv.Image(t, "busybox")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("import: %v\n%s", err, out)
@@ -238,8 +259,12 @@ func (c *shimChurn) run(rounds int) {
 	start := time.Now()
 	for r := 1; r <= rounds; r++ {
 		for range c.rng.Intn(6) {
-			if op, _, _, err := c.randomOp(); err != nil {
-				t.Fatalf("round %d: %s: %v", r, op, err)
+			if op, _, ct, err := c.randomOp(); err != nil {
+				name := ""
+				if ct != nil {
+					name = ct.name + " " + ct.id
+				}
+				t.Fatalf("round %d: %s %s: %v", r, op, name, err)
 			}
 			c.refresh(fmt.Sprintf("round %d", r))
 		}
@@ -333,9 +358,16 @@ func (c *shimChurn) reconcile(op string, p *churnPod, ct *churnCtr) {
 		}
 		st := resp.GetStatus()
 		if op == "StartContainer" && st.GetState() == runtime.ContainerState_CONTAINER_EXITED && st.GetStartedAt() == 0 {
-			// The start was cut short and failed: the container never ran.
-			t.Logf("container %s: StartContainer cut short: %v exit %d %s %q", ct.name, st.GetState(), st.GetExitCode(), st.GetReason(), st.GetMessage())
-			c.interrupted++
+			if ct.lines > 0 && st.GetExitCode() == ct.code && ct.code != 0 {
+				// It ran (its own exit code), yet has no start time.
+				t.Errorf("container %s (%s): after a StartContainer cut short it exited with its own code %d but has no start time (finished %d)",
+					ct.name, ct.id[:12], st.GetExitCode(), st.GetFinishedAt())
+				c.codesLost++
+			} else {
+				// The start was cut short and failed: the container never ran.
+				t.Logf("container %s: StartContainer cut short: %v exit %d %s %q", ct.name, st.GetState(), st.GetExitCode(), st.GetReason(), st.GetMessage())
+				c.interrupted++
+			}
 			ct.lines = -1 // no log to check
 		}
 		ct.state = st.GetState()
@@ -464,7 +496,7 @@ func (c *shimChurn) check(what string) bool {
 			case st.GetState() == runtime.ContainerState_CONTAINER_EXITED && ct.lines > 0:
 				ct.state = runtime.ContainerState_CONTAINER_EXITED // a finisher finished
 			default:
-				t.Errorf("%s: running container %s (runner: %v) is %v exit %d %s %q", what, ct.name, ct.lines == 0, st.GetState(), st.GetExitCode(), st.GetReason(), st.GetMessage())
+				t.Errorf("%s: running container %s (%s, runner: %v) is %v exit %d %s %q", what, ct.name, id[:12], ct.lines == 0, st.GetState(), st.GetExitCode(), st.GetReason(), st.GetMessage())
 				c.lost++
 				ct.state = st.GetState()
 			}

@@ -61,6 +61,11 @@ func (s *Server) applyExit(c *container, ex monitor.Exit) (changed bool, err err
 		}
 		r.State = runtime.ContainerState_CONTAINER_EXITED
 		r.FinishedAt = ex.FinishedAt.UnixNano()
+		if r.StartedAt == 0 {
+			// Started by a run of the shim that died before it recorded the
+			// start: the finish is the latest start time that is true.
+			r.StartedAt = r.FinishedAt
+		}
 		r.ExitCode = ex.ExitCode
 		r.Message = ex.Error
 		switch {

@@ -225,6 +225,15 @@ func (f *fakeOCI) Exec(ctx context.Context, id string, o runc.ExecOptions) (int,
 
 func (f *fakeOCI) Features(ctx context.Context) (*runc.Features, error) { return &runc.Features{}, nil }
 
+func (f *fakeOCI) Monitor(dir string) (int, uint64, bool) {
+	fc, err := f.get(filepath.Base(dir))
+	if err != nil || !f.running(fc) {
+		return 0, 0, false
+	}
+	start, err := procStartTime(fc.cmd.Process.Pid)
+	return fc.cmd.Process.Pid, start, err == nil
+}
+
 // stopAll ends every process still running (test clean-up).
 func (f *fakeOCI) stopAll() {
 	f.mu.Lock()

@@ -90,6 +90,7 @@ func (s *Server) attachNetwork(ctx context.Context, rec *sandboxRecord, undo *cl
 	if err := atomicfile.ReplaceJSON(s.paths.networkJournal(rec.ID), att, 0o600); err != nil {
 		return status.Errorf(codes.Internal, "pod network: save attachment: %v", err)
 	}
+	s.attached.Store(rec.ID, true)
 	undo.add(func() error {
 		c, cancel := context.WithTimeout(context.Background(), detachTimeout)
 		defer cancel()
@@ -120,6 +121,15 @@ func (s *Server) detachNetwork(ctx context.Context, id string) error {
 		s.log.Error("CNI DEL failed; the pod keeps its network until a retry succeeds", "sandbox", id, "network", att.Network, "err", err)
 		return err
 	}
+	if _, ours := s.attached.Load(id); !ours {
+		// Attached by an earlier run of the shim: a crash may have cut an ADD
+		// or a DEL short, leaving rules the DEL above could not find.
+		if err := s.network.Sweep(ctx, &att); err != nil {
+			s.log.Error("sweep the masquerading rules of a pod", "sandbox", id, "network", att.Network, "err", err)
+			return err
+		}
+	}
+	s.attached.Delete(id)
 	if err := os.Remove(journal); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("forget network attachment: %w", err)
 	}

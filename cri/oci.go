@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"path/filepath"
 	"syscall"
 
 	"github.com/nodekit-dev/nodekit/cri/monitor"
@@ -40,6 +41,10 @@ type ociRuntime interface {
 	Exec(ctx context.Context, id string, o runc.ExecOptions) (int, error)
 	// Features is what the runtime supports.
 	Features(ctx context.Context) (*runc.Features, error)
+	// Monitor finds the live monitor of the container whose state directory is
+	// dir, if any: after a crash of the shim during StartContainer, a monitor
+	// may be starting or supervising a container no record knows it for.
+	Monitor(dir string) (pid int, start uint64, ok bool)
 }
 
 // runcRuntime is the production ociRuntime: runc, and nodekit-monitor processes.
@@ -66,3 +71,7 @@ func (r runcRuntime) Start(ctx context.Context, dir string, cfg monitor.Config) 
 }
 
 func (r runcRuntime) IDs() ([]string, error) { return listDir(r.Root()) }
+
+func (r runcRuntime) Monitor(dir string) (int, uint64, bool) {
+	return findProcess(r.monitor, filepath.Join(dir, monitor.ConfigFile))
+}

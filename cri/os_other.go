@@ -39,3 +39,4 @@ func alive(int, uint64) bool                               { return false }
 func signalProcess(int, uint64, unix.Signal) (bool, error) { return false, errLinuxOnly }
 func waitProcessGone(int, uint64, int) bool                { return true }
 func reapWhenDone(int, func()) error                       { return errLinuxOnly }
+func findProcess(string, string) (int, uint64, bool)       { return 0, 0, false }

@@ -3,6 +3,7 @@ package cri
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -128,4 +129,29 @@ func reapWhenDone(pid int, done func()) error {
 		}
 	}()
 	return nil
+}
+
+// findProcess finds a live process running binary with the single argument arg
+// (a monitor: nodekit-monitor <its config>) by its command line in /proc, and
+// returns its pid and start time.
+func findProcess(binary, arg string) (pid int, start uint64, ok bool) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0, false
+	}
+	want := binary + "\x00" + arg + "\x00"
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || string(cmdline) != want {
+			continue
+		}
+		if st, err := procStartTime(p); err == nil {
+			return p, st, true
+		}
+	}
+	return 0, 0, false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -123,23 +124,20 @@ func (s *Server) reconcile(ctx context.Context, c *container) {
 		if alive(rec.MonitorPid, rec.MonitorTime) {
 			return // still supervised; its exit record will come
 		}
-	case runtime.ContainerState_CONTAINER_CREATED:
-		if !s.oci.Exists(rec.ID) {
-			return // never started
-		}
-		// The previous run died while starting it: a monitor was launched.
-		st, err := s.oci.State(ctx, rec.ID)
-		if err == nil && st.Status == "running" {
+		// A record saved without its monitor (by an older version adopting a
+		// container whose start was cut short) may still have one.
+		if mpid, mstart, ok := s.oci.Monitor(s.paths.containerState(rec.ID)); ok {
 			_, err := s.updateContainer(c, func(r *containerRecord) bool {
-				r.State = runtime.ContainerState_CONTAINER_RUNNING
-				r.Pid = st.Pid
-				r.PidStart, _ = procStartTime(st.Pid)
-				r.StartedAt = st.Created.UnixNano()
+				r.MonitorPid, r.MonitorTime = mpid, mstart
 				return true
 			})
 			if err != nil {
-				s.log.Error("record a container started by the previous run", "container", rec.ID, "err", err)
+				s.log.Error("record the monitor of a running container", "container", rec.ID, "err", err)
 			}
+			return
+		}
+	case runtime.ContainerState_CONTAINER_CREATED:
+		if s.recoverStart(ctx, c) {
 			return
 		}
 	default:
@@ -160,6 +158,62 @@ func (s *Server) reconcile(ctx context.Context, c *container) {
 	}
 	s.log.Warn("container lost its monitor", "container", rec.ID)
 }
+
+// recoverStart settles a CREATED container whose StartContainer the previous run
+// may have died in. Its monitor, if one was launched, lives on and reports to
+// nobody: wait until it has started the container (adopt it: RUNNING, with the
+// monitor) or has ended (its exit record, or a failed start: the runtime's
+// half-created container is deleted so that StartContainer can run again). It
+// reports whether the container's state is settled; false leaves it to the
+// lost-monitor path (UNKNOWN).
+func (s *Server) recoverStart(ctx context.Context, c *container) bool {
+	dir := s.paths.containerState(c.id)
+	ctx, cancel := context.WithTimeout(ctx, startRecoveryWait)
+	defer cancel()
+	for {
+		mpid, mstart, live := s.oci.Monitor(dir)
+		st, err := s.oci.State(ctx, c.id)
+		switch {
+		case err == nil && st.Status == "running" && live:
+			_, err := s.updateContainer(c, func(r *containerRecord) bool {
+				r.State = runtime.ContainerState_CONTAINER_RUNNING
+				r.Pid, r.StartedAt = st.Pid, st.Created.UnixNano()
+				r.PidStart, _ = procStartTime(st.Pid)
+				r.MonitorPid, r.MonitorTime = mpid, mstart
+				return true
+			})
+			if err != nil {
+				s.log.Error("record a container started by the previous run", "container", c.id, "err", err)
+			}
+			s.log.Info("adopted a container the previous run started", "container", c.id, "pid", st.Pid, "monitor", mpid)
+			return true
+		case !live:
+			if s.reconcileExit(c) {
+				return true // it started and already ended
+			}
+			if err == nil && st.Status == "running" {
+				return false // running without a monitor: its exit cannot be known
+			}
+			// Never started, or a start that failed or was cut short: nothing
+			// runs; what the runtime half-created goes, so a start can retry.
+			if err := s.oci.Delete(ctx, c.id); err != nil {
+				s.log.Error("delete a container the previous run half-created", "container", c.id, "err", err)
+			}
+			return true
+		}
+		// The monitor is still starting it.
+		select {
+		case <-ctx.Done():
+			s.log.Warn("a monitor launched by the previous run has not started its container", "container", c.id, "monitor", mpid)
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// startRecoveryWait bounds how long recovery waits for a monitor launched by the
+// previous run to start its container.
+const startRecoveryWait = time.Minute
 
 // reconcileExit applies the container's exit record if there is one, and
 // reports whether there was. An exit it cannot save is retried in the background.

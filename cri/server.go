@@ -90,6 +90,7 @@ type Server struct {
 	events   eventBus
 	bg       sync.WaitGroup
 	retrying sync.Map // keys of the retries running (Server.retry)
+	attached sync.Map // ids of the sandboxes whose network this process attached (network.go)
 	closeErr error
 	closed   chan struct{}
 	once     sync.Once

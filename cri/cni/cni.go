@@ -65,7 +65,7 @@ func New(o Options) *Manager {
 	if o.IfName == "" {
 		o.IfName = DefaultIfName
 	}
-	return &Manager{opts: o, cni: libcni.NewCNIConfigWithCacheDir(o.BinDirs, o.CacheDir, nil)}
+	return &Manager{opts: o, cni: libcni.NewCNIConfigWithCacheDir(o.BinDirs, o.CacheDir, newPluginExec())}
 }
 
 // ConfDir returns the configuration directory.
@@ -188,6 +188,10 @@ func (m *Manager) Detach(ctx context.Context, a *Attachment) error {
 	}
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("cni: remove pod %s from network %s: %w", a.ContainerID, a.Network, err)
+	}
+	if netns == "" {
+		// Without the pod's interface the plugins could not tell its addresses.
+		return m.Sweep(ctx, a)
 	}
 	return nil
 }

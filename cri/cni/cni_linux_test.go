@@ -3,6 +3,7 @@ package cni_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -21,7 +22,18 @@ import (
 // Real plugins on a real pinned namespace: ADD gives eth0 an address from the
 // subnet, DEL releases it and removes the veth, DEL again (also once the namespace
 // is gone) succeeds.
-func TestAttachDetach(t *testing.T) {
+// testPod is a pod attached to a test network of its own (a masquerading bridge).
+type testPod struct {
+	m            *cni.Manager
+	a            *cni.Attachment
+	name, subnet string
+	base, nsDir  string
+	ipamDir      string
+	nsenter      string
+}
+
+func attachTestPod(t *testing.T) *testPod {
+	t.Helper()
 	testenv.RequireRoot(t)
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
 		found := false
@@ -73,6 +85,14 @@ func TestAttachDetach(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Detach(context.Background(), a) })
+	return &testPod{m: m, a: a, name: name, subnet: subnet, base: base, nsDir: nsDir, ipamDir: ipamDir, nsenter: nsenter}
+}
+
+func TestAttachDetach(t *testing.T) {
+	p := attachTestPod(t)
+	m, a, name, subnet, base, nsDir, ipamDir, nsenter := p.m, p.a, p.name, p.subnet, p.base, p.nsDir, p.ipamDir, p.nsenter
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	_, ipnet, _ := net.ParseCIDR(subnet)
 	if len(a.IPs) != 1 || !ipnet.Contains(net.ParseIP(a.IPs[0])) {
 		t.Fatalf("pod IPs %v, want one in %s", a.IPs, subnet)
@@ -106,5 +126,85 @@ func TestAttachDetach(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(base, "cache", "results")); len(entries) != 0 {
 		t.Fatalf("libcni cache entries left: %d", len(entries))
+	}
+}
+
+// masqueradeRules lists the nat rules that mention the pod's container id.
+func masqueradeRules(t *testing.T, id string) []string {
+	t.Helper()
+	out, err := exec.Command("iptables", "-w", "-t", "nat", "-S").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables -S: %v\n%s", err, out)
+	}
+	var rules []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, id) {
+			rules = append(rules, l)
+		}
+	}
+	return rules
+}
+
+// A DEL that cannot see the pod's interface (the namespace is gone, or an
+// earlier DEL cut short by a crash removed it) leaves the bridge plugin's
+// masquerading rules: Detach without a namespace, and Sweep, remove them.
+func TestDetachSweepsMasquerade(t *testing.T) {
+	p := attachTestPod(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if len(masqueradeRules(t, p.a.ContainerID)) == 0 {
+		t.Fatal("the bridge plugin made no masquerading rule for the pod")
+	}
+	// An earlier DEL that died after it removed the interface.
+	if out, err := exec.Command(p.nsenter, "--net="+p.a.NetNS, "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("remove eth0: %v\n%s", err, out)
+	}
+	if err := p.m.Detach(ctx, p.a); err != nil {
+		t.Fatal(err)
+	}
+	if rules := masqueradeRules(t, p.a.ContainerID); len(rules) == 0 {
+		t.Fatal("DEL without the interface removed the rules: the sweep is not needed any more")
+	}
+	if err := p.m.Sweep(ctx, p.a); err != nil {
+		t.Fatal(err)
+	}
+	if rules := masqueradeRules(t, p.a.ContainerID); len(rules) != 0 {
+		t.Fatalf("rules left after Sweep: %q", rules)
+	}
+
+	// Again, with the namespace gone: Detach sweeps by itself.
+	q := attachTestPod(t)
+	if err := podns.Unpin(q.nsDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.m.Detach(ctx, q.a); err != nil {
+		t.Fatal(err)
+	}
+	if rules := masqueradeRules(t, q.a.ContainerID); len(rules) != 0 {
+		t.Fatalf("rules left after a DEL without the namespace: %q", rules)
+	}
+	if err := p.m.Sweep(ctx, p.a); err != nil {
+		t.Fatalf("a second sweep: %v", err)
+	}
+
+	// A chain without its POSTROUTING jump (the plugin makes the chain first
+	// and removes the jump first): swept too.
+	r := attachTestPod(t)
+	sum := sha512.Sum512([]byte(r.a.Network + r.a.ContainerID))
+	chain := "CNI-" + hex.EncodeToString(sum[:])[:24]
+	if out, err := exec.Command("nsenter", "--net="+r.a.NetNS, "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("remove eth0: %v\n%s", err, out)
+	}
+	for _, ip := range r.a.IPs {
+		comment := fmt.Sprintf("name: %q id: %q", r.a.Network, r.a.ContainerID)
+		if out, err := exec.Command("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-s", ip, "-j", chain, "-m", "comment", "--comment", comment).CombinedOutput(); err != nil {
+			t.Fatalf("remove the jump to %s: %v\n%s", chain, err, out)
+		}
+	}
+	if err := r.m.Sweep(ctx, r.a); err != nil {
+		t.Fatal(err)
+	}
+	if rules := masqueradeRules(t, r.a.ContainerID); len(rules) != 0 {
+		t.Fatalf("rules left after Sweep of a chain without its jump: %q", rules)
 	}
 }
