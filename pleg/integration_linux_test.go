@@ -141,17 +141,18 @@ func (nop) IncDiscardedEvent()                  {}
 func (nop) ObserveStream(error)                 {}
 func (nop) ObserveEventLatency(time.Duration)   {}
 
-// A container's exit reaches the PLEG's events and cache: within milliseconds
-// through container events, within about a relist period through relisting.
+// A container's exit reaches the PLEG's events and cache, through container
+// events (the evented PLEG still driven by them afterwards) and through
+// relisting. How fast is logged, not asserted (a loaded CI box is slow); the
+// benchmarks in bench/agent measure it.
 func TestContainerExitReachesPLEG(t *testing.T) {
 	s := startShim(t)
 	for _, mode := range []struct {
 		name    string
 		evented bool
-		within  time.Duration
 	}{
-		{"evented", true, 500 * time.Millisecond},
-		{"generic", false, 3 * time.Second},
+		{"evented", true},
+		{"generic", false},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			pod, podCfg := s.runPod("pleg-" + mode.name)
@@ -170,9 +171,9 @@ func TestContainerExitReachesPLEG(t *testing.T) {
 				"sh", "-c", "while [ ! -e /ctl/go ]; do sleep 0.01; done; exit 3")
 			p.Start()
 			defer p.Stop()
-			waitEvent(t, p, uid, pleg.ContainerStarted, id, 10*time.Second)
+			waitEvent(t, p, uid, pleg.ContainerStarted, id, time.Minute)
 			if mode.evented {
-				waitFor(t, "the event stream", 10*time.Second, func() bool { return m.established.Load() > 0 })
+				waitFor(t, "the event stream", time.Minute, func() bool { return m.established.Load() > 0 })
 				if !pleg.IsEvented(p) {
 					t.Fatal("the shim's container events are not used")
 				}
@@ -182,11 +183,10 @@ func TestContainerExitReachesPLEG(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			waitEvent(t, p, uid, pleg.ContainerDied, id, 10*time.Second)
-			latency := time.Since(exitAt)
-			t.Logf("%s PLEG: container exit → ContainerDied in %v", mode.name, latency)
-			if latency > mode.within {
-				t.Errorf("ContainerDied after %v, want within %v", latency, mode.within)
+			waitEvent(t, p, uid, pleg.ContainerDied, id, time.Minute)
+			t.Logf("%s PLEG: container exit → ContainerDied in %v", mode.name, time.Since(exitAt))
+			if mode.evented && !pleg.IsEvented(p) {
+				t.Error("the evented PLEG fell back to relisting")
 			}
 			st, err := cache.Get(uid)
 			if err != nil {
@@ -202,7 +202,7 @@ func TestContainerExitReachesPLEG(t *testing.T) {
 			if err := s.Runtime.RemoveContainer(ctx(t), id); err != nil {
 				t.Fatal(err)
 			}
-			waitEvent(t, p, uid, pleg.ContainerRemoved, id, 10*time.Second)
+			waitEvent(t, p, uid, pleg.ContainerRemoved, id, time.Minute)
 			if ok, err := p.Healthy(); !ok {
 				t.Fatalf("unhealthy: %v", err)
 			}

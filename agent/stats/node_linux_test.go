@@ -13,6 +13,8 @@ import (
 	cadvisorapi "github.com/google/cadvisor/lib/model"
 	"golang.org/x/sys/unix"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
 
 // statfs is statfs(2) of path, for comparison with what cAdvisor reports.
@@ -53,7 +55,7 @@ func TestMachine(t *testing.T) {
 	}
 	sf, err := statfs(dir)
 	if err != nil {
-		t.Skip("no statfs:", err)
+		testenv.Skip(t, "no statfs: "+err.Error())
 	}
 	if mi.FsCapacity != sf.capacity {
 		t.Errorf("fs capacity %d, want statfs's %d", mi.FsCapacity, sf.capacity)
@@ -69,7 +71,7 @@ func TestMachine(t *testing.T) {
 func hostNode(t *testing.T, o NodeOptions) *Node {
 	t.Helper()
 	if _, err := newHostSource(); err != nil {
-		t.Skip("no cgroups to read:", err)
+		testenv.Skip(t, "no cgroups to read: "+err.Error())
 	}
 	return NewNode(o)
 }
@@ -91,7 +93,7 @@ func readRootWorkingSet(t *testing.T) (usage, workingSet uint64) {
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
 	if err != nil {
-		t.Skip("no root memory cgroup:", err)
+		testenv.Skip(t, "no root memory cgroup: "+err.Error())
 	}
 	stat := map[string]uint64{}
 	for line := range strings.SplitSeq(string(data), "\n") {

@@ -60,9 +60,10 @@ func TestExitsRunLeavesNothing(t *testing.T) {
 	if ev := res.Exits[0]; ev.PLEG != "evented" || !ev.Evented {
 		t.Errorf("first result %+v: want the evented PLEG, verified", ev)
 	}
-	// The generic PLEG relists every second; the measurement takes > 1 s.
-	if g := res.Exits[1]; g.PLEG != "generic" || g.Relists < 1 || g.Latency.P50Ms > 1500 {
-		t.Errorf("second result %+v: want the generic PLEG, relisting, exits seen within 1.5 s", g)
+	// How fast each PLEG saw the exits is the benchmark's result, not a
+	// condition of this test (a loaded CI box is slow).
+	if g := res.Exits[1]; g.PLEG != "generic" || g.Relists < 1 {
+		t.Errorf("second result %+v: want the generic PLEG, relisting", g)
 	}
 	if res.Workspace == "" || res.Bridge == "" {
 		t.Fatalf("results name no workspace or bridge: %s", data)
@@ -127,14 +128,14 @@ func TestVolumesRunLeavesNothing(t *testing.T) {
 			v.Runs, v.With.N, v.Without.N, v.SetUp.N, v.ContentChecks)
 	}
 	for what, s := range map[string]summary{"with": v.With, "without": v.Without} {
-		if s.P50Ms <= 0 || s.P50Ms > 10000 {
+		if s.P50Ms <= 0 {
 			t.Errorf("manifest → running %s volumes: p50 %v ms", what, s.P50Ms)
 		}
 	}
-	// The volume's file changes before the container can read it; both within
-	// the resync period (a minute) by far.
+	// The volume's file changes before the container can read it. How fast is
+	// the benchmark's result, not a condition of this test.
 	if v.Updates != 3 || v.ToVolumeFile.N != 3 || v.ToContainer.N != 3 || v.ToVolumeFile.P50Ms <= 0 ||
-		v.ToContainer.P50Ms < v.ToVolumeFile.P50Ms || v.ToContainer.P50Ms > 5000 {
+		v.ToContainer.P50Ms < v.ToVolumeFile.P50Ms {
 		t.Errorf("updates %d: to the volume file %+v, to the container %+v", v.Updates, v.ToVolumeFile, v.ToContainer)
 	}
 	if len(res.Targets) != 2 || !strings.Contains(res.Targets[0].Name, "six volumes") {

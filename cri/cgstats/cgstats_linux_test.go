@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
 
 // writeTree creates dir and writes files (name → content) in it.
@@ -208,7 +210,7 @@ func TestV1NeedsHierarchies(t *testing.T) {
 // On this host: the version is detected and the root cgroup has CPU time.
 func TestHostRoot(t *testing.T) {
 	if _, err := os.Stat(DefaultRoot); err != nil {
-		t.Skipf("no %s: %v", DefaultRoot, err)
+		testenv.Skip(t, "no "+DefaultRoot+": "+err.Error())
 	}
 	r, err := New(Options{})
 	if err != nil {

@@ -5,12 +5,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
 
 func TestBusybox(t *testing.T) {
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("busybox not installed")
-	}
+	testenv.LookPath(t, "busybox")
 	root := t.TempDir()
 	Busybox(t, root, "sh", "echo")
 	for _, a := range []string{"sh", "echo"} {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/internal/cgroupmount"
+
+	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
 
 func TestIsMonitorUnder(t *testing.T) {
@@ -117,9 +119,7 @@ func TestRemoveCgroupTree(t *testing.T) {
 // TestRemoveCgroup creates a cgroup tree in every hierarchy of the machine and
 // removes it.
 func TestRemoveCgroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (cgroups)")
-	}
+	testenv.RequireRoot(t)
 	mps, err := cgroupmount.Points()
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestRemoveCgroup(t *testing.T) {
 	}
 	t.Cleanup(func() { RemoveCgroup(cg, time.Time{}) })
 	if made == 0 {
-		t.Skip("no writable cgroup hierarchy")
+		testenv.Skip(t, "no writable cgroup hierarchy")
 	}
 	n, errs := RemoveCgroup(cg, time.Now().Add(5*time.Second))
 	if n != made || len(errs) > 0 {
@@ -151,9 +151,7 @@ func TestRemoveCgroup(t *testing.T) {
 // TestUnmount mounts tmpfs filesystems under a directory, one stacked and one
 // nested, and unmounts them all.
 func TestUnmount(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (mount)")
-	}
+	testenv.RequireRoot(t)
 	dir := t.TempDir()
 	mount := func(p string) {
 		t.Helper()
