@@ -166,6 +166,21 @@ test: setup build images vet controlplane
 	NODEKIT_REQUIRE_INTEGRATION=1 NODEKIT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory critest
 
+.PHONY: soak
+# Rounds of each crash test in `make soak` (make test runs a few).
+SOAK_ROUNDS ?= 100
+## soak: the crash-under-churn tests, long: nodekit-cri killed with SIGKILL during a CRI churn (cri TestCrashChurnShim), nodekit-kubelet during a static pod churn (agent TestCrashChurn, embedded and separate shim), SOAK_ROUNDS rounds each (default 100); prints the seeds and figures (rounds survived, containers, exit codes and log lines lost, leaks); logs in _output/soak/ (root)
+soak: setup build images
+	@mkdir -p $(OUT)/soak; rc=0; \
+	for t in ./cri:TestCrashChurnShim ./agent:TestCrashChurn; do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "soak: $$fn in $$pkg, $(SOAK_ROUNDS) rounds, log in $(OUT)/soak/$$fn.log"; \
+		NODEKIT_REQUIRE_INTEGRATION=1 NODEKIT_BIN_DIR=$(BIN) NODEKIT_SOAK_ROUNDS=$(SOAK_ROUNDS) \
+			$(GO) test -count=1 -timeout 600m -run "^$$fn\$$" -v $$pkg >$(OUT)/soak/$$fn.log 2>&1 || { rc=1; echo "soak: $$fn FAILED" >&2; }; \
+		grep -h -e '^Test[^ ]*: seed' -e '^CRASH-SOAK' $(OUT)/soak/$$fn.log || true; \
+	done; \
+	exit $$rc
+
 ## run: the sample kubelet runs the sample static pods (examples/pods) until Ctrl-C
 run: setup build images
 	./examples/kubelet/run.sh
