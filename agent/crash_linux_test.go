@@ -43,8 +43,8 @@ import (
 // NODEKIT_CRASH_SEED replays a run.
 func TestCrashChurn(t *testing.T) {
 	testenv.RequireRoot(t)
-	seed := crashSeed(t)
-	rounds := soakRounds(t, 4)
+	seed := testenv.CrashSeed(t)
+	rounds := testenv.SoakRounds(t, 4)
 	for i, mode := range []string{"embedded", "remote"} {
 		t.Run(mode, func(t *testing.T) {
 			c := newCrashChurn(t, mode == "embedded", seed+int64(i))

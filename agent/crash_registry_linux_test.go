@@ -1,13 +1,10 @@
 package agent_test
 
 import (
-	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -107,34 +104,4 @@ func (w *throttled) Write(p []byte) (int, error) {
 		time.Sleep(time.Duration(n) * time.Second / time.Duration(w.rate))
 	}
 	return written, nil
-}
-
-// soakRounds is the number of crash rounds: NODEKIT_SOAK_ROUNDS, else short.
-func soakRounds(t *testing.T, short int) int {
-	t.Helper()
-	v := os.Getenv("NODEKIT_SOAK_ROUNDS")
-	if v == "" {
-		return short
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("NODEKIT_SOAK_ROUNDS=%q: want a positive number", v)
-	}
-	return n
-}
-
-// crashSeed is NODEKIT_CRASH_SEED, else a new seed; it is logged so that a
-// failing run can be replayed.
-func crashSeed(t *testing.T) int64 {
-	t.Helper()
-	seed := time.Now().UnixNano()
-	if v := os.Getenv("NODEKIT_CRASH_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
-			t.Fatalf("NODEKIT_CRASH_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d (replay with NODEKIT_CRASH_SEED=%d)", seed, seed)
-	fmt.Fprintf(os.Stderr, "%s: seed %d\n", t.Name(), seed)
-	return seed
 }

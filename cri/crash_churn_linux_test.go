@@ -35,8 +35,8 @@ import (
 // a run.
 func TestCrashChurnShim(t *testing.T) {
 	h := newHarness(t)
-	seed := crashSeed(t)
-	rounds := soakRounds(t, 8)
+	seed := testenv.CrashSeed(t)
+	rounds := testenv.SoakRounds(t, 8)
 	c := &shimChurn{t: t, h: h, rng: rand.New(rand.NewSource(seed)), ctrs: map[string]*churnCtr{}}
 	c.daemon = h.startDaemon()
 	// Registered before the restarts' own cleanups, this runs after the last
@@ -593,34 +593,4 @@ func (c *shimChurn) countLeaks() int {
 		}
 	}
 	return n
-}
-
-// soakRounds is the number of crash rounds: NODEKIT_SOAK_ROUNDS, else short.
-func soakRounds(t *testing.T, short int) int {
-	t.Helper()
-	v := os.Getenv("NODEKIT_SOAK_ROUNDS")
-	if v == "" {
-		return short
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("NODEKIT_SOAK_ROUNDS=%q: want a positive number", v)
-	}
-	return n
-}
-
-// crashSeed is NODEKIT_CRASH_SEED, else a new seed; it is logged so that a
-// failing run can be replayed.
-func crashSeed(t *testing.T) int64 {
-	t.Helper()
-	seed := time.Now().UnixNano()
-	if v := os.Getenv("NODEKIT_CRASH_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
-			t.Fatalf("NODEKIT_CRASH_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d (replay with NODEKIT_CRASH_SEED=%d)", seed, seed)
-	fmt.Fprintf(os.Stderr, "%s: seed %d\n", t.Name(), seed)
-	return seed
 }
