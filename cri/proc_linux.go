@@ -3,11 +3,12 @@ package cri
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodekit-dev/nodekit/internal/cmdline"
 )
 
 // procStartTime returns the start time (clock ticks since boot) of pid, which with
@@ -135,22 +136,16 @@ func reapWhenDone(pid int, done func()) error {
 // (a monitor: nodekit-monitor <its config>) by its command line in /proc, and
 // returns its pid and start time.
 func findProcess(binary, arg string) (pid int, start uint64, ok bool) {
-	entries, err := os.ReadDir("/proc")
+	procs, err := cmdline.Processes()
 	if err != nil {
 		return 0, 0, false
 	}
-	want := binary + "\x00" + arg + "\x00"
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, p := range procs {
+		if len(p.Args) != 2 || p.Args[0] != binary || p.Args[1] != arg {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || string(cmdline) != want {
-			continue
-		}
-		if st, err := procStartTime(p); err == nil {
-			return p, st, true
+		if st, err := procStartTime(p.PID); err == nil {
+			return p.PID, st, true
 		}
 	}
 	return 0, 0, false

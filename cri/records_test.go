@@ -4,7 +4,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -193,5 +195,27 @@ func TestUpdateSandboxSavedBeforePublished(t *testing.T) {
 	}
 	if st := sb.snapshot().State; st != runtime.PodSandboxState_SANDBOX_READY {
 		t.Fatalf("state %v after a failed save, want READY", st)
+	}
+}
+
+// findProcess finds a monitor by its exact command line, as recovery does after a
+// crash during StartContainer.
+func TestFindProcess(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arg := "1000." + strconv.Itoa(os.Getpid()) // unique to this test
+	cmd := exec.Command(sleep, arg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid, start, ok := findProcess(sleep, arg)
+	if !ok || pid != cmd.Process.Pid || start == 0 {
+		t.Fatalf("findProcess = %d %d %v, want pid %d", pid, start, ok, cmd.Process.Pid)
+	}
+	if _, _, ok := findProcess(sleep, arg+"0"); ok {
+		t.Fatal("found a process for another argument")
 	}
 }
