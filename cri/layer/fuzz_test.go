@@ -69,6 +69,7 @@ func FuzzApplyTar(f *testing.F) {
 			return
 		}
 		var names []string
+		var size int64
 		tr := tar.NewReader(bytes.NewReader(layer))
 		for {
 			hdr, err := tr.Next()
@@ -76,6 +77,13 @@ func FuzzApplyTar(f *testing.F) {
 				break
 			}
 			names = append(names, hdr.Name)
+			size += max(hdr.Size, 0)
+		}
+		if size > 4<<20 {
+			// A sparse entry's size is its logical size: a few bytes of tar
+			// could have Apply write gigabytes of zeros (as a compressed layer
+			// of zeros could). Not what this target looks for.
+			return
 		}
 		applyAndCheck(t, layer, names, Options{IgnoreOwnership: true})
 	})
