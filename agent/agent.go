@@ -1179,8 +1179,10 @@ func (a *Agent) Healthy() error {
 	return nil
 }
 
-// nodeIPs returns the node's IPs: the configured one, else the addresses of the
-// interface of the default route (first non-loopback address as a fallback).
+// nodeIPs returns the node's IPs: the configured one, else the first
+// non-loopback, non-link-local IPv4 address of net.InterfaceAddrs (interfaces in
+// kernel order; none when there is none). Unlike the kubelet it neither looks up
+// the hostname nor picks the default route's interface.
 func nodeIPs(configured string) []string {
 	if configured != "" {
 		return []string{configured}

@@ -237,7 +237,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.RootDir, "root-dir", DefaultRootDir, "directory for the agent's files (pods, volumes, certificates, the embedded runtime)")
 	fs.StringVar(&f.HostnameOverride, "hostname-override", "", "the node's name instead of the host name")
 	fs.StringVar(&f.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint, e.g. unix:///run/containerd/containerd.sock (default: nodekit's embedded shim)")
-	fs.StringVar(&f.NodeIP, "node-ip", "", "the node's IP address (default: the first non-loopback address)")
+	fs.StringVar(&f.NodeIP, "node-ip", "", "the node's IP address (default: the first non-loopback, non-link-local IPv4 address)")
 	fs.StringVar(&f.Address, "address", "", "address of the kubelet API (default 0.0.0.0)")
 	fs.IntVar(&f.Port, "port", 0, "port of the kubelet API, served over TLS (default 10250)")
 	fs.IntVar(&f.ReadOnlyPort, "read-only-port", 0, "port of the read-only API without authentication (0 = off, the default)")

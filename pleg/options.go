@@ -23,7 +23,7 @@ type Runtime interface {
 }
 
 // Metrics receives a PLEG's measurements. The agent implements it with the
-// kubelet's Prometheus names (given with each method). All methods must be safe
+// Prometheus names given with each method (the kubelet's where it has one). All methods must be safe
 // for concurrent use.
 type Metrics interface {
 	// ObserveRelistDuration: how long one relist took
@@ -35,14 +35,17 @@ type Metrics interface {
 	// SetLastSeen: the start of the last successful relist, set on every
 	// Healthy call (kubelet_pleg_last_seen_seconds).
 	SetLastSeen(time.Time)
-	// IncEvent counts an event delivered on the Watch channel, by type.
+	// IncEvent counts an event delivered on the Watch channel, by type
+	// (kubelet_pleg_events_total{type}; the kubelet has no such metric).
 	IncEvent(EventType)
 	// IncDiscardedEvent counts an event dropped because the Watch channel was
 	// full (kubelet_pleg_discard_events).
 	IncDiscardedEvent()
 	// ObserveStream counts container event stream connections: err == nil when
-	// one was established (kubelet_evented_pleg_connection_success_count), the
-	// error when one ended or failed (kubelet_evented_pleg_connection_error_count).
+	// one was established, the error when one ended or failed
+	// (kubelet_evented_pleg_connection_total{result="success"|"error"}; the
+	// kubelet counts them in evented_pleg_connection_success_count and
+	// evented_pleg_connection_error_count).
 	ObserveStream(err error)
 	// ObserveEventLatency: from a CRI container event's creation to its
 	// processing by the PLEG (kubelet_evented_pleg_connection_latency_seconds).
@@ -63,7 +66,8 @@ type Options struct {
 	RelistPeriod time.Duration
 	// RelistThreshold: the PLEG is unhealthy when no relist succeeded for this
 	// long (default 3 min, the kubelet's). The evented PLEG, relisting rarely,
-	// allows EventedRelistPeriod on top.
+	// allows EventedRelistPeriod on top while events drive it (8 min with the
+	// defaults) and RelistThreshold alone once it has fallen back to relisting.
 	RelistThreshold time.Duration
 	// Concurrency bounds how many pods a relist inspects at once (default 8).
 	Concurrency int
