@@ -64,10 +64,25 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 	if s := e.st.latest(c.Name); s != nil {
 		restarts = restartCount(s) + 1
 		if neverStarted(s) {
-			// Created but never started (the agent died between
-			// CreateContainer and StartContainer): it never ran, so it is no
-			// restart. Its replacement takes its restart count, and
-			// its name (the attempt), once it is removed.
+			// Created but not started: an agent died between CreateContainer
+			// and StartContainer, or during a StartContainer the runtime may
+			// still be finishing. Start that instance: it runs once, and no
+			// restart is counted. A start already under way makes the runtime
+			// refuse this one (the container is no longer created): the next
+			// sync sees it running.
+			err := m.rt.StartContainer(ctx, s.GetId())
+			if err == nil {
+				m.note(e.pod, timeline.Entry{Kind: timeline.Sync, Container: c.Name, What: "container started (created by an earlier agent)", Reason: EventStarted,
+					Message: "Container started", Event: v1.EventTypeNormal})
+				m.log.Info("started a container an earlier agent created", "pod", podRef(e.pod), "container", c.Name, "id", s.GetId(), "restartCount", restartCount(s))
+				return m.postStart(ctx, e, c, &runtimeapi.ContainerStatus{Id: s.GetId(), Metadata: s.GetMetadata(), Labels: s.GetLabels(), Annotations: s.GetAnnotations()})
+			}
+			if resp, serr := m.rt.ContainerStatus(ctx, s.GetId(), false); serr == nil && resp.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_CREATED {
+				m.log.Info("a container an earlier agent created was started meanwhile", "pod", podRef(e.pod), "container", c.Name, "id", s.GetId(), "state", resp.GetStatus().GetState().String())
+				return nil
+			}
+			// It cannot start: it is replaced under its own restart count
+			// and name (the attempt), once it is removed.
 			if err := m.rt.RemoveContainer(ctx, s.GetId()); err != nil && !isNotFound(err) {
 				return fail(ErrCreateContainer, "remove container %s that never started: %s", s.GetId(), grpcMessage(err))
 			}
@@ -99,7 +114,13 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 	m.note(e.pod, timeline.Entry{Kind: timeline.Sync, Container: c.Name, What: "container started", Reason: EventStarted,
 		Message: "Container started", Event: v1.EventTypeNormal})
 	m.log.Info("started container", "pod", podRef(e.pod), "container", c.Name, "id", id, "restartCount", restarts)
+	return m.postStart(ctx, e, c, &runtimeapi.ContainerStatus{Id: id, Metadata: cfg.Metadata, Labels: cfg.Labels, Annotations: cfg.Annotations})
+}
 
+// postStart runs the started container's postStart hook; a failing hook kills
+// the container.
+func (m *Manager) postStart(ctx context.Context, e *startEnv, c *v1.Container, st *runtimeapi.ContainerStatus) *failure {
+	id := st.GetId()
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		begin := m.clock.Now()
 		msg, err := m.runHook(ctx, e.pod, c, id, e.podIP(), c.Lifecycle.PostStart)
@@ -110,7 +131,6 @@ func (m *Manager) startContainer(ctx context.Context, e *startEnv, c *v1.Contain
 			m.log.Warn("postStart hook failed", "pod", podRef(e.pod), "container", c.Name, "err", err)
 			m.note(e.pod, timeline.Entry{Kind: timeline.Hook, Container: c.Name, What: "postStart hook failed", Reason: EventFailedPostStart,
 				Message: "PostStartHook failed", Error: msg, Took: took, Event: v1.EventTypeWarning})
-			st := &runtimeapi.ContainerStatus{Id: id, Metadata: cfg.Metadata, Labels: cfg.Labels, Annotations: cfg.Annotations}
 			if kerr := m.killContainer(ctx, e.pod, st, c, "FailedPostStartHook", ReasonFailedPostStartHook, nil, nil); kerr != nil {
 				m.log.Warn("kill container after failed postStart hook", "pod", podRef(e.pod), "container", c.Name, "err", kerr)
 			}

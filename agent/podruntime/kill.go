@@ -140,15 +140,27 @@ func (m *Manager) killContainer(ctx context.Context, pod *v1.Pod, st *runtimeapi
 	ctx = timeline.WithContainer(ctx, name)
 
 	if spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
-		if began, ok := m.preStopBegan(pod, name, st.GetId()); ok {
-			// An agent before this one ran the hook and died during the
-			// grace period: the hook does not run twice, the stop gets what
-			// is left of the grace period.
+		began, ok := m.preStopBegan(pod, name, st.GetId())
+		switch {
+		case ok && m.preStopDone(pod, name, st.GetId()):
+			// An agent before this one ran the hook to its end and died
+			// during the grace period: the hook does not run again, the stop
+			// gets what is left of the grace period.
 			m.log.Info("preStop hook already run before a restart; not running it again", "pod", podRef(pod), "container", name, "began", began)
 			grace -= int64(m.clock.Since(began).Seconds())
-		} else {
+		case ok:
+			// It died while the hook ran, or before it could: run it again
+			// (hooks are delivered at least once, as Kubernetes documents) in
+			// what is left of the grace period.
+			grace -= int64(m.clock.Since(began).Seconds())
+			if grace > 0 {
+				grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
+				m.markPreStopDone(pod, name, st.GetId())
+			}
+		default:
 			m.markPreStop(pod, name, st.GetId())
 			grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
+			m.markPreStopDone(pod, name, st.GetId())
 		}
 	}
 	if order != nil && grace > 0 {
@@ -361,6 +373,31 @@ func (m *Manager) preStopBegan(pod *v1.Pod, name, id string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// preStopDone reports whether the hook of container id ran to its end.
+func (m *Manager) preStopDone(pod *v1.Pod, name, id string) bool {
+	p := m.preStopMarker(pod, name, id)
+	if p == "" {
+		return false
+	}
+	_, err := os.Stat(p + ".done")
+	return err == nil
+}
+
+// markPreStopDone records that the hook of container id ended (whatever its
+// result: a failed hook is not retried either).
+func (m *Manager) markPreStopDone(pod *v1.Pod, name, id string) {
+	p := m.preStopMarker(pod, name, id)
+	if p == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Dir(p)); err != nil {
+		return
+	}
+	if err := os.WriteFile(p+".done", nil, 0o600); err != nil {
+		m.log.Warn("cannot record the preStop hook's end", "pod", podRef(pod), "container", name, "err", err)
+	}
 }
 
 // markPreStop records that the hook of container id begins. The container's
