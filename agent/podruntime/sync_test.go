@@ -530,3 +530,31 @@ func TestKillContainer(t *testing.T) {
 		t.Errorf("stops %+v", s)
 	}
 }
+
+// A container an earlier agent created but did not start (it died between
+// CreateContainer and StartContainer) is started, not replaced: it runs once and
+// no restart is counted.
+func TestSyncPodStartsACreatedContainer(t *testing.T) {
+	e := newEnv(t)
+	pod := newPod("web", "a")
+	if res := e.sync(pod); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	id := e.rt.containerIDs("a")[0]
+	e.rt.Lock()
+	e.rt.Containers[id].State = runtimeapi.ContainerState_CONTAINER_CREATED
+	e.rt.Unlock()
+
+	if res := e.sync(pod); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if got := e.rt.createdList(); !slices.Equal(got, []string{"a#0"}) {
+		t.Errorf("created %v, want only a#0 (the created instance started)", got)
+	}
+	e.rt.Lock()
+	st := e.rt.Containers[id].State
+	e.rt.Unlock()
+	if st != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("container %s is %v, want RUNNING", id, st)
+	}
+}
