@@ -59,6 +59,10 @@ func ParseLine(line []byte) (Entry, error) {
 	if err != nil {
 		return e, fmt.Errorf("parse CRI log line: timestamp: %w", err)
 	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		// RFC 3339 in UTC, as the log is written, has four-digit years.
+		return e, fmt.Errorf("parse CRI log line: timestamp %s is outside years 0000-9999 in UTC", ts)
+	}
 	stream, rest, ok := bytes.Cut(rest, []byte{' '})
 	if !ok {
 		return e, fmt.Errorf("parse CRI log line: no stream delimiter")

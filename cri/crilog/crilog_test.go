@@ -102,6 +102,10 @@ func TestParseLine(t *testing.T) {
 		{line: "2024-03-05T06:08:09Z stdout X a", wantErr: true},
 		{line: "2024-03-05T06:08:09Z stdout F", wantErr: true},
 		{line: "2024-03-05T06:08:09Z stdout", wantErr: true},
+		// Years outside 0000-9999 in UTC do not write back in RFC 3339.
+		{line: "0000-01-01T00:00:00+01:00 stdout F x", wantErr: true},
+		{line: "9999-12-31T23:59:59-01:00 stdout F x", wantErr: true},
+		{line: "0000-01-01T00:00:00Z stdout F x", want: Entry{Time: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), Stream: Stdout, Content: []byte("x")}},
 	} {
 		got, err := ParseLine([]byte(tc.line))
 		if (err != nil) != tc.wantErr {

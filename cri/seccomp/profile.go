@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -109,7 +111,7 @@ func Parse(data []byte) (*Profile, error) {
 
 // Load reads and parses the profile file at path; errors name the file.
 func Load(path string) (*Profile, error) {
-	data, err := os.ReadFile(path)
+	data, err := readProfile(path)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp profile: %w", err)
 	}
@@ -118,6 +120,36 @@ func Load(path string) (*Profile, error) {
 		return nil, fmt.Errorf("seccomp profile %s: %w", path, err)
 	}
 	return p, nil
+}
+
+// maxProfileSize bounds a profile file: the largest real ones (the runtimes'
+// defaults) are tens of KiB.
+const maxProfileSize = 1 << 20
+
+// readProfile reads a profile file, which must be a regular file of at most
+// maxProfileSize: a localhost_ref naming /dev/zero would otherwise grow memory
+// until the shim dies, and one naming a FIFO would block CreateContainer.
+func readProfile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxProfileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxProfileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxProfileSize)
+	}
+	return data, nil
 }
 
 // position turns a byte offset into a 1-based line and column.
@@ -185,6 +217,9 @@ func (p *Profile) Validate() error {
 			return fmt.Errorf("%s: give name or names, not both", field)
 		case sc.Name == "" && len(sc.Names) == 0:
 			return fmt.Errorf("%s.names: no system call named", field)
+		}
+		if sc.Name != "" && strings.TrimSpace(sc.Name) == "" {
+			return fmt.Errorf("%s.name: empty", field)
 		}
 		for j, n := range sc.Names {
 			if strings.TrimSpace(n) == "" {

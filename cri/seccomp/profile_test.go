@@ -1,10 +1,12 @@
 package seccomp
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -124,6 +126,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown op", `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "EQ"}]}]}`, `syscalls[0].args[0].op: unknown operator "EQ"`},
 		{"arg index", `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}`, "syscalls[0].args[0].index"},
 		{"no names", `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"action": "SCMP_ACT_ALLOW"}]}`, "syscalls[0].names: no system call named"},
+		{"blank name", `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": " ", "action": "SCMP_ACT_ALLOW"}]}`, "syscalls[0].name: empty"},
 		{"name and names", `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ALLOW"}]}`, "syscalls[0]: give name or names"},
 		{"unknown architecture", `{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "x86_64"]}`, `architectures[1]: unknown architecture "x86_64"`},
 		{"architectures and archMap", `{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}`, "give one or the other"},
@@ -176,6 +179,25 @@ func TestParseKernel(t *testing.T) {
 	for _, in := range []string{"", "6", "x.1", "6.", ".5"} {
 		if _, err := parseKernel(in); err == nil {
 			t.Errorf("parseKernel(%q) succeeded", in)
+		}
+	}
+}
+
+// Load reads only a regular file of bounded size: a localhost_ref naming
+// /dev/zero grew memory without end, one naming a FIFO blocked forever.
+func TestLoadRefusesNonRegularAndHugeFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.json")
+	if err := os.WriteFile(huge, append([]byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`), bytes.Repeat([]byte(" "), maxProfileSize)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/dev/zero": "not a regular file", fifo: "not a regular file", huge: "larger than"} {
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load(%s) = %v, want an error saying %q", path, err, want)
 		}
 	}
 }
