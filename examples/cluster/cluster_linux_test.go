@@ -163,10 +163,13 @@ func TestCluster(t *testing.T) {
 			lines <- s.Text()
 		}
 	}()
-	// Delete once the follow is under way (it printed the log so far).
+	// Delete once the follow is under way (it printed the log so far). The
+	// first line is "serving on" (stdout) or one of httpd's request lines
+	// (stderr): the two streams reach the log through separate pipes, so their
+	// order in it is not guaranteed (CI saw a probe's line first, once).
 	first, ok := <-lines
-	if !ok || !strings.HasPrefix(first, "serving on :8080") {
-		t.Fatalf("kubectl logs -f: first line %q, ended %t: %s", first, !ok, stderr.String())
+	if !ok {
+		t.Fatalf("kubectl logs -f ended before its first line: %s", stderr.String())
 	}
 	kubectl("delete", "pod", victim.Name, "--wait=false")
 	goodbye := "goodbye from " + victim.Name
