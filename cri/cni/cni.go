@@ -159,6 +159,9 @@ func (m *Manager) Attach(ctx context.Context, a *Attachment) error {
 	if err != nil {
 		return err
 	}
+	if err := pinBridgeMACs(a.Config); err != nil {
+		return fmt.Errorf("cni: add pod %s to network %s: %w", a.ContainerID, a.Network, err)
+	}
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		return fmt.Errorf("cni: add pod %s to network %s: %w", a.ContainerID, a.Network, err)
@@ -186,10 +189,19 @@ func (m *Manager) Detach(ctx context.Context, a *Attachment) error {
 	if err != nil {
 		return err
 	}
+	sweep := netns == ""
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
-		return fmt.Errorf("cni: remove pod %s from network %s: %w", a.ContainerID, a.Network, err)
+		// A DEL can fail part-way, after it removed the pod's interface: the
+		// bridge plugin (1.1) fails on the masquerading rules of a pod whose
+		// ADD failed before it made them. Run it again: without the interface
+		// the plugins have nothing left to find, and the sweep below removes
+		// the rules they could not tell were the pod's.
+		if err2 := m.cni.DelNetworkList(ctx, list, rt); err2 != nil {
+			return fmt.Errorf("cni: remove pod %s from network %s: %w", a.ContainerID, a.Network, err)
+		}
+		sweep = true
 	}
-	if netns == "" {
+	if sweep {
 		// Without the pod's interface the plugins could not tell its addresses.
 		return m.Sweep(ctx, a)
 	}

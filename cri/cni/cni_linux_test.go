@@ -34,6 +34,14 @@ type testPod struct {
 
 func attachTestPod(t *testing.T) *testPod {
 	t.Helper()
+	p := newTestPod(t)
+	p.attach(t)
+	return p
+}
+
+// newTestPod makes the network and the pod's namespace, not yet attached.
+func newTestPod(t *testing.T) *testPod {
+	t.Helper()
 	testenv.RequireRoot(t)
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
 		found := false
@@ -78,14 +86,99 @@ func attachTestPod(t *testing.T) *testPod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := m.Attach(ctx, a); err != nil {
-		m.Detach(ctx, a)
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { m.Detach(context.Background(), a) })
 	return &testPod{m: m, a: a, name: name, subnet: subnet, base: base, nsDir: nsDir, ipamDir: ipamDir, nsenter: nsenter}
+}
+
+func (p *testPod) attach(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.m.Attach(ctx, p.a); err != nil {
+		p.m.Detach(ctx, p.a)
+		t.Fatal(err)
+	}
+}
+
+func ipLink(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", append([]string{"link"}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("ip link %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func bridgeAddress(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "address"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// A bridge whose address nobody set takes its ports' and is left with the null
+// address when the last port goes: what an ADD that died (or failed) after it
+// added the first veth, and the DEL after it, leave. The bridge plugin then
+// failed every ADD ("could not set bridge's mac: invalid argument"); Attach
+// gives the bridge an address first.
+func TestAttachToABridgeWithTheNullAddress(t *testing.T) {
+	p := newTestPod(t)
+	var b [3]byte
+	rand.Read(b[:])
+	veth := "nkv" + hex.EncodeToString(b[:])
+	ipLink(t, "add", "name", p.name, "type", "bridge")
+	ipLink(t, "add", veth, "type", "veth", "peer", "name", veth+"p")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
+	ipLink(t, "set", veth, "master", p.name)
+	ipLink(t, "del", veth)
+	if got := bridgeAddress(t, p.name); got != "00:00:00:00:00:00" {
+		t.Fatalf("bridge address %s after its last port went; the kernel no longer nulls it and this test proves nothing", got)
+	}
+	p.attach(t)
+	if got := bridgeAddress(t, p.name); got == "00:00:00:00:00:00" {
+		t.Fatalf("bridge address still null after ADD")
+	}
+	if len(p.a.IPs) != 1 {
+		t.Fatalf("pod IPs %v", p.a.IPs)
+	}
+}
+
+// An ADD that fails after the bridge plugin configured the pod's interface but
+// before it made the masquerading rules (here: the bridge already has another
+// gateway address) leaves a pod the plugin's DEL fails on ("Chain ... does not
+// exist"); Detach still cleans it up: nothing is left reserved, attached or
+// masqueraded.
+func TestDetachAfterAFailedAdd(t *testing.T) {
+	p := newTestPod(t)
+	ipLink(t, "add", "name", p.name, "type", "bridge")
+	if out, err := exec.Command("ip", "addr", "add", "192.0.2.1/24", "dev", p.name).CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := p.m.Attach(ctx, p.a)
+	if err == nil || !strings.Contains(err.Error(), "already has an IP address") {
+		t.Fatalf("ADD onto a bridge with another address: %v, want the plugin's refusal", err)
+	}
+	if err := p.m.Detach(ctx, p.a); err != nil {
+		t.Fatalf("DEL after the failed ADD: %v", err)
+	}
+	if ports, _ := os.ReadDir(filepath.Join("/sys/class/net", p.name, "brif")); len(ports) != 0 {
+		t.Fatalf("veths left on the bridge after DEL: %d", len(ports))
+	}
+	if held, _ := os.ReadDir(filepath.Join(p.ipamDir, p.name)); len(held) > 2 { // last_reserved_ip.0 and lock
+		var names []string
+		for _, e := range held {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("host-local still holds %v", names)
+	}
+	if rules := masqueradeRules(t, p.a.ContainerID); len(rules) != 0 {
+		t.Fatalf("rules left: %q", rules)
+	}
+	if err := p.m.Detach(ctx, p.a); err != nil {
+		t.Fatalf("second DEL: %v", err)
+	}
 }
 
 func TestAttachDetach(t *testing.T) {
