@@ -183,12 +183,14 @@ func (d *Dir) Run(ctx context.Context) {
 	defer t.Stop()
 	recheck := time.NewTimer(0) // at once: what changed before the watch was set
 	defer recheck.Stop()
+	// A rescan's error (reading the directory) is kept for Errors and logged by
+	// report: the loop carries on and retries at the next event or period.
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-recheck.C:
-			d.rescan()
+			_ = d.rescan()
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
@@ -212,7 +214,7 @@ func (d *Dir) Run(ctx context.Context) {
 				d.watched = false
 				d.watch(w) // a directory moved in place of the old one
 			}
-			d.rescan()
+			_ = d.rescan()
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -220,10 +222,10 @@ func (d *Dir) Run(ctx context.Context) {
 			}
 			// An overflow loses events: rescan.
 			d.log.Warn("objects: watching the manifest directory", "path", d.path, "error", err)
-			d.rescan()
+			_ = d.rescan()
 		case <-t.C:
 			d.watch(w)
-			d.rescan()
+			_ = d.rescan()
 		}
 		if at := d.recheckAt(); !at.IsZero() {
 			recheck.Reset(time.Until(at) + 10*time.Millisecond)

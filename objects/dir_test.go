@@ -179,7 +179,7 @@ func TestDirDuplicates(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	d.rescan()
+	mustRescan(t, d)
 	waitRef(t, ch, cmRef("web"))
 	if got := cmData(t, d, "default", "web", "from"); got != "b" {
 		t.Errorf("after a.yaml removed: web from %q, want b", got)
@@ -201,7 +201,7 @@ func TestDirLastValidKept(t *testing.T) {
 
 	// web changes, db gets an invalid key, other is removed.
 	writeFile(t, dir, "app.yaml", doc(configMap("web", "v", "2"), secret("db", "password", "2", "bad key", "x")))
-	d.rescan()
+	mustRescan(t, d)
 	if got := cmData(t, d, "default", "web", "v"); got != "2" {
 		t.Errorf("web: %q, want 2", got)
 	}
@@ -221,7 +221,7 @@ func TestDirLastValidKept(t *testing.T) {
 		doc(configMap("web", "v", "3"), secret("DB", "password", "3")),
 	} {
 		writeFile(t, dir, "app.yaml", broken)
-		d.rescan()
+		mustRescan(t, d)
 		if got := cmData(t, d, "default", "web", "v"); got != "3" {
 			t.Errorf("web: %q, want 3", got)
 		}
@@ -235,7 +235,7 @@ func TestDirLastValidKept(t *testing.T) {
 
 	// Fixed.
 	writeFile(t, dir, "app.yaml", doc(configMap("web", "v", "4"), secret("db", "password", "4")))
-	d.rescan()
+	mustRescan(t, d)
 	if got := secData(t, d, "default", "db", "password"); got != "4" || cmData(t, d, "default", "web", "v") != "4" {
 		t.Errorf("db: %q", got)
 	}
@@ -254,7 +254,7 @@ func TestDirLastValidKept(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "loop.yaml"), filepath.Join(dir, "app.yaml")); err != nil {
 		t.Fatal(err) // app.yaml -> app.yaml: a symlink loop
 	}
-	d.rescan()
+	mustRescan(t, d)
 	if got := errorTexts(d, dir); len(got) != 1 || !strings.Contains(got[0], "too many levels of symbolic links") {
 		t.Errorf("errors: %v", got)
 	}
@@ -264,7 +264,7 @@ func TestDirLastValidKept(t *testing.T) {
 
 	// A new file invalid from the start serves nothing.
 	writeFile(t, dir, "new.yaml", configMap("fresh", "bad/key", "v"))
-	d.rescan()
+	mustRescan(t, d)
 	if got := cmData(t, d, "default", "fresh", "k"); got != "<none>" {
 		t.Errorf("fresh served")
 	}
@@ -324,7 +324,7 @@ func TestDirEmptiedFile(t *testing.T) {
 	if err := os.Truncate(filepath.Join(dir, "a.yaml"), 0); err != nil {
 		t.Fatal(err)
 	}
-	d.rescan()
+	mustRescan(t, d)
 	fi, err := os.Stat(filepath.Join(dir, "a.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -429,21 +429,21 @@ func TestDirErrorsLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		d.rescan() // the file is fresh: it is read again each time
+		mustRescan(t, d) // the file is fresh: it is read again each time
 	}
 	if w := logs.warnings(); len(w) != 1 || !strings.Contains(w[0], "a.yaml: ConfigMap default/web: data[bad/key]: Invalid value") {
 		t.Fatalf("warnings: %q", w)
 	}
 	writeFile(t, dir, "a.yaml", configMap("web", "bad/key2", "v"))
-	d.rescan()
-	d.rescan()
+	mustRescan(t, d)
+	mustRescan(t, d)
 	if w := logs.warnings(); len(w) != 2 || !strings.Contains(w[1], "bad/key2") {
 		t.Fatalf("warnings: %q", w)
 	}
 	writeFile(t, dir, "a.yaml", configMap("web"))
-	d.rescan()
+	mustRescan(t, d)
 	writeFile(t, dir, "a.yaml", configMap("web", "bad/key", "v"))
-	d.rescan()
+	mustRescan(t, d)
 	if w := logs.warnings(); len(w) != 3 {
 		t.Fatalf("warnings after the error came back: %q", w)
 	}
@@ -472,17 +472,17 @@ func TestDirRescanReadsChangedFilesOnly(t *testing.T) {
 	if n := reads(); n != 3 {
 		t.Fatalf("%d reads", n)
 	}
-	d.rescan()
+	mustRescan(t, d)
 	if n := reads(); n != 3 {
 		t.Errorf("unchanged directory: %d reads, want 3", n)
 	}
 	write("b.yaml", configMap("b", "v", "2"), past.Add(time.Minute)) // same size
-	d.rescan()
+	mustRescan(t, d)
 	if n := reads(); n != 4 {
 		t.Errorf("b modified: %d reads, want 4", n)
 	}
 	write("c.yaml", configMap("c", "v", "3"), past) // same size and time, a new inode
-	d.rescan()
+	mustRescan(t, d)
 	if n := reads(); n != 5 {
 		t.Errorf("c replaced: %d reads, want 5", n)
 	}

@@ -20,7 +20,7 @@ import (
 func Example() {
 	dir, _ := os.MkdirTemp("", "objects-example-")
 	defer os.RemoveAll(dir)
-	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(`apiVersion: v1
+	err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(`apiVersion: v1
 kind: ConfigMap
 metadata:
   name: web
@@ -36,6 +36,10 @@ metadata:
 data:
   bad/key: x
 `), 0o644)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	src, err := objects.NewDir(objects.DirOptions{Path: dir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -43,6 +43,14 @@ func newDir(t testing.TB, path string, period time.Duration) *Dir {
 	return d
 }
 
+// mustRescan rescans d, failing the test if its directory cannot be read.
+func mustRescan(t testing.TB, d *Dir) {
+	t.Helper()
+	if err := d.rescan(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // run runs d until the test ends.
 func run(t testing.TB, d *Dir) {
 	ctx, cancel := context.WithCancel(context.Background())
