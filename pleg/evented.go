@@ -153,7 +153,7 @@ func (e *evented) tick(ctx context.Context) {
 	e.mu.Unlock()
 	now := e.o.Clock.Now()
 	if !live || now.Sub(e.attempted()) >= e.o.EventedRelistPeriod {
-		e.relist(ctx)
+		_ = e.relist(ctx) // a failure is logged by relist and shows in Healthy
 		return
 	}
 	if len(e.ch) == 0 {

@@ -1,7 +1,6 @@
 package pleg
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -470,7 +469,7 @@ func TestEventedHealthyThreshold(t *testing.T) {
 	f := newFakeRuntime()
 	o, clk := testOptions(f)
 	e := newEvented(o.withDefaults())
-	e.relist(context.Background())
+	mustRelist(t, e.relister)
 	clk.Step(DefaultEventedRelistPeriod + DefaultRelistThreshold)
 	if ok, err := e.Healthy(); !ok {
 		t.Fatalf("unhealthy within the evented relist period plus the threshold: %v", err)

@@ -237,6 +237,14 @@ func simplePod(uid string, st runtimeapi.ContainerState) *testPod {
 	return p
 }
 
+// mustRelist relists once, failing the test if listing the runtime failed.
+func mustRelist(t testing.TB, r *relister) {
+	t.Helper()
+	if err := r.relist(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // recMetrics records what a PLEG measures.
 type recMetrics struct {
 	mu        sync.Mutex

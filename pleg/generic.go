@@ -125,7 +125,9 @@ func (r *relister) relistNow() {
 // run relists at once, then RelistPeriod after the end of each relist (or what
 // tick decides then), and whenever relistNow asks.
 func (r *relister) run(ctx context.Context) {
-	r.relist(ctx)
+	// A failed relist is logged by relist and shows in Healthy: the loop
+	// retries at the next period.
+	_ = r.relist(ctx)
 	for {
 		t := r.o.Clock.NewTimer(r.o.RelistPeriod)
 		select {
@@ -134,12 +136,12 @@ func (r *relister) run(ctx context.Context) {
 			return
 		case <-r.kick:
 			t.Stop()
-			r.relist(ctx)
+			_ = r.relist(ctx)
 		case <-t.C():
 			if r.tick != nil {
 				r.tick(ctx)
 			} else {
-				r.relist(ctx)
+				_ = r.relist(ctx)
 			}
 		}
 	}

@@ -197,7 +197,7 @@ func TestRelistInspectsChangedPodsAndUpdatesCacheTime(t *testing.T) {
 	r := newRelister(o.withDefaults())
 	a, b := simplePod("a", runtimeapi.ContainerState_CONTAINER_RUNNING), simplePod("b", runtimeapi.ContainerState_CONTAINER_RUNNING)
 	f.set(a, b)
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if n := f.statusN.Load(); n != 4 {
 		t.Fatalf("first relist made %d status calls, want 4 (both pods)", n)
 	}
@@ -206,7 +206,7 @@ func TestRelistInspectsChangedPodsAndUpdatesCacheTime(t *testing.T) {
 	f.set(a, b)
 	f.statusN.Store(0)
 	start := clk.Now()
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if n := f.statusN.Load(); n != 2 {
 		t.Fatalf("second relist made %d status calls, want 2 (pod b only)", n)
 	}
@@ -228,7 +228,7 @@ func TestRelistRetriesFailedInspection(t *testing.T) {
 	r := newRelister(o.withDefaults())
 	f.set(simplePod("p", runtimeapi.ContainerState_CONTAINER_RUNNING))
 	f.InjectError("ContainerStatus", status.Error(codes.Unavailable, "hiccup"))
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if got := drain(r.Watch()); len(got) != 0 {
 		t.Fatalf("events %s for a pod whose inspection failed", fmtEvents(got))
 	}
@@ -236,7 +236,7 @@ func TestRelistRetriesFailedInspection(t *testing.T) {
 		t.Fatalf("cached error %v, want the inspection's", err)
 	}
 	clk.Step(time.Second)
-	r.relist(context.Background())
+	mustRelist(t, r)
 	want := []Event{ev("p", ContainerStarted, "p-c"), ev("p", PodSync, "p-sb")}
 	if got := drain(r.Watch()); !slices.Equal(got, want) {
 		t.Fatalf("retry: events %s, want %s", fmtEvents(got), fmtEvents(want))
@@ -254,13 +254,13 @@ func TestRelistForgetsFailedPodThatWentAway(t *testing.T) {
 	r := newRelister(o.withDefaults())
 	f.set(simplePod("p", runtimeapi.ContainerState_CONTAINER_RUNNING))
 	f.InjectError("ContainerStatus", status.Error(codes.Unavailable, "hiccup"))
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if _, err := o.Cache.Get("p"); err == nil {
 		t.Fatal("no error cached")
 	}
 	f.set()
 	clk.Step(time.Second)
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if _, err := o.Cache.Get("p"); err != nil {
 		t.Fatalf("the gone pod still has its error cached: %v", err)
 	}
@@ -300,7 +300,7 @@ func TestHealthy(t *testing.T) {
 		t.Fatalf("before any relist: %v, %v; want unhealthy", ok, err)
 	}
 	start := clk.Now()
-	r.relist(context.Background())
+	mustRelist(t, r)
 	steps := []struct {
 		step time.Duration
 		ok   bool
@@ -323,11 +323,13 @@ func TestHealthy(t *testing.T) {
 		t.Fatalf("last seen %v, want %v", m.lastSeen, start)
 	}
 	f.InjectError("ListPodSandbox", status.Error(codes.Unavailable, "down"))
-	r.relist(context.Background())
+	if err := r.relist(context.Background()); err == nil {
+		t.Fatal("relist succeeded while ListPodSandbox fails")
+	}
 	if ok, _ := r.Healthy(); ok {
 		t.Fatal("a failed relist made the PLEG healthy")
 	}
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if ok, err := r.Healthy(); !ok {
 		t.Fatalf("after a successful relist: %v", err)
 	}
@@ -359,8 +361,8 @@ func TestSlowPodDoesNotStallOthers(t *testing.T) {
 		seen[e.ID]++
 	}
 	select {
-	case <-done:
-		t.Fatal("the relist finished while pod a's inspection hangs")
+	case err := <-done:
+		t.Fatalf("the relist finished (error %v) while pod a's inspection hangs", err)
 	default:
 	}
 	release()
@@ -401,7 +403,7 @@ func TestInspectTimeout(t *testing.T) {
 	}
 	release()
 	clk.Step(time.Second)
-	r.relist(context.Background())
+	mustRelist(t, r)
 	want := []Event{ev("a", ContainerStarted, "a-c"), ev("a", PodSync, "a-sb")}
 	if got := drain(r.Watch()); !slices.Equal(got, want) {
 		t.Fatalf("retry: %s, want %s", fmtEvents(got), fmtEvents(want))
@@ -425,7 +427,10 @@ func TestConcurrencyBound(t *testing.T) {
 	f.hook = func(string) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		for p := peak.Load(); n > p; p = peak.Load() {
+			if peak.CompareAndSwap(p, n) {
+				break
+			}
 		}
 		<-gate
 	}
@@ -452,7 +457,7 @@ func TestDiscardWhenFull(t *testing.T) {
 	o.Metrics = m
 	r := newRelister(o.withDefaults())
 	f.set(simplePod("a", runtimeapi.ContainerState_CONTAINER_RUNNING), simplePod("b", runtimeapi.ContainerState_CONTAINER_RUNNING))
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if got := len(drain(r.Watch())); got != 3 {
 		t.Fatalf("%d events delivered, want 3 (the buffer)", got)
 	}
@@ -470,9 +475,9 @@ func TestRelistMetrics(t *testing.T) {
 	m := &recMetrics{}
 	o.Metrics = m
 	r := newRelister(o.withDefaults())
-	r.relist(context.Background())
+	mustRelist(t, r)
 	clk.Step(1500 * time.Millisecond)
-	r.relist(context.Background())
+	mustRelist(t, r)
 	if len(m.durations) != 2 {
 		t.Fatalf("%d relist durations observed, want 2", len(m.durations))
 	}

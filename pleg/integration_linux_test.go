@@ -81,13 +81,14 @@ func (s *shim) runPod(name string) (string, *runtimeapi.PodSandboxConfig) {
 	s.t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// Best effort: the test may have removed some of these already.
 		cs, _ := s.Runtime.ListContainers(c, &runtimeapi.ContainerFilter{PodSandboxId: id})
 		for _, ctr := range cs {
-			s.Runtime.StopContainer(c, ctr.Id, 0)
-			s.Runtime.RemoveContainer(c, ctr.Id)
+			_ = s.Runtime.StopContainer(c, ctr.Id, 0)
+			_ = s.Runtime.RemoveContainer(c, ctr.Id)
 		}
-		s.Runtime.StopPodSandbox(c, id)
-		s.Runtime.RemovePodSandbox(c, id)
+		_ = s.Runtime.StopPodSandbox(c, id)
+		_ = s.Runtime.RemovePodSandbox(c, id)
 	})
 	return id, cfg
 }
