@@ -14,7 +14,10 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "atomicwriter-example-")
 	defer os.RemoveAll(dir)
 	w := atomicwriter.New(dir)
-	w.Write(map[string]atomicwriter.File{"app.conf": {Data: []byte("level=info\n")}})
+	if _, err := w.Write(map[string]atomicwriter.File{"app.conf": {Data: []byte("level=info\n")}}); err != nil {
+		fmt.Println(err)
+		return
+	}
 	changed, _ := w.Write(map[string]atomicwriter.File{"app.conf": {Data: []byte("level=debug\n")}})
 	data, _ := os.ReadFile(filepath.Join(dir, "app.conf"))
 	link, _ := os.Readlink(filepath.Join(dir, "app.conf"))
