@@ -106,7 +106,9 @@ func Start(t *testing.T, o Options) *Shim {
 	}
 	g := grpc.NewServer()
 	srv.Register(g)
-	go g.Serve(l)
+	// Serve returns nil after Stop; an error before (the listener failed) shows
+	// as the calls' failures.
+	go func() { _ = g.Serve(l) }()
 	t.Cleanup(func() {
 		g.Stop()
 		if err := srv.Close(); err != nil {

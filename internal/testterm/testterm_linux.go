@@ -74,8 +74,7 @@ func Run(t testing.TB, cmd *exec.Cmd, input string) (string, int) {
 	case err = <-waitErr:
 	case <-timer.C:
 		cmd.Process.Kill()
-		<-waitErr
-		t.Fatalf("%s on a terminal did not finish within %v", cmd.Path, Timeout)
+		t.Fatalf("%s on a terminal did not finish within %v (killed: %v)", cmd.Path, Timeout, <-waitErr)
 	}
 	code := 0
 	var ee *exec.ExitError
