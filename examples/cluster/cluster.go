@@ -331,7 +331,8 @@ func removeCgroups(root string) error {
 	var errs []error
 	for _, top := range dirs {
 		var all []string
-		filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		// The callback skips what cannot be read and never fails the walk.
+		_ = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				all = append(all, p)
 			}

@@ -59,7 +59,7 @@ func main() {
 			fmt.Fprintf(fs.Output(), "usage: nodekit-cri import [flags] FILE...\n\nLoads OCI image-layout or docker archives into the image store under --root.\nSafe while the daemon runs: the store is locked per change and the daemon sees new images at its next call.\n\n")
 			fs.PrintDefaults()
 		}
-		fs.Parse(os.Args[2:])
+		_ = fs.Parse(os.Args[2:]) // ExitOnError: it exits on a bad flag
 		if fs.NArg() == 0 {
 			fs.Usage()
 			os.Exit(2)
@@ -71,7 +71,7 @@ func main() {
 		return
 	}
 	fs, c := flags("nodekit-cri")
-	fs.Parse(os.Args[1:])
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: it exits on a bad flag
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "nodekit-cri: unknown command %q (commands: import)\n", fs.Arg(0))
 		os.Exit(2)

@@ -163,12 +163,9 @@ func sharedMemory() map[int]shmSegment {
 			continue
 		}
 		var s shmSegment
-		if _, err := fmt.Sscan(f[1], &s.id); err != nil {
+		if _, err := fmt.Sscan(strings.Join([]string{f[1], f[3], f[4], f[6]}, " "), &s.id, &s.size, &s.cpid, &s.nattch); err != nil {
 			continue
 		}
-		fmt.Sscan(f[3], &s.size)
-		fmt.Sscan(f[4], &s.cpid)
-		fmt.Sscan(f[6], &s.nattch)
 		out[s.id] = s
 	}
 	return out

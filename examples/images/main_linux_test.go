@@ -148,7 +148,7 @@ func TestWebServes(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited //nolint:errcheck // reaping httpd after the kill, which is its error
 	})
 
 	get := func(path string) (string, error) {

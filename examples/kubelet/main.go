@@ -138,7 +138,12 @@ func (d *daemon) run(ctx context.Context, cfg *agent.Config) error {
 		}
 		g := grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 		shim.Register(g)
-		go g.Serve(l)
+		go func() {
+			// nil after Stop; an error before leaves the agent's CRI calls failing.
+			if err := g.Serve(l); err != nil {
+				log.Error("embedded runtime: serving CRI", "socket", socket, "error", err)
+			}
+		}()
 		defer g.Stop()
 		cfg.RuntimeEndpoint = "unix://" + socket
 		log.Info("embedded runtime serving CRI", "socket", socket, "root", root)
