@@ -163,18 +163,24 @@ func TestLogFollower(t *testing.T) {
 		t.Error("matched a line from before the follower started")
 	}
 	// A line matches once it is whole.
-	f.WriteString("msg=x pod=b")
+	if _, err := f.WriteString("msg=x pod=b"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := l.waitFor(ctx, match("b"), 50*time.Millisecond); err == nil {
 		t.Error("matched a partial line")
 	}
-	f.WriteString("\n")
+	if _, err := f.WriteString("\n"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := l.waitFor(ctx, match("b"), 30*time.Second); err != nil {
 		t.Errorf("pod=b, once whole: %v", err)
 	}
 	// A line written while it waits.
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		f.WriteString("msg=y pod=c\n")
+		if _, err := f.WriteString("msg=y pod=c\n"); err != nil {
+			t.Error(err)
+		}
 	}()
 	if _, err := l.waitFor(ctx, match("c"), 30*time.Second); err != nil {
 		t.Errorf("pod=c: %v", err)
@@ -184,7 +190,9 @@ func TestLogFollower(t *testing.T) {
 func TestReadOldExits(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "old.json")
-	os.WriteFile(path, []byte(`{"exits":[{"pleg":"evented","evented_verified":true,"kill_to_status_put":{"n":100,"p50_ms":5.1,"p99_ms":15.2,"max_ms":16},"kill_to_cri_event":{"n":100,"p99_ms":14}}]}`), 0o644)
+	if err := os.WriteFile(path, []byte(`{"exits":[{"pleg":"evented","evented_verified":true,"kill_to_status_put":{"n":100,"p50_ms":5.1,"p99_ms":15.2,"max_ms":16},"kill_to_cri_event":{"n":100,"p99_ms":14}}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	got, err := readOldExits(path)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +200,9 @@ func TestReadOldExits(t *testing.T) {
 	if len(got) != 1 || got[0].PLEG != "evented" || !got[0].Evented || got[0].Latency.N != 100 || got[0].Latency.P99 != 15.2 || got[0].CRIEvent.P99 != 14 {
 		t.Errorf("readOldExits = %+v", got)
 	}
-	os.WriteFile(path, []byte(`{"exits":[]}`), 0o644)
+	if err := os.WriteFile(path, []byte(`{"exits":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := readOldExits(path); err == nil {
 		t.Error("a file without exits: no error")
 	}

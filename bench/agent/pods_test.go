@@ -42,13 +42,20 @@ func terminatedStatus(id string) v1.PodStatus {
 	}}}
 }
 
+// put has r record status, failing the test on an error.
+func put(t *testing.T, r *recorder, pod *v1.Pod, status v1.PodStatus, version uint64) {
+	t.Helper()
+	if err := r.Put(context.Background(), pod, status, version); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRecorder(t *testing.T) {
 	r := newRecorder()
 	pod := &v1.Pod{}
 	pod.Name, pod.UID = "exit-e-000-nkbench", types.UID("u1")
-	ctx := context.Background()
 
-	r.Put(ctx, pod, runningStatus("c1"), 1)
+	put(t, r, pod, runningStatus("c1"), 1)
 	if got := r.running(); got[pod.Name].containerID != "c1" {
 		t.Fatalf("running() = %+v, want the pod with container c1", got)
 	}
@@ -59,7 +66,7 @@ func TestRecorder(t *testing.T) {
 	default:
 	}
 	before := time.Now()
-	r.Put(ctx, pod, terminatedStatus("c1"), 2)
+	put(t, r, pod, terminatedStatus("c1"), 2)
 	select {
 	case <-ch:
 	default:
@@ -70,7 +77,7 @@ func TestRecorder(t *testing.T) {
 		t.Fatalf("terminatedAt = %v, %v; want a time after %v", first, ok, before)
 	}
 	// Later Puts showing it terminated do not move the first time.
-	r.Put(ctx, pod, terminatedStatus("c1"), 3)
+	put(t, r, pod, terminatedStatus("c1"), 3)
 	if again, _ := r.terminatedAt("c1"); !again.Equal(first) {
 		t.Errorf("terminatedAt moved from %v to %v", first, again)
 	}
@@ -81,7 +88,7 @@ func TestRecorder(t *testing.T) {
 		t.Errorf("putCount = %d, want 3", r.putCount())
 	}
 	// A waiter registered after the fact is released at once.
-	r.Put(ctx, pod, terminatedStatus("c2"), 4)
+	put(t, r, pod, terminatedStatus("c2"), 4)
 	select {
 	case <-r.terminatedCh("c2"):
 	default:
@@ -138,12 +145,11 @@ func TestRecorderStarted(t *testing.T) {
 	r := newRecorder()
 	pod := &v1.Pod{}
 	pod.Name, pod.UID = "vol-w-001-nkbench", types.UID("u1")
-	ctx := context.Background()
 	ch := r.startedCh(pod.Name)
 	pending := v1.PodStatus{Phase: v1.PodPending, ContainerStatuses: []v1.ContainerStatus{{
 		Name: "main", State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}
-	r.Put(ctx, pod, pending, 1)
-	r.Put(ctx, pod, v1.PodStatus{Phase: v1.PodPending}, 2) // no container statuses yet
+	put(t, r, pod, pending, 1)
+	put(t, r, pod, v1.PodStatus{Phase: v1.PodPending}, 2) // no container statuses yet
 	select {
 	case <-ch:
 		t.Fatal("started before any Put showed the container running")
@@ -155,7 +161,7 @@ func TestRecorderStarted(t *testing.T) {
 	before := time.Now()
 	notReady := runningStatus("c1")
 	notReady.ContainerStatuses[0].Ready = false // running is enough
-	r.Put(ctx, pod, notReady, 3)
+	put(t, r, pod, notReady, 3)
 	select {
 	case <-ch:
 	default:
@@ -165,7 +171,7 @@ func TestRecorderStarted(t *testing.T) {
 	if !ok || first.Before(before) {
 		t.Fatalf("startedAt = %v, %v; want a time after %v", first, ok, before)
 	}
-	r.Put(ctx, pod, runningStatus("c1"), 4)
+	put(t, r, pod, runningStatus("c1"), 4)
 	if again, _ := r.startedAt(pod.Name); !again.Equal(first) {
 		t.Errorf("startedAt moved from %v to %v", first, again)
 	}

@@ -98,7 +98,9 @@ func startShim(ctx context.Context, w *workspace, o shimOptions) (*shim, error) 
 	}
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	s.srv.Register(s.grpc)
-	go s.grpc.Serve(l)
+	// Serve returns nil after Stop; an error before (the listener failed) shows
+	// as the clients' failed calls.
+	go func() { _ = s.grpc.Serve(l) }()
 	w.addShim(s)
 	if err := s.dial(ctx); err != nil {
 		return nil, err
@@ -162,7 +164,10 @@ func removeAllPods(ctx context.Context, c runtime.RuntimeServiceClient) (int, er
 	cs, err := c.ListContainers(ctx, &runtime.ListContainersRequest{})
 	if err == nil {
 		for _, ct := range cs.GetContainers() {
-			c.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ct.Id})
+			if _, err := c.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ct.Id}); err != nil {
+				errs = append(errs, fmt.Errorf("StopContainer %.12s: %w", ct.Id, err))
+				continue
+			}
 			if _, err := c.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: ct.Id}); err != nil {
 				errs = append(errs, fmt.Errorf("RemoveContainer %.12s: %w", ct.Id, err))
 			}
@@ -199,7 +204,7 @@ func recoverAndRemove(r runtimeDirs, bin, cniConfDir, socket, logPath string) (i
 	}
 	g := grpc.NewServer()
 	srv.Register(g)
-	go g.Serve(l)
+	go func() { _ = g.Serve(l) }() // as in startShim
 	defer g.Stop()
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

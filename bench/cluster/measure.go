@@ -97,7 +97,9 @@ func runAgent(ctx context.Context, w *workspace, o options, net *network, kind s
 	}
 	closeCP := closeOnce(func(say func(string, ...any)) {
 		// Kept for -logs: the components log into memory.
-		os.WriteFile(w.path("controlplane-"+kind+".log"), []byte(cp.Logs()), 0o644)
+		if err := os.WriteFile(w.path("controlplane-"+kind+".log"), []byte(cp.Logs()), 0o644); err != nil {
+			say("control plane of %s: keeping its logs: %v", kind, err)
+		}
 		if err := cp.Close(); err != nil {
 			say("control plane of %s: %v", kind, err)
 		} else {

@@ -161,13 +161,6 @@ func (pw *podWatch) fail(err error) {
 	pw.changed = make(chan struct{})
 }
 
-// forget drops what is known of a pod (its name is used again).
-func (pw *podWatch) forget(name string) {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	delete(pw.pods, name)
-}
-
 // wait waits until cond holds for the times of every pod in names, and
 // returns their times; an error when the watch failed, a pod failed (unless
 // cond is about that), limit passed, ctx ended or alive reports the agent gone.

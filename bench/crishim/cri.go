@@ -196,13 +196,13 @@ func (r *criRuntime) startPod(ctx context.Context, label string, steps *[]time.D
 	}
 	cc, err := r.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: p.sandbox, Config: containerConfig(), SandboxConfig: cfg})
 	if err != nil {
-		r.removePod(context.WithoutCancel(ctx), p)
+		_ = r.removePod(context.WithoutCancel(ctx), p)
 		return p, fmt.Errorf("%s %s: CreateContainer: %w", r.name, label, err)
 	}
 	lap()
 	p.container = cc.GetContainerId()
 	if _, err := r.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: p.container}); err != nil {
-		r.removePod(context.WithoutCancel(ctx), p)
+		_ = r.removePod(context.WithoutCancel(ctx), p)
 		return p, fmt.Errorf("%s %s: StartContainer: %w", r.name, label, err)
 	}
 	lap()
@@ -237,7 +237,9 @@ func (r *criRuntime) stopPod(ctx context.Context, p pod, steps *[]time.Duration)
 	return nil
 }
 
-// removePod removes a pod after a failure (untimed, best effort).
+// removePod removes a pod after a failure (untimed, best effort: the callers
+// that ignore its error leave what it could not remove to removeAllPods and
+// the workspace's cleanup).
 func (r *criRuntime) removePod(ctx context.Context, p pod) error {
 	if p.sandbox == "" {
 		return nil
@@ -279,13 +281,13 @@ func (r *criRuntime) iteration(ctx context.Context, label string, verify bool) (
 		// Only in the warm-up: an extra RPC in a timed iteration would skew it.
 		checkStart := time.Now()
 		if err := r.checkRunning(ctx, p); err != nil {
-			r.removePod(context.WithoutCancel(ctx), p)
+			_ = r.removePod(context.WithoutCancel(ctx), p)
 			return s, err
 		}
 		start = start.Add(time.Since(checkStart)) // do not count the check
 	}
 	if err := r.stopPod(ctx, p, &s.steps); err != nil {
-		r.removePod(context.WithoutCancel(ctx), p)
+		_ = r.removePod(context.WithoutCancel(ctx), p)
 		return s, fmt.Errorf("%s %s: %w", r.name, label, err)
 	}
 	s.full = time.Since(start)

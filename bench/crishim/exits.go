@@ -106,7 +106,7 @@ func measureExits(ctx context.Context, r *criRuntime, o exitOptions) (*exitResul
 	var ctrs []ctr
 	defer func() {
 		for _, p := range pods {
-			r.removePod(context.WithoutCancel(ctx), p)
+			_ = r.removePod(context.WithoutCancel(ctx), p)
 		}
 	}()
 	perPod := (o.n + o.pods - 1) / o.pods

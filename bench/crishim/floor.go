@@ -127,7 +127,7 @@ func (f *floor) iteration(ctx context.Context, variant int, label string) (sampl
 		t = now
 	}
 	if err := f.run(ctx, bundle, pidFile, id); err != nil {
-		f.cmd(context.WithoutCancel(ctx), "delete", "--force", id)
+		_ = f.cmd(context.WithoutCancel(ctx), "delete", "--force", id) // best effort: the workspace deletes what is left
 		return s, err
 	}
 	lap()
@@ -139,12 +139,12 @@ func (f *floor) iteration(ctx context.Context, variant int, label string) (sampl
 		lap()
 	} else {
 		if err := f.killAndWait(ctx, id, pidFile); err != nil {
-			f.cmd(context.WithoutCancel(ctx), "delete", "--force", id)
+			_ = f.cmd(context.WithoutCancel(ctx), "delete", "--force", id) // best effort: the workspace deletes what is left
 			return s, err
 		}
 		lap()
 		if err := f.cmd(ctx, "delete", id); err != nil {
-			f.cmd(context.WithoutCancel(ctx), "delete", "--force", id)
+			_ = f.cmd(context.WithoutCancel(ctx), "delete", "--force", id) // best effort: the workspace deletes what is left
 			return s, err
 		}
 		lap()

@@ -459,7 +459,7 @@ func measureMemory(ctx context.Context, r *criRuntime, n int, settle time.Durati
 	var pods []pod
 	defer func() {
 		for _, p := range pods {
-			r.removePod(context.WithoutCancel(ctx), p)
+			_ = r.removePod(context.WithoutCancel(ctx), p)
 		}
 	}()
 	start := time.Now()

@@ -352,7 +352,8 @@ func (fc *foreignCgroups) find(mountPoints []string) []string {
 	var out []string
 	for _, mp := range mountPoints {
 		base := strings.Count(mp, "/")
-		filepath.WalkDir(mp, func(p string, d fs.DirEntry, err error) error {
+		// The callback skips what cannot be read and never fails the walk.
+		_ = filepath.WalkDir(mp, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || !d.IsDir() {
 				return nil
 			}
