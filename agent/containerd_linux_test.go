@@ -82,11 +82,12 @@ func newContainerdHarness(t *testing.T) *ctdHarness {
 			// tears their networks down.
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
+			// Best effort: ctd.Cleanup reports what is left.
 			if sbs, err := h.rt.ListPodSandbox(ctx, nil); err == nil {
 				for _, sb := range sbs {
 					ch.sandboxes[sb.GetId()] = true
-					h.rt.StopPodSandbox(ctx, sb.GetId())
-					h.rt.RemovePodSandbox(ctx, sb.GetId())
+					_ = h.rt.StopPodSandbox(ctx, sb.GetId())
+					_ = h.rt.RemovePodSandbox(ctx, sb.GetId())
 				}
 			}
 		}

@@ -64,7 +64,6 @@ type crashInst struct {
 	removed     bool // its manifest went (deleted, or replaced by an update)
 	containerID string
 	pid         int
-	finished    bool // a job whose exit was seen
 	// reported are the problems already reported (and counted) of this
 	// instance: each is counted once, not at every later round.
 	reported map[string]bool
@@ -136,7 +135,9 @@ func newCrashChurn(t *testing.T, embedded bool, seed int64) *crashChurn {
 			// The test failed before it removed its pods: stop them all.
 			os.RemoveAll(h.manifests)
 			k.start("--stop-pods-on-exit")
-			k.signal(syscall.SIGTERM, 2*time.Minute)
+			if err := k.signal(syscall.SIGTERM, 2*time.Minute); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 	return c
@@ -614,7 +615,10 @@ func (c *crashChurn) pid(id string) int {
 	var info struct {
 		Pid int `json:"pid"`
 	}
-	json.Unmarshal([]byte(resp.GetInfo()["info"]), &info)
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil {
+		c.t.Errorf("status of %s: info: %v", id, err)
+		return 0
+	}
 	return info.Pid
 }
 

@@ -209,7 +209,9 @@ func newDaemons(t *testing.T, h *harness, kubeletArgs ...string) *daemons {
 				shim.start()
 			}
 			kubelet.start("--stop-pods-on-exit")
-			kubelet.signal(syscall.SIGTERM, 2*time.Minute)
+			if err := kubelet.signal(syscall.SIGTERM, 2*time.Minute); err != nil {
+				t.Error(err)
+			}
 		}
 		if err := shim.signal(syscall.SIGTERM, time.Minute); err != nil {
 			t.Error(err)

@@ -50,7 +50,12 @@ func Example_podsFromCode() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Println(err)
+		}
+	}()
 
 	web, err := pods.Add(&v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo"},

@@ -24,7 +24,8 @@ func diskUsage(dir string) (bytes, inodes uint64, ok bool) {
 	if syscall.Lstat(dir, &root) != nil {
 		return 0, 0, false
 	}
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	// The callback skips what cannot be read and never fails the walk.
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}

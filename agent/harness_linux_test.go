@@ -174,7 +174,9 @@ func prepareIn(t *testing.T, parent, prefix string) *harness {
 			t.Fatal(err)
 		}
 	}
-	os.Chmod(h.hostDir, 0o777)
+	if err := os.Chmod(h.hostDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("NODEKIT_E2E_LOG") != "" {
 			for _, d := range h.dumps {

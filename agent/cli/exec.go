@@ -101,7 +101,11 @@ func (o *execOptions) run(ctx context.Context, cmd *cobra.Command, name string, 
 			if err != nil {
 				return fmt.Errorf("terminal: %w", err)
 			}
-			defer term.Restore(fd, state)
+			defer func() {
+				if err := term.Restore(fd, state); err != nil {
+					fmt.Fprintln(errOut, "terminal: restoring its state:", err)
+				}
+			}()
 			streams.Tty, streams.Stderr = true, nil
 			streams.TerminalSizeQueue = followSize(ctx, fd)
 		} else {

@@ -39,12 +39,16 @@ func (rt *execRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 	rt.mu.Unlock()
 	if len(cmd) == 2 && cmd[0] == "exit" {
 		var code int
-		fmt.Sscan(cmd[1], &code)
+		if _, err := fmt.Sscan(cmd[1], &code); err != nil {
+			return err
+		}
 		return utilexec.CodeExitError{Err: errors.New("exited"), Code: code}
 	}
 	fmt.Fprintf(out, "ran %s\n", strings.Join(cmd, " "))
 	if in != nil {
-		io.Copy(out, in)
+		if _, err := io.Copy(out, in); err != nil {
+			return err
+		}
 	}
 	if errw != nil {
 		fmt.Fprintln(errw, "to stderr")

@@ -105,7 +105,7 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // as ResponseWriter.Write: the client may have left
 }
 
 func (f *fakeAgent) setPods(pods ...v1.Pod) {

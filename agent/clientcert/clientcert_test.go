@@ -395,7 +395,7 @@ func TestTransportFollowsCertificate(t *testing.T) {
 		mu.Lock()
 		serials = append(serials, r.TLS.PeerCertificates[0].SerialNumber.String())
 		mu.Unlock()
-		io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Success"}`)
+		_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Success"}`) // the client checks what it gets
 	}))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
 	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
@@ -427,8 +427,11 @@ func TestTransportFollowsCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	get()
 	first := m.Current().Leaf.SerialNumber.String()

@@ -33,7 +33,7 @@ func TestTerminationMessage(t *testing.T) {
 
 	status := func(file, policy string, exit int32) *runtimeapi.ContainerStatus {
 		return &runtimeapi.ContainerStatus{
-			Id: file + policy + string(rune('0'+exit)), State: runtimeapi.ContainerState_CONTAINER_EXITED, ExitCode: exit, LogPath: logPath,
+			Id: file + policy + string('0'+exit), State: runtimeapi.ContainerState_CONTAINER_EXITED, ExitCode: exit, LogPath: logPath,
 			Annotations: map[string]string{AnnotationTerminationMessagePath: "/dev/termination-log", AnnotationTerminationMessagePolicy: policy},
 			Mounts:      []*runtimeapi.Mount{{ContainerPath: "/dev/termination-log", HostPath: file}},
 		}
@@ -127,8 +127,11 @@ func TestGarbageCollect(t *testing.T) {
 		s.State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
 	}
 	e.rt.Unlock()
-	e.sync(pod)                                    // new sandbox (attempt 1)
-	e.m.RemovePod(context.Background(), "nothing") // unrelated pod: no effect
+	e.sync(pod) // new sandbox (attempt 1)
+	// An unrelated pod: no effect.
+	if err := e.m.RemovePod(context.Background(), "nothing"); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.m.GarbageCollect(context.Background(), inspect(e.rt, pod.UID)); err != nil {
 		t.Fatal(err)
 	}

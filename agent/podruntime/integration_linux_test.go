@@ -120,9 +120,11 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 		defer cancel()
 		if rs, err := pleg.Inspect(c, s.Runtime, pod.UID); err == nil {
 			zero := int64(0)
-			m.KillPod(c, pod, rs, &zero)
+			_ = m.KillPod(c, pod, rs, &zero) // best effort: RemovePod stops what is left
 		}
-		m.RemovePod(c, pod.UID)
+		if err := m.RemovePod(c, pod.UID); err != nil {
+			t.Errorf("remove the pod: %v", err)
+		}
 	})
 
 	latest := func(rs *pleg.PodStatus, name string) *runtimeapi.ContainerStatus {

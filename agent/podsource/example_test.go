@@ -53,8 +53,12 @@ func ExampleManifestDir() {
 		return
 	}
 	defer os.RemoveAll(dir)
-	os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(manifest), 0o644)
-	os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("kind: Pod\n"), 0o644)
+	for name, content := range map[string]string{"web.yaml": manifest, "broken.yaml": "kind: Pod\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
 
 	src, err := podsource.NewManifestDir(podsource.Options{Dir: dir, NodeName: "node-1"})
 	if err != nil {

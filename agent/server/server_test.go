@@ -288,8 +288,12 @@ func TestGivenCertificateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	os.WriteFile(certFile, certPEM, 0o644)
-	os.WriteFile(keyFile, keyPEM, 0o600)
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	o := baseOptions(t, &fakeProvider{})
 	o.CertDir = ""
@@ -337,7 +341,9 @@ func TestClientCertificateAuth(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.pem")
-	os.WriteFile(bad, []byte("not pem"), 0o644)
+	if err := os.WriteFile(bad, []byte("not pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	o2 := baseOptions(t, &fakeProvider{})
 	o2.ClientCAFile = bad
 	if _, err := New(o2); err == nil || !strings.Contains(err.Error(), "bad.pem") {
@@ -381,7 +387,12 @@ func TestReadOnlyPort(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 
 	c := &http.Client{}
 	base := "http://" + s.Addrs().ReadOnly.String()
@@ -471,7 +482,9 @@ func TestLocalSocket(t *testing.T) {
 
 	// something else at the socket path is not removed
 	o.LocalSocket = filepath.Join(t.TempDir(), "file")
-	os.WriteFile(o.LocalSocket, []byte("x"), 0o644)
+	if err := os.WriteFile(o.LocalSocket, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := New(o); err == nil {
 		t.Error("New over a regular file succeeded")
 	}

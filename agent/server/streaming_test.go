@@ -52,7 +52,9 @@ func (rt *streamRuntime) Exec(ctx context.Context, id string, cmd []string, in i
 	}
 	fmt.Fprintf(out, "ran %s tty=%v\n", strings.Join(cmd, " "), tty)
 	if in != nil {
-		io.Copy(out, in)
+		if _, err := io.Copy(out, in); err != nil {
+			return err
+		}
 	}
 	if errw != nil {
 		fmt.Fprintln(errw, "to stderr")
@@ -63,7 +65,9 @@ func (rt *streamRuntime) Exec(ctx context.Context, id string, cmd []string, in i
 func (rt *streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize) error {
 	fmt.Fprintf(out, "attached to %s\n", id)
 	if in != nil {
-		io.Copy(out, in)
+		if _, err := io.Copy(out, in); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -276,10 +280,14 @@ func TestAttachProxiedOnLocalSocket(t *testing.T) {
 	stdin := stream(t, conn, v1.StreamType, v1.StreamTypeStdin)
 	stdout := stream(t, conn, v1.StreamType, v1.StreamTypeStdout)
 	stream(t, conn, v1.StreamType, v1.StreamTypeResize)
-	io.WriteString(stdin, "typed\n")
+	if _, err := io.WriteString(stdin, "typed\n"); err != nil {
+		t.Fatal(err)
+	}
 	stdin.Close()
 	out, _ := io.ReadAll(stdout)
-	io.ReadAll(errStream)
+	if msg, err := io.ReadAll(errStream); err != nil || !strings.Contains(string(msg), `"status":"Success"`) {
+		t.Errorf("attach error stream: %q, %v; want a Success status", msg, err)
+	}
 	if string(out) != "attached to ctr-app\ntyped\n" {
 		t.Errorf("attach output %q", out)
 	}
@@ -303,7 +311,9 @@ func TestPortForwardProxied(t *testing.T) {
 		id := fmt.Sprint(i)
 		stream(t, conn, v1.StreamType, v1.StreamTypeError, v1.PortHeader, port, v1.PortForwardRequestIDHeader, id)
 		data := stream(t, conn, v1.StreamType, v1.StreamTypeData, v1.PortHeader, port, v1.PortForwardRequestIDHeader, id)
-		io.WriteString(data, "ping\n")
+		if _, err := io.WriteString(data, "ping\n"); err != nil {
+			t.Fatalf("port %s: %v", port, err)
+		}
 		line, err := bufio.NewReader(data).ReadString('\n')
 		if err != nil || line != "sb-web:"+port+" ping\n" {
 			t.Errorf("port %s: %q %v", port, line, err)

@@ -4,14 +4,16 @@ import (
 	"sync"
 
 	cadvisorfs "github.com/google/cadvisor/lib/fs"
-	_ "github.com/google/cadvisor/lib/fs/btrfs/install" // the filesystem plugins the kubelet registers
+	"github.com/google/cadvisor/lib/fs/vfs"
+	"golang.org/x/sys/unix"
+
+	// The filesystem plugins the kubelet registers.
+	_ "github.com/google/cadvisor/lib/fs/btrfs/install"
 	_ "github.com/google/cadvisor/lib/fs/nfs/install"
 	_ "github.com/google/cadvisor/lib/fs/overlay/install"
 	_ "github.com/google/cadvisor/lib/fs/tmpfs/install"
-	"github.com/google/cadvisor/lib/fs/vfs"
 	_ "github.com/google/cadvisor/lib/fs/vfs/install"
 	_ "github.com/google/cadvisor/lib/fs/zfs/install"
-	"golang.org/x/sys/unix"
 )
 
 // hostFs is cAdvisor's view of the host's filesystems, shared by every Node
@@ -85,7 +87,7 @@ func statFs(path string) (*fsInfo, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, err
 	}
-	info, d, err := hostFs.resolve(path, uint64(st.Dev)) //nolint:unconvert // Dev is 32-bit on some platforms
+	info, d, err := hostFs.resolve(path, uint64(st.Dev)) // Dev is 32-bit on some platforms
 	if err != nil {
 		return nil, err
 	}

@@ -327,7 +327,7 @@ func TestManagerProbeResults(t *testing.T) {
 }
 
 func TestManagerTerminatePod(t *testing.T) {
-	waiting := func(name string) v1.ContainerStatus { return vWaiting(name) }
+	waiting := vWaiting
 	tests := []struct {
 		name      string
 		pod       *v1.Pod
