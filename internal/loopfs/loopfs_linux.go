@@ -90,11 +90,30 @@ func Fill(t testing.TB, dir string) (free func()) {
 	if err := os.Mkdir(filler, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// Blocks: one big file, written until the file system refuses.
 	f, err := os.Create(filepath.Join(filler, "blocks"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Inodes first: empty files until none is left. (Filled after the blocks,
+	// the inodes would stop at the first directory block the entries need,
+	// leaving most inodes free: a file could then still be made in any
+	// directory with room in its last block.)
+	for i := 0; ; i++ {
+		g, err := os.Create(filepath.Join(filler, fmt.Sprintf("i%d", i)))
+		if err != nil {
+			if errors.Is(err, unix.ENOSPC) {
+				break
+			}
+			f.Close()
+			t.Fatalf("fill %s: %v", dir, err)
+		}
+		g.Close()
+		if i > 1<<20 {
+			t.Fatalf("fill %s: more than a million inodes", dir)
+		}
+	}
+	// Blocks: one big file (its inode made before the others), written until
+	// the file system refuses.
 	buf := make([]byte, 1<<20)
 	for {
 		_, err := f.Write(buf)
@@ -116,20 +135,6 @@ func Fill(t testing.TB, dir string) (free func()) {
 	}
 	if err := f.Close(); err != nil && !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("fill %s: %v", dir, err)
-	}
-	// Inodes: empty files until none is left (small files then fail on both counts).
-	for i := 0; ; i++ {
-		f, err := os.Create(filepath.Join(filler, fmt.Sprintf("i%d", i)))
-		if err != nil {
-			if errors.Is(err, unix.ENOSPC) {
-				break
-			}
-			t.Fatalf("fill %s: %v", dir, err)
-		}
-		f.Close()
-		if i > 1<<20 {
-			t.Fatalf("fill %s: more than a million inodes", dir)
-		}
 	}
 	return free
 }
