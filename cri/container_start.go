@@ -84,7 +84,8 @@ func (s *Server) StartContainer(ctx context.Context, req *runtime.StartContainer
 		s.failStart(c, err)
 		s.emit(rec.ID, rec.SandboxID, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 		s.startRelease(c)
-		return nil, status.Errorf(codes.Unknown, "start container %s: %v", rec.ID, err)
+		// The runtime's error names the container already.
+		return nil, status.Error(codes.Unknown, err.Error())
 	}
 	if err := s.recordStart(c, pid, monitorPid); err != nil {
 		return nil, err

@@ -66,7 +66,7 @@ func (f *fakeOCI) called(prefix string) int {
 func (f *fakeOCI) Start(ctx context.Context, dir string, cfg monitor.Config) (int, int, error) {
 	f.record("start " + cfg.ID)
 	if f.startErr != nil {
-		return 0, 0, f.startErr
+		return 0, 0, fmt.Errorf("start container %s: %w", cfg.ID, f.startErr)
 	}
 	cmd := exec.Command("sleep", "1000")
 	var sp specs.Spec

@@ -22,7 +22,8 @@ type ociRuntime interface {
 	// Start has a monitor create and start container cfg.ID from its bundle
 	// (cfg's runtime fields are filled in by the implementation). The monitor
 	// holds the container's stdio, writes its log and, once it exits, its exit
-	// record at cfg.ExitFile. dir is the container's state directory.
+	// record at cfg.ExitFile. dir is the container's state directory. Its
+	// errors name the container.
 	Start(ctx context.Context, dir string, cfg monitor.Config) (containerPid, monitorPid int, err error)
 	// Exists reports whether the runtime holds state for id, without running it.
 	Exists(id string) bool

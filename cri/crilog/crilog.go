@@ -112,11 +112,11 @@ func NewSink(w io.Writer) *Sink { return &Sink{w: w} }
 
 func openFile(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("open container log %s: %w", path, err)
+		return nil, fmt.Errorf("container log: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("open container log %s: %w", path, err)
+		return nil, fmt.Errorf("container log: %w", err) // names the path
 	}
 	return f, nil
 }
