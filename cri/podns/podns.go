@@ -18,6 +18,18 @@ const (
 	User Kind = "user"
 )
 
+// validate refuses kinds this package does not pin, before anything is made.
+func (o Options) validate() error {
+	for _, k := range o.Kinds {
+		switch k {
+		case Net, IPC, UTS, User:
+		default:
+			return fmt.Errorf("pin namespaces: unknown kind %q (want net, ipc, uts or user)", k)
+		}
+	}
+	return nil
+}
+
 // Options says which namespaces to create.
 type Options struct {
 	// Dir receives one file per pinned namespace (Dir/net, Dir/ipc, Dir/uts). It is
@@ -42,13 +54,15 @@ func Pin(o Options) (Pinned, error) {
 	if len(o.Kinds) == 0 {
 		return Pinned{}, nil
 	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("pin namespaces: %w", err)
 	}
 	pinned, err := pin(o)
 	if err != nil {
-		Unpin(o.Dir)
-		return nil, err
+		return nil, errors.Join(err, Unpin(o.Dir)) // nothing is left mounted, or it says so
 	}
 	return pinned, nil
 }
@@ -59,13 +73,15 @@ func Pin(o Options) (Pinned, error) {
 // UTS namespace and brings loopback up in its network namespace. On error
 // nothing is left mounted.
 func Adopt(o Options, pid int) (Pinned, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("pin namespaces of pid %d: %w", pid, err)
 	}
 	pinned, err := adopt(o, pid)
 	if err != nil {
-		Unpin(o.Dir)
-		return nil, err
+		return nil, errors.Join(err, Unpin(o.Dir)) // nothing is left mounted, or it says so
 	}
 	return pinned, nil
 }
