@@ -393,7 +393,7 @@ func initPid(ctx context.Context, c runtime.RuntimeServiceClient, id string) (in
 }
 
 // discardLogger drops everything (k8s.io/cri-client's klog output outside the
-// exit measurements, pleg.MeasureRelist's logs).
+// exit measurements, the relist timing PLEG's logs).
 var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -3,7 +3,7 @@ package main
 // Part (b): the real bin/nodekit-kubelet (agent + embedded shim in one process)
 // as a subprocess with n idle static pods: CPU and memory of the process and of
 // its nodekit-monitor children over a window, the PLEG's relist histogram from
-// its /metrics, then relist durations (pleg.MeasureRelist against its runtime
+// its /metrics, then relist durations (relisttime.Measure against its runtime
 // socket) at n pods and, after more manifests, at a larger count.
 
 import (
@@ -21,7 +21,7 @@ import (
 	"github.com/nodekit-dev/nodekit/bench/internal/daemon"
 	"github.com/nodekit-dev/nodekit/bench/internal/procfs"
 	"github.com/nodekit-dev/nodekit/bench/internal/stats"
-	"github.com/nodekit-dev/nodekit/pleg"
+	"github.com/nodekit-dev/nodekit/internal/relisttime"
 )
 
 type idleOptions struct {
@@ -30,7 +30,7 @@ type idleOptions struct {
 	settle      time.Duration // after all pods run, before sampling
 	scalePods   int           // then grow to this many (0: no)
 	scaleWindow time.Duration // sampling window at scalePods (0: none)
-	relistRuns  int           // MeasureRelist calls (each: one cold relist + warm ones)
+	relistRuns  int           // relisttime.Measure calls (each: one cold relist + warm ones)
 	relistWarm  int           // warm relists per call
 }
 
@@ -72,7 +72,7 @@ type idleSample struct {
 	SyncsPerS    float64 `json:"pod_syncs_per_s"`
 }
 
-// relistResult is pleg.MeasureRelist against the kubelet's runtime.
+// relistResult is relisttime.Measure against the kubelet's runtime.
 type relistResult struct {
 	Pods int           `json:"pods"`
 	Cold stats.Summary `json:"cold"`
@@ -331,8 +331,8 @@ func monitorsOf(pid int) ([]int, error) {
 }
 
 // measureRelist times generic relists against the runtime at socket with
-// pleg.MeasureRelist, runs times (each a fresh relister: one cold relist, then
-// warm ones).
+// relisttime.Measure, runs times (each a fresh generic PLEG: one cold relist,
+// then warm ones).
 func measureRelist(ctx context.Context, socket string, runs, warm int) (relistResult, error) {
 	var r relistResult
 	rt, err := criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + socket).WithConnectionTimeout(2 * time.Minute).Build(ctx)
@@ -342,7 +342,7 @@ func measureRelist(ctx context.Context, socket string, runs, warm int) (relistRe
 	defer rt.Close(context.Background())
 	var cold, warmMeans []time.Duration
 	for range runs {
-		t, err := pleg.MeasureRelist(ctx, pleg.Options{Runtime: rt, Logger: discardLogger}, warm)
+		t, err := relisttime.Measure(ctx, rt, warm)
 		if err != nil {
 			return r, fmt.Errorf("relist: %w", err)
 		}

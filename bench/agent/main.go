@@ -7,7 +7,7 @@
 //   - (b) idle: CPU and memory of bin/nodekit-kubelet (agent + embedded shim in
 //     one process) and of its nodekit-monitor children with 100 idle static
 //     pods over 60 s, evented and generic, then relist durations
-//     (pleg.MeasureRelist) at 100 and 250 pods (idle.go);
+//     (relisttime.Measure: a generic PLEG timed through its metrics) at 100 and 250 pods (idle.go);
 //   - (c) eviction: memory threshold crossed → hog killed; (d) image GC
 //     (eviction.go);
 //   - (e) volumes: manifest → container running for a pod with six volumes
@@ -99,8 +99,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.idle.settle, "settle", 10*time.Second, "(b) wait after the pods run, before sampling")
 	fs.IntVar(&o.idle.scalePods, "scale-pods", 250, "(b) then grow to this many pods for the second relist measurement (0: no)")
 	fs.DurationVar(&o.idle.scaleWindow, "scale-window", 60*time.Second, "(b) sampling window at -scale-pods (0: none)")
-	fs.IntVar(&o.idle.relistRuns, "relist-runs", 5, "(b) pleg.MeasureRelist calls per pod count (each: one cold relist, then warm ones; 0: none)")
-	fs.IntVar(&o.idle.relistWarm, "relist-warm", 20, "(b) warm relists per MeasureRelist call")
+	fs.IntVar(&o.idle.relistRuns, "relist-runs", 5, "(b) relisttime.Measure calls per pod count (each: one cold relist, then warm ones; 0: none)")
+	fs.IntVar(&o.idle.relistWarm, "relist-warm", 20, "(b) warm relists per relisttime.Measure call")
 	fs.StringVar(&o.exitCost.oldBin, "old-bin", "", "(exitcost) directory with the old nodekit-kubelet (runc and nodekit-monitor come from -bin)")
 	fs.IntVar(&o.exitCost.pods, "exitcost-pods", 30, "(exitcost) static pods per kubelet run, one exit each")
 	fs.StringVar(&policies, "exitcost-policies", "Never,Always", "(exitcost) restart policies of the pods, one kubelet run per build each")
@@ -499,7 +499,7 @@ func reportIdle(w io.Writer, results []*idleResult) {
 		}
 	}
 	if relists > 0 {
-		fmt.Fprintf(w, "\n### Relist duration (pleg.MeasureRelist against the kubelet's runtime socket, ms)\n\n")
+		fmt.Fprintf(w, "\n### Relist duration (a generic PLEG against the kubelet's runtime socket, ms)\n\n")
 		rows := [][]string{{"during", "pods", "runs", "cold p50", "cold min", "cold max", "warm p50", "warm min", "warm max"}}
 		for _, r := range results {
 			for _, x := range r.Relists {
