@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +21,7 @@ import (
 	kubetypes "k8s.io/kubelet/pkg/types"
 
 	"github.com/nodekit-dev/nodekit/internal/leakcheck"
+	"github.com/nodekit-dev/nodekit/internal/numberedlog"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
 	"github.com/nodekit-dev/nodekit/internal/testnet"
 )
@@ -626,7 +625,7 @@ func (c *crashChurn) pid(id string) int {
 // the lines missing: a gap, or fewer than want (0: any number).
 func (c *crashChurn) checkLog(what string, in *crashInst, want int) {
 	path := filepath.Join(c.h.podLogs, fmt.Sprintf("default_%s-%s_%s", in.name, nodeName, in.uid), "app", "0.log")
-	f, err := os.Open(path)
+	l, err := numberedlog.Read(path)
 	if err != nil {
 		if in.once("log") {
 			c.t.Errorf("%s: log of %s: %v", what, in.name, err)
@@ -634,28 +633,19 @@ func (c *crashChurn) checkLog(what string, in *crashInst, want int) {
 		}
 		return
 	}
-	defer f.Close()
-	last := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.SplitN(sc.Text(), " ", 4) // time stream tag text
-		if len(fields) < 4 || fields[1] != "stdout" {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimPrefix(fields[3], "line "))
-		if err != nil {
-			continue
-		}
-		if n != last+1 && in.once(fmt.Sprintf("log gap %d %d", last, n)) {
-			c.t.Errorf("%s: log of %s %s: line %d after line %d", what, in.name, in.token, n, last)
-			if n > last {
-				c.linesLost += n - last - 1
+	if l.Malformed > 0 && in.once("log malformed") {
+		c.t.Errorf("%s: log of %s %s: %d records that do not parse", what, in.name, in.token, l.Malformed)
+	}
+	for _, g := range l.Gaps {
+		if in.once(fmt.Sprintf("log gap %d %d", g.After, g.Got)) {
+			c.t.Errorf("%s: log of %s %s: line %d after line %d", what, in.name, in.token, g.Got, g.After)
+			if g.Got > g.After {
+				c.linesLost += g.Got - g.After - 1
 			}
 		}
-		last = max(last, n)
 	}
-	if want > 0 && last < want && in.once("log end") {
-		c.t.Errorf("%s: log of %s %s ends at line %d, want %d", what, in.name, in.token, last, want)
-		c.linesLost += want - last
+	if want > 0 && l.Last < want && in.once("log end") {
+		c.t.Errorf("%s: log of %s %s ends at line %d, want %d", what, in.name, in.token, l.Last, want)
+		c.linesLost += want - l.Last
 	}
 }

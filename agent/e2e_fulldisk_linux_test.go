@@ -37,7 +37,9 @@ func TestE2EFullDisk(t *testing.T) {
 		},
 		// Volumes follow their objects at each sync of the pod, as the
 		// kubelet's: sooner than the default minute.
-		config: func(k *kubeletconfig.KubeletConfiguration) { k.SyncFrequency = metav1.Duration{Duration: 10 * time.Second} },
+		config: func(k *kubeletconfig.KubeletConfiguration) {
+			k.SyncFrequency = metav1.Duration{Duration: 10 * time.Second}
+		},
 	})
 	h.writeObjects("web", webObjects)
 
