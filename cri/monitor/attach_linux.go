@@ -132,7 +132,7 @@ func (a *attachServer) serveClient(c *os.File) {
 			hasStdin = true
 			if len(p) > 0 && a.stdin != nil {
 				a.stdinMu.Lock()
-				a.stdin.Write(p) // fails once the container is gone
+				_, _ = a.stdin.Write(p) // fails once the container is gone
 				a.stdinMu.Unlock()
 			}
 		case frameStdinEOF:
@@ -140,7 +140,7 @@ func (a *attachServer) serveClient(c *os.File) {
 			hasStdin = false
 		case frameResize:
 			if size, err := decodeSize(p); err == nil && a.pty != nil {
-				setWinsize(a.pty, size)
+				_ = setWinsize(a.pty, size) // fails only once the terminal is gone with the container
 			}
 		}
 	}
@@ -245,7 +245,8 @@ func Attach(ctx context.Context, socket string, aio AttachIO) error {
 				}
 			}
 			if aio.StdinOnce {
-				send(appendFrame(nil, frameStdinEOF, nil))
+				// An error: the monitor is gone, and the output copy notices.
+				_ = send(appendFrame(nil, frameStdinEOF, nil))
 				return // the container's stdin closes; wait for its output to end
 			}
 			stdinDone <- struct{}{}
@@ -278,7 +279,7 @@ func Attach(ctx context.Context, socket string, aio AttachIO) error {
 	}
 	// Stop the output copy before returning: the writers are the caller's again.
 	conn.Close()
-	<-outDone
+	<-outDone //nolint:errcheck // the copy's error is the Close's
 	return err
 }
 

@@ -104,7 +104,9 @@ func TestRuncAttachStdinFanOutAndReattach(t *testing.T) {
 	writer := attach(t, cfg.AttachSocket, true, false)
 	// The watcher may connect after the first line: write until it sees one.
 	waitFor(t, "the echo to reach both clients", 10*time.Second, func() bool {
-		io.WriteString(writer.stdin, "hello\n")
+		if _, err := io.WriteString(writer.stdin, "hello\n"); err != nil {
+			t.Fatal(err)
+		}
 		return strings.Contains(writer.stdout.String(), "hello\n") && strings.Contains(watcher.stdout.String(), "hello\n")
 	})
 	// The end of a client's stdin ends its attach but leaves the container's stdin
@@ -195,7 +197,9 @@ func TestRuncAttachTerminalResize(t *testing.T) {
 	a.resize <- TerminalSize{Width: 123, Height: 45}
 	// The resize and the input travel separately: ask until the new size shows.
 	waitFor(t, "the new terminal size", 10*time.Second, func() bool {
-		io.WriteString(a.stdin, "x\n")
+		if _, err := io.WriteString(a.stdin, "x\n"); err != nil {
+			t.Fatal(err)
+		}
 		return strings.Contains(a.stdout.String(), "45 123")
 	})
 	if a.stderr.String() != "" {

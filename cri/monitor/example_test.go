@@ -33,7 +33,7 @@ func ExampleStart() {
 		fmt.Println(err) // e.g. runc's `exec: "nope": executable file not found in $PATH`
 		return
 	}
-	go p.Monitor.Wait() // reap the monitor when it is done
+	go func() { _, _ = p.Monitor.Wait() }() // reap the monitor when it is done
 	fmt.Println("running as pid", p.ContainerPid)
 }
 
@@ -46,7 +46,9 @@ func ExampleReadExit() {
 		fmt.Println("still running")
 	}
 	// What a monitor writes when the container init is killed by SIGKILL.
-	os.WriteFile(path, []byte(`{"pid":4242,"exitCode":137,"signal":9,"finishedAt":"2024-05-01T10:00:00Z","oomKilled":true}`), 0o644)
+	if err := os.WriteFile(path, []byte(`{"pid":4242,"exitCode":137,"signal":9,"finishedAt":"2024-05-01T10:00:00Z","oomKilled":true}`), 0o644); err != nil {
+		panic(err)
+	}
 	exit, err := monitor.ReadExit(path)
 	if err != nil {
 		panic(err)

@@ -309,7 +309,7 @@ func TestFakeRuntimeDrainIsBounded(t *testing.T) {
 		data, _ := os.ReadFile(leftover)
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
 			syscall.Kill(pid, syscall.SIGKILL)
-			unix.Wait4(pid, nil, 0, nil)
+			_, _ = unix.Wait4(pid, nil, 0, nil)
 		}
 	})
 	p := f.start(t)

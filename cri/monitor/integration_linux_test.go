@@ -90,14 +90,15 @@ func newContainer(t *testing.T, args []string, edit func(spec map[string]any)) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		exec.Command(e.runc, "--root", e.root, "delete", "--force", e.id).Run()
+		// Best effort: the test may have deleted the container and its cgroups.
+		_ = exec.Command(e.runc, "--root", e.root, "delete", "--force", e.id).Run()
 		for _, dir := range e.cgroupDirs() {
-			syscall.Rmdir(dir)
+			_ = syscall.Rmdir(dir)
 		}
 		// The shared parents, once empty.
 		parents, _ := filepath.Glob(filepath.Join(DefaultCgroupRoot, "*", cgroupParent))
 		for _, dir := range append(parents, filepath.Join(DefaultCgroupRoot, cgroupParent)) {
-			syscall.Rmdir(dir)
+			_ = syscall.Rmdir(dir) // fails while another test's are in it
 		}
 	})
 	return e
@@ -263,7 +264,7 @@ func TestRuncMonitorOutlivesShimAndReportsSignal(t *testing.T) {
 	if _, serr := fmt.Sscan(line, &containerPid, &monitorPid); err != nil || serr != nil {
 		t.Fatalf("stand-in shim said %q (%v, %v)", line, err, serr)
 	}
-	t.Cleanup(func() { syscall.Kill(monitorPid, syscall.SIGKILL); unix.Wait4(monitorPid, nil, 0, nil) })
+	t.Cleanup(func() { syscall.Kill(monitorPid, syscall.SIGKILL); _, _ = unix.Wait4(monitorPid, nil, 0, nil) })
 
 	// The shim dies; the monitor and container carry on.
 	shim.Process.Kill()

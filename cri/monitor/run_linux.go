@@ -40,7 +40,7 @@ func Main(args []string, sync *os.File) int {
 	}
 	cfg, err := ReadConfig(args[0])
 	if err != nil {
-		writeSync(sync, syncMessage{Error: err.Error()})
+		_ = writeSync(sync, syncMessage{Error: err.Error()}) // an error: the shim is gone, nobody to tell
 		sync.Close()
 		return 1
 	}
@@ -57,7 +57,7 @@ func Main(args []string, sync *os.File) int {
 // children, and takes over its signal handling: it owns its process.
 func Run(cfg Config, sync *os.File) error {
 	fail := func(err error) error {
-		writeSync(sync, syncMessage{Error: err.Error()})
+		_ = writeSync(sync, syncMessage{Error: err.Error()}) // an error: the shim is gone, nobody to tell
 		sync.Close()
 		return err
 	}
@@ -78,7 +78,7 @@ func Run(cfg Config, sync *os.File) error {
 	}
 	// A write error means the shim is gone: the container runs anyway, and the exit
 	// file will tell how it ended.
-	writeSync(sync, syncMessage{Pid: m.pid})
+	_ = writeSync(sync, syncMessage{Pid: m.pid})
 	sync.Close()
 
 	exit := m.supervise()
