@@ -119,7 +119,8 @@ func (s *Server) execPipes(ctx context.Context, cancel context.CancelFunc, id st
 		ours = append(ours, r)
 		opts.Stdin = r
 		go func() {
-			io.Copy(w, in)
+			// An error (the process is gone) ends the input all the same.
+			_, _ = io.Copy(w, in)
 			w.Close() // the process sees the end of its input
 		}()
 	}

@@ -70,7 +70,9 @@ func (s *Server) execTerminal(ctx context.Context, cancel context.CancelFunc, id
 		// The process is gone already: the terminal the runtime sent waits in the
 		// socket's backlog.
 		res = &r
-		l.SetDeadline(time.Now().Add(time.Second))
+		if err := l.SetDeadline(time.Now().Add(time.Second)); err != nil {
+			l.Close() // ends the accept all the same
+		}
 		pty = <-masters
 	}
 	if pty.err != nil {
@@ -96,7 +98,9 @@ func (s *Server) execTerminal(ctx context.Context, cancel context.CancelFunc, id
 				if !ok {
 					return
 				}
-				setWinsize(master, size.Width, size.Height)
+				if err := setWinsize(master, size.Width, size.Height); err != nil {
+					s.log.Debug("exec: resize the terminal", "container", id, "err", err)
+				}
 			case <-finished:
 				return
 			}
@@ -105,7 +109,7 @@ func (s *Server) execTerminal(ctx context.Context, cancel context.CancelFunc, id
 	if in != nil {
 		// The end of the client's input does not end a terminal's: keystrokes do
 		// (^D). The copy ends when the client's stream closes or the pty does.
-		go io.Copy(master, in)
+		go func() { _, _ = io.Copy(master, in) }()
 	}
 	if out == nil {
 		out = io.Discard // the pty must still be drained
@@ -136,7 +140,9 @@ func receivePty(l *net.UnixListener) (*os.File, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return nil, fmt.Errorf("receive pty: %w", err)
+	}
 	oob := make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := conn.ReadMsgUnix(make([]byte, 256), oob) // runc sends the pty's name as data
 	if err != nil {

@@ -116,7 +116,8 @@ func stopWhileExiting(h *harness, name string, n int) error {
 		return fmt.Errorf("%s: run pod: %w", name, err)
 	}
 	pod := resp.PodSandboxId
-	defer h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
+	// On an error return; the last step removes the pod and checks.
+	defer func() { _, _ = h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: pod}) }()
 	var ids []string
 	for i := range n {
 		cr, err := h.rt.CreateContainer(c, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg,

@@ -80,9 +80,13 @@ func TestContainerEvents(t *testing.T) {
 	if len(ev.ContainersStatuses) != 0 {
 		t.Fatalf("deleted event still lists %d containers", len(ev.ContainersStatuses))
 	}
-	h.rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	if _, err := h.rt.StopPodSandbox(c, &runtime.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
 	next(pod, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
-	h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
+	if _, err := h.rt.RemovePodSandbox(c, &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
 	// The kubelet's evented PLEG needs the sandbox's status in the event of its
 	// removal too ("received ContainerEventResponse with nil PodSandboxStatus").
 	ev = next(pod, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)

@@ -294,16 +294,20 @@ func TestUnitReconcile(t *testing.T) {
 
 	// RUNNING with an exit record: exited, with the record's code.
 	exited := s.addCreatedContainer(t, "exited", "sb1", nil)
-	s.updateContainer(exited, func(r *containerRecord) bool { r.State = runtime.ContainerState_CONTAINER_RUNNING; return true })
+	if _, err := s.updateContainer(exited, func(r *containerRecord) bool { r.State = runtime.ContainerState_CONTAINER_RUNNING; return true }); err != nil {
+		t.Fatal(err)
+	}
 	if err := atomicfile.ReplaceJSON(s.paths.exitFile("exited"), monitor.Exit{ExitCode: 9, FinishedAt: time.Now()}, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// RUNNING, its monitor gone, no exit record: unknown.
 	lost := s.addCreatedContainer(t, "lost", "sb1", nil)
-	s.updateContainer(lost, func(r *containerRecord) bool {
+	if _, err := s.updateContainer(lost, func(r *containerRecord) bool {
 		r.State, r.MonitorPid, r.MonitorTime = runtime.ContainerState_CONTAINER_RUNNING, 1<<22-1, 1
 		return true
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// CREATED, but the runtime runs it (the previous run died while starting it).
 	started := s.addCreatedContainer(t, "started", "sb1", nil, "sleep", "1000")
 	if _, _, err := fake.Start(t.Context(), s.paths.containerState("started"), monitor.Config{ID: "started", Bundle: s.paths.bundle("started"), ExitFile: filepath.Join(t.TempDir(), "x.json")}); err != nil {

@@ -481,7 +481,9 @@ func TestImageVolumeGoneAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.rt.StartContainer(c, &runtime.StartContainerRequest{ContainerId: id})
-	os.Rename(hidden, layer)
+	if err := os.Rename(hidden, layer); err != nil {
+		t.Fatal(err)
+	}
 	wantCode(t, "start with an image volume that cannot be mounted", err, codes.FailedPrecondition, "config.mounts[0].image")
 	st := h.waitState(id, runtime.ContainerState_CONTAINER_EXITED, 10*time.Second)
 	if st.Reason != "StartError" || !strings.Contains(st.Message, "config.mounts[0].image") {

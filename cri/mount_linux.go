@@ -163,7 +163,7 @@ func mountImageLayers(lowers []string, target, usernsPath string) error {
 			return fmt.Errorf("bind the image layer %s at %s: %w", lowers[0], target, err)
 		}
 		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			unix.Unmount(target, unix.MNT_DETACH)
+			_ = unix.Unmount(target, unix.MNT_DETACH) // undo the bind; the remount's error is the one to report
 			return fmt.Errorf("make the image layer bound at %s read-only: %w", target, err)
 		}
 		return nil

@@ -64,9 +64,9 @@ func (r runcRuntime) Start(ctx context.Context, dir string, cfg monitor.Config) 
 	}
 	// Reap our child when it exits (after a shim restart init does).
 	if err := reapWhenDone(proc.MonitorPid, nil); err != nil {
-		go proc.Monitor.Wait()
+		go func() { _, _ = proc.Monitor.Wait() }() // reaping only: the exit record says how the container ended
 	} else {
-		proc.Monitor.Release()
+		_ = proc.Monitor.Release() // only drops the handle: reapWhenDone reaps it
 	}
 	return proc.ContainerPid, proc.MonitorPid, nil
 }

@@ -118,7 +118,8 @@ func reapWhenDone(pid int, done func()) error {
 	}
 	go func() {
 		defer f.Close()
-		rc.Read(func(fd uintptr) bool {
+		// Read fails only on a closed file, and f is closed only once it returns.
+		_ = rc.Read(func(fd uintptr) bool {
 			var info unix.Siginfo
 			err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG, nil)
 			// Not exited yet (no error, no child reported): wait for the

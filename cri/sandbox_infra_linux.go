@@ -98,7 +98,7 @@ func spawnInfra(binary, root string, ns map[string]string, userns *podUserns) (*
 	line, rerr := bufio.NewReader(ours).ReadString('\n')
 	ours.SetReadDeadline(time.Time{})
 	if line = strings.TrimSpace(line); line != "ok" {
-		p.abort()
+		_ = p.abort() // always nil (its signature is undo's)
 		msg := strings.TrimPrefix(line, "error: ")
 		if msg == "" {
 			msg = fmt.Sprintf("no report: %v", rerr)

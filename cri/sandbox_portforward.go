@@ -74,11 +74,12 @@ func (s *Server) portForwardSession(ctx context.Context, sandboxID string, port 
 
 	go func() {
 		_, err := io.Copy(conn, stream)
-		if tc, ok := conn.(interface{ CloseWrite() error }); ok && err == nil {
-			tc.CloseWrite() // the client is done sending
-			return
+		if tc, ok := conn.(interface{ CloseWrite() error }); ok && err == nil && tc.CloseWrite() == nil {
+			return // the client is done sending
 		}
-		conn.Close() // the client's stream failed: end the session
+		// The client's stream failed, or the pod cannot be told it ended: end
+		// the session.
+		conn.Close()
 	}()
 	_, err = io.Copy(stream, conn)
 	if err != nil && !errors.Is(err, net.ErrClosed) {

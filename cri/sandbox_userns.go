@@ -66,7 +66,7 @@ func usernsMapping(field string, maps []*runtime.IDMapping) ([]specs.LinuxIDMapp
 		return nil, invalid(field, "the mapping must not map the container's root to the node's root")
 	case m.GetLength() < minUsernsIDs:
 		return nil, invalid(field, "the mapping covers %d ids; at least %d are needed", m.GetLength(), minUsernsIDs)
-	case uint64(m.GetHostId())+uint64(m.GetLength()) > 1<<32-1:
+	case uint64(m.GetHostId())+uint64(m.GetLength()) >= 1<<32:
 		return nil, invalid(field, "the mapping %d+%d overflows the id range", m.GetHostId(), m.GetLength())
 	}
 	return []specs.LinuxIDMapping{{ContainerID: 0, HostID: m.GetHostId(), Size: m.GetLength()}}, nil

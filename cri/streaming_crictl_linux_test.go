@@ -102,7 +102,9 @@ func TestStreamingWithCrictl(t *testing.T) {
 	got := ""
 	deadline := time.After(20 * time.Second)
 	for got != "via crictl attach" {
-		io.WriteString(stdin, "via crictl attach\n")
+		if _, err := io.WriteString(stdin, "via crictl attach\n"); err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case got = <-lines:
 		case <-time.After(200 * time.Millisecond):

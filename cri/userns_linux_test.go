@@ -135,7 +135,11 @@ func TestRecursiveReadOnlyMounts(t *testing.T) {
 	if err := unix.Mount("none", sub, "tmpfs", 0, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	t.Cleanup(func() {
+		if err := unix.Unmount(sub, unix.MNT_DETACH); err != nil {
+			t.Error(err)
+		}
+	})
 
 	for _, c := range []struct {
 		name      string

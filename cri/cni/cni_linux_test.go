@@ -62,9 +62,11 @@ func newTestPod(t *testing.T) *testPod {
 	rand.Read(b[:])
 	name := "nkc" + hex.EncodeToString(b[:])
 	subnet := fmt.Sprintf("10.%d.%d.0/24", 128+int(b[0])%64, b[1])
-	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name).Run() }) // absent unless an ADD made it
 	confDir, ipamDir := filepath.Join(base, "net.d"), filepath.Join(base, "ipam")
-	os.Mkdir(confDir, 0o755)
+	if err := os.Mkdir(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
 		{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,
 		 "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}},
@@ -78,7 +80,11 @@ func newTestPod(t *testing.T) *testPod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { podns.Unpin(nsDir) })
+	t.Cleanup(func() {
+		if err := podns.Unpin(nsDir); err != nil {
+			t.Error(err)
+		}
+	})
 
 	m := cni.New(cni.Options{ConfDir: confDir, CacheDir: filepath.Join(base, "cache")})
 	id := "0123456789abcdef" + hex.EncodeToString(b[:])
@@ -86,7 +92,7 @@ func newTestPod(t *testing.T) *testPod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Detach(context.Background(), a) })
+	t.Cleanup(func() { _ = m.Detach(context.Background(), a) }) // best effort: the test detached it, or failed
 	return &testPod{m: m, a: a, name: name, subnet: subnet, base: base, nsDir: nsDir, ipamDir: ipamDir, nsenter: nsenter}
 }
 
@@ -95,7 +101,7 @@ func (p *testPod) attach(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := p.m.Attach(ctx, p.a); err != nil {
-		p.m.Detach(ctx, p.a)
+		_ = p.m.Detach(ctx, p.a) // best effort: the ADD's error is the failure
 		t.Fatal(err)
 	}
 }
@@ -128,7 +134,7 @@ func TestAttachToABridgeWithTheNullAddress(t *testing.T) {
 	veth := "nkv" + hex.EncodeToString(b[:])
 	ipLink(t, "add", "name", p.name, "type", "bridge")
 	ipLink(t, "add", veth, "type", "veth", "peer", "name", veth+"p")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", veth).Run() })
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", veth).Run() }) // gone unless the test failed first
 	ipLink(t, "set", veth, "master", p.name)
 	ipLink(t, "del", veth)
 	if got := bridgeAddress(t, p.name); got != "00:00:00:00:00:00" {

@@ -27,14 +27,23 @@ func Example() {
 	}
 	saved, _ := json.Marshal(a) // persist it before ADD, so DEL can always run
 	if err := m.Attach(context.TODO(), a); err != nil {
-		m.Detach(context.TODO(), a) // ADD may have done part of its work
+		fmt.Println("attach:", err)
+		// ADD may have done part of its work: DEL undoes it.
+		if err := m.Detach(context.TODO(), a); err != nil {
+			fmt.Println("detach:", err)
+		}
 		return
 	}
 	fmt.Println("pod IPs:", a.IPs)
 
 	var again cni.Attachment
-	json.Unmarshal(saved, &again)
-	m.Detach(context.TODO(), &again)
+	if err := json.Unmarshal(saved, &again); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := m.Detach(context.TODO(), &again); err != nil {
+		fmt.Println("detach:", err)
+	}
 }
 
 // A Manager is not ready until its directory holds a configuration; it looks again

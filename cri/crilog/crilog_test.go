@@ -135,8 +135,14 @@ func TestTwoWritersNeverInterleave(t *testing.T) {
 			line := []byte(strings.Repeat(stream[3:4], 150) + "\n") // P, P, F
 			for i := 0; i < n; i++ {
 				// Odd chunk sizes: records are formed across writes.
-				w.Write(line[:7])
-				w.Write(line[7:])
+				if _, err := w.Write(line[:7]); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := w.Write(line[7:]); err != nil {
+					t.Error(err)
+					return
+				}
 			}
 			w.Close()
 		})
@@ -190,14 +196,18 @@ func TestReopenFollowsRotation(t *testing.T) {
 	}
 	defer sink.Close()
 	w := NewWriter(sink, Stdout, 0)
-	w.Write([]byte("before\n"))
+	if _, err := w.Write([]byte("before\n")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := sink.Reopen(); err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte("after\n"))
+	if _, err := w.Write([]byte("after\n")); err != nil {
+		t.Fatal(err)
+	}
 	for file, want := range map[string]string{path + ".1": "before", path: "after"} {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -221,8 +231,10 @@ func TestWriterSteadyStateDoesNotAllocate(t *testing.T) {
 	defer f.Close()
 	w := NewWriter(NewSink(f), Stdout, 16)
 	chunk := []byte("a line\nanother, longer than sixteen bytes\npartial")
-	w.Write(chunk) // grow the buffers once
-	if allocs := testing.AllocsPerRun(100, func() { w.Write(chunk) }); allocs != 0 {
+	if _, err := w.Write(chunk); err != nil { // grow the buffers once
+		t.Fatal(err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = w.Write(chunk) }); allocs != 0 {
 		t.Errorf("Write allocates %.1f times per call", allocs)
 	}
 }

@@ -37,7 +37,10 @@ func Example() {
 	img, _ := random.Image(512, 2)
 	tag, _ := name.NewTag("hello")
 	var archive bytes.Buffer
-	tarball.Write(tag, img, &archive)
+	if err := tarball.Write(tag, img, &archive); err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	imported, err := store.Import(context.Background(), io.MultiReader(&archive)) // any stream
 	if err != nil {
@@ -48,8 +51,14 @@ func Example() {
 	dirs, _ := store.LayerDirs(got)
 	fmt.Println(len(imported), got.RepoTags, got.ID == imported[0].ID, len(dirs))
 
-	store.Remove("hello")
-	store.GC(context.Background(), nil)
+	if err := store.Remove("hello"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := store.GC(context.Background(), nil); err != nil {
+		fmt.Println(err)
+		return
+	}
 	usage, _ := store.Usage()
 	fmt.Println(usage.UsedBytes)
 	// Output:
@@ -73,11 +82,14 @@ func Example_mirror() {
 	dir, _ := os.MkdirTemp("", "images")
 	defer os.RemoveAll(dir)
 	config := filepath.Join(dir, "registries.toml")
-	os.WriteFile(config, []byte(`
+	if err := os.WriteFile(config, []byte(`
 [registry."registry.k8s.io"]
 mirrors = ["http://`+host+`"]
 mirrors_only = true
-`), 0o644)
+`), 0o644); err != nil {
+		fmt.Println(err)
+		return
+	}
 	store, err := image.New(image.Options{Root: filepath.Join(dir, "store"), RegistryConfig: config, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Println(err)

@@ -82,7 +82,9 @@ func tarBytes(t testing.TB, files map[string]string) []byte {
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
-		tw.Write([]byte(files[n]))
+		if _, err := tw.Write([]byte(files[n])); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -99,8 +101,12 @@ func newLayer(t testing.TB, mt types.MediaType, files map[string]string) *testLa
 	case types.OCILayer, types.DockerLayer:
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
-		zw.Write(raw)
-		zw.Close()
+		if _, err := zw.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
 		blob = buf.Bytes()
 	case types.OCILayerZStd:
 		zw, err := zstd.NewWriter(nil)

@@ -138,10 +138,10 @@ func extract(ctx context.Context, r io.Reader, dir string) error {
 				}
 			}
 		case tar.TypeSymlink:
-			root.Remove(name)
+			_ = root.Remove(name) // an earlier entry of that name, if any: Symlink reports one left
 			err = root.Symlink(hdr.Linkname, name)
 		case tar.TypeLink:
-			root.Remove(name)
+			_ = root.Remove(name) // likewise
 			err = root.Link(path.Clean(hdr.Linkname), name)
 		}
 		if err != nil {

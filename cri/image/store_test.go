@@ -284,7 +284,9 @@ func TestGCRespectsLeases(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dead, "layer-x", "fs"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dead, "lease"), []byte(l.diffID.Hex+"\n"), 0o600)
+	if err := os.WriteFile(filepath.Join(dead, "lease"), []byte(l.diffID.Hex+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := gc.GC(ctx, nil); err != nil {
 		t.Fatal(err)

@@ -19,16 +19,25 @@ func Example() {
 	mk := func(name, body string) *bytes.Buffer {
 		var buf bytes.Buffer
 		tw := tar.NewWriter(&buf)
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
-		tw.Write([]byte(body))
-		tw.Close()
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))}); err != nil {
+			panic(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			panic(err)
+		}
+		if err := tw.Close(); err != nil {
+			panic(err)
+		}
 		return &buf
 	}
 	tmp, _ := os.MkdirTemp("", "layer-example")
 	defer os.RemoveAll(tmp)
 
 	good := filepath.Join(tmp, "good")
-	os.Mkdir(good, 0o755)
+	if err := os.Mkdir(good, 0o755); err != nil {
+		fmt.Println(err)
+		return
+	}
 	if _, err := layer.Apply(context.Background(), good, mk("etc/hostname", "web\n"), layer.Options{}); err != nil {
 		fmt.Println(err)
 	}
@@ -36,7 +45,10 @@ func Example() {
 	fmt.Printf("etc/hostname: %q\n", b)
 
 	evil := filepath.Join(tmp, "evil")
-	os.Mkdir(evil, 0o755)
+	if err := os.Mkdir(evil, 0o755); err != nil {
+		fmt.Println(err)
+		return
+	}
 	_, err := layer.Apply(context.Background(), evil, mk("../escaped", "x"), layer.Options{})
 	var unsafe *layer.UnsafeEntryError
 	fmt.Println(errors.As(err, &unsafe), err)

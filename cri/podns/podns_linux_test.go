@@ -21,7 +21,11 @@ func TestPinCreatesDistinctNamespacesAndUnpinRemovesThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { Unpin(dir) })
+	t.Cleanup(func() {
+		if err := Unpin(dir); err != nil {
+			t.Error(err)
+		}
+	})
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -83,7 +87,11 @@ func TestPinOnlyRequestedKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { Unpin(dir) })
+	t.Cleanup(func() {
+		if err := Unpin(dir); err != nil {
+			t.Error(err)
+		}
+	})
 	if pinned.Path(Net) != "" || pinned.Path(UTS) != "" || pinned.Path(IPC) == "" {
 		t.Fatalf("pinned = %v, want only ipc", pinned)
 	}
@@ -172,7 +180,11 @@ func TestAdoptUserNamespaceOwnedNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { Unpin(dir) })
+	t.Cleanup(func() {
+		if err := Unpin(dir); err != nil {
+			t.Error(err)
+		}
+	})
 
 	nsenter := testenv.LookPath(t, "nsenter")
 	out, err := exec.Command(nsenter, "--user="+pinned.Path(User), "--uts="+pinned.Path(UTS), "hostname").CombinedOutput()

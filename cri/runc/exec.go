@@ -119,7 +119,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 		cause = fmt.Errorf("exec in %s: %w", id, ctx.Err())
 	}
 	if cause != nil {
-		killExec(cmd, pidFile, waitc)
+		_ = killExec(cmd, pidFile, waitc) // runc's wait result after the kill: cause says what happened
 		return -1, cause
 	}
 	code := 0

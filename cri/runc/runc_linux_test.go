@@ -41,14 +41,23 @@ func startContainer(t *testing.T) (*Runtime, string, *specs.Process) {
 		t.Fatalf("runc spec: %v %s", err, out)
 	}
 	var sp specs.Spec
-	raw, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
-	json.Unmarshal(raw, &sp)
+	raw, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &sp); err != nil {
+		t.Fatal(err)
+	}
 	sp.Process.Terminal = false
 	sp.Process.Args = []string{"sleep", "1000"}
 	sp.Root.Readonly = false
 	sp.Linux.CgroupsPath = "/nodekit-runc-test/" + filepath.Base(dir)
-	raw, _ = json.Marshal(&sp)
-	os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644)
+	if raw, err = json.Marshal(&sp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	r, err := New(Options{Binary: bin, Root: filepath.Join(dir, "state")})
 	if err != nil {
