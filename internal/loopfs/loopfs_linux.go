@@ -42,7 +42,9 @@ func Mount(t testing.TB, sizeMiB int) string {
 	t.Cleanup(func() {
 		if err := unix.Unmount(mnt, 0); err != nil {
 			t.Errorf("unmount the test's filesystem: %v", err)
-			unix.Unmount(mnt, unix.MNT_DETACH)
+			if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+				t.Errorf("detach it: %v", err)
+			}
 		}
 		// The kernel detaches an autoclear loop device in the background once the
 		// filesystem is released: wait for it.
@@ -57,7 +59,9 @@ func Mount(t testing.TB, sizeMiB int) string {
 			t.Errorf("loop device left: %s", out)
 			for _, f := range strings.Fields(string(out)) {
 				if dev, ok := strings.CutSuffix(f, ":"); ok && strings.HasPrefix(dev, "/dev/loop") {
-					exec.Command("losetup", "-d", dev).Run()
+					if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+						t.Errorf("losetup -d %s: %v\n%s", dev, err, out)
+					}
 				}
 			}
 		}
