@@ -22,8 +22,7 @@ func fakeNode(n int) *fakeRuntime {
 
 // BenchmarkRelist times one relist over the CRI fake runtime at 100 and 250
 // pods: cold (every pod new, so inspected) and warm (nothing changed, what a node
-// does every second). For a real runtime, use MeasureRelist (see
-// TestMeasureRelistRealRuntime).
+// does every second). Against the real shim: TestRelistRealRuntime.
 func BenchmarkRelist(b *testing.B) {
 	for _, n := range []int{100, 250} {
 		b.Run(fmt.Sprintf("pods=%d/cold", n), func(b *testing.B) {
@@ -51,26 +50,5 @@ func BenchmarkRelist(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-func TestMeasureRelist(t *testing.T) {
-	f := fakeNode(10)
-	o, _ := testOptions(f)
-	timing, err := MeasureRelist(context.Background(), o, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if timing.Pods != 10 || timing.Cold <= 0 || timing.Warm <= 0 {
-		t.Fatalf("timing %+v, want 10 pods and durations", timing)
-	}
-	// The warm relists made no status calls: nothing changed.
-	f.statusN.Store(0)
-	if _, err := MeasureRelist(context.Background(), o, 3); err != nil || f.statusN.Load() != 20 {
-		t.Fatalf("a measurement made %d status calls (%v), want 20 (the cold relist only)", f.statusN.Load(), err)
-	}
-	f.InjectError("ListPodSandbox", fmt.Errorf("down"))
-	if _, err := MeasureRelist(context.Background(), o, 1); err == nil {
-		t.Fatal("no error from a failing runtime")
 	}
 }

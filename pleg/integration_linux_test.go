@@ -19,6 +19,7 @@ import (
 	kubetypes "k8s.io/kubelet/pkg/types"
 
 	"github.com/nodekit-dev/nodekit/internal/leakcheck"
+	"github.com/nodekit-dev/nodekit/internal/relisttime"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
 	"github.com/nodekit-dev/nodekit/internal/testshim"
 	"github.com/nodekit-dev/nodekit/pleg"
@@ -237,9 +238,10 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	}
 }
 
-// MeasureRelist against the real shim. PLEG_RELIST_PODS sets how many idle pods
-// to create (default 5); e.g. PLEG_RELIST_PODS=100 for the benchmark figures.
-func TestMeasureRelistRealRuntime(t *testing.T) {
+// Relist durations of a generic PLEG against the real shim (read from its
+// Metrics, as the benchmark does). PLEG_RELIST_PODS sets how many idle pods to
+// create (default 5); e.g. PLEG_RELIST_PODS=100 for the benchmark figures.
+func TestRelistRealRuntime(t *testing.T) {
 	n := 5
 	if v := os.Getenv("PLEG_RELIST_PODS"); v != "" {
 		var err error
@@ -252,7 +254,7 @@ func TestMeasureRelistRealRuntime(t *testing.T) {
 		pod, cfg := s.runPod(fmt.Sprintf("idle-%03d", i))
 		s.runContainer(pod, cfg, "sleep", nil, "sleep", "3600")
 	}
-	timing, err := pleg.MeasureRelist(ctx(t), pleg.Options{Runtime: s.Runtime}, 20)
+	timing, err := relisttime.Measure(ctx(t), s.Runtime, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
