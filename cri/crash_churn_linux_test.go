@@ -1,7 +1,6 @@
 package cri_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,14 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit-dev/nodekit/internal/leakcheck"
+	"github.com/nodekit-dev/nodekit/internal/numberedlog"
 	"github.com/nodekit-dev/nodekit/internal/testenv"
 )
 
@@ -544,35 +542,22 @@ func (c *shimChurn) checkLog(what string, ct *churnCtr, st *runtime.ContainerSta
 	if ct.lines < 0 || st.GetStartedAt() == 0 {
 		return
 	}
-	f, err := os.Open(st.GetLogPath())
+	l, err := numberedlog.Read(st.GetLogPath())
 	if err != nil {
 		c.t.Errorf("%s: log of %s: %v", what, ct.name, err)
 		c.linesLost++
 		return
 	}
-	defer f.Close()
-	last := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.SplitN(sc.Text(), " ", 4)
-		if len(fields) < 4 || fields[1] != "stdout" {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimPrefix(fields[3], "line "))
-		if err != nil {
-			continue
-		}
-		if n != last+1 {
-			c.t.Errorf("%s: log of %s: line %d after line %d", what, ct.name, n, last)
-			if n > last {
-				c.linesLost += n - last - 1
-			}
-		}
-		last = max(last, n)
+	if l.Malformed > 0 {
+		c.t.Errorf("%s: log of %s: %d records that do not parse", what, ct.name, l.Malformed)
 	}
-	if ct.lines > 0 && st.GetState() == runtime.ContainerState_CONTAINER_EXITED && !stoppedEarly(st) && last != ct.lines {
-		c.t.Errorf("%s: log of finisher %s ends at line %d, want %d", what, ct.name, last, ct.lines)
-		c.linesLost += max(ct.lines-last, 0)
+	for _, g := range l.Gaps {
+		c.t.Errorf("%s: log of %s: line %d after line %d", what, ct.name, g.Got, g.After)
+	}
+	c.linesLost += l.Lost(0)
+	if ct.lines > 0 && st.GetState() == runtime.ContainerState_CONTAINER_EXITED && !stoppedEarly(st) && l.Last != ct.lines {
+		c.t.Errorf("%s: log of finisher %s ends at line %d, want %d", what, ct.name, l.Last, ct.lines)
+		c.linesLost += max(ct.lines-l.Last, 0)
 	}
 }
 
