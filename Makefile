@@ -161,8 +161,8 @@ fuzz:
 			-parallel $(FUZZPARALLEL) $$pkg || { echo "fuzz: $$fn in $$pkg failed" >&2; exit 1; }; \
 	done
 
-## test: every test, unit and integration (root, real runc/overlayfs/cgroups)
-test: setup build images vet controlplane
+## test: vet and lint, then every test, unit and integration (root, real runc/overlayfs/cgroups)
+test: setup build images vet lint controlplane
 	NODEKIT_REQUIRE_INTEGRATION=1 NODEKIT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) --no-print-directory critest
 
