@@ -151,12 +151,14 @@ func (m *Manager) killContainer(ctx context.Context, pod *v1.Pod, st *runtimeapi
 		case ok:
 			// It died while the hook ran, or before it could: run it again
 			// (hooks are delivered at least once, as Kubernetes documents) in
-			// what is left of the grace period.
+			// what is left of the grace period, and at least the minimum: the
+			// hook may never have reached the container, and a restart that
+			// took longer than the grace period must not lose it. (The
+			// kubelet, which keeps no record, gives it a whole new period.)
 			grace -= int64(m.clock.Since(began).Seconds())
-			if grace > 0 {
-				grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
-				m.markPreStopDone(pod, name, st.GetId())
-			}
+			grace = max(grace, MinimumGracePeriod)
+			grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
+			m.markPreStopDone(pod, name, st.GetId())
 		default:
 			m.markPreStop(pod, name, st.GetId())
 			grace -= m.runPreStop(ctx, pod, spec, st.GetId(), grace)
@@ -349,8 +351,10 @@ func (o *termOrder) terminated(name string) {
 }
 
 // preStopMarker is the file recording that the preStop hook of container id
-// began, in the container's directory of the pod directory: an agent that
-// restarts during the grace period does not run the hook again.
+// began (and, with ".done" appended, that it ended), in the container's
+// directory of the pod directory: an agent that restarts during the
+// termination does not run a hook that ended again, and runs one that only
+// began again (at least once).
 func (m *Manager) preStopMarker(pod *v1.Pod, name, id string) string {
 	if pod == nil || pod.UID == "" || name == "" || id == "" {
 		return ""

@@ -499,6 +499,38 @@ func TestPreStopRunsBeforeStopWithinGrace(t *testing.T) {
 	}
 }
 
+// An agent that died after it marked the preStop hook as begun, and came back
+// after the grace period was over: the hook may never have reached the
+// container, so it runs again (at least once), with the minimum grace period,
+// and the stop gets the minimum after it. (It was skipped: 0 hooks in the
+// agent's crash rounds.)
+func TestPreStopRerunAfterTheGracePeriod(t *testing.T) {
+	e := newEnv(t)
+	pod := newPod("p", "app")
+	g := int64(4)
+	pod.Spec.TerminationGracePeriodSeconds = &g
+	pod.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}}
+	e.sync(pod)
+	id := e.rt.containerIDs("app")[0]
+	e.m.markPreStop(pod, "app", id)
+	if _, ok := e.m.preStopBegan(pod, "app", id); !ok {
+		t.Fatal("the preStop marker was not written")
+	}
+	e.clock.Step(10 * time.Second) // the restart took longer than the grace period
+	if err := e.m.KillPod(context.Background(), pod, inspect(e.rt, pod.UID), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.rt.execs) != 1 || e.rt.execs[0][0] != "drain" {
+		t.Errorf("execs %v: the preStop hook begun before the restart did not run again", e.rt.execs)
+	}
+	if s := e.rt.stopCalls(); len(s) != 1 || s[0].timeout != MinimumGracePeriod {
+		t.Errorf("stops %+v, want one with the minimum grace period", s)
+	}
+	if !e.m.preStopDone(pod, "app", id) {
+		t.Error("the hook's end was not recorded")
+	}
+}
+
 func TestKillPodWithoutSpec(t *testing.T) {
 	e := newEnv(t)
 	pod := newPod("p", "app")
