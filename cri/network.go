@@ -117,13 +117,22 @@ func (s *Server) detachNetwork(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("read network attachment: %w", err)
 	}
+	// A DEL, once begun, is finished even if the caller goes away (a kubelet
+	// that dies mid-call): a plugin killed half-way may have removed the
+	// pod's interface but not its masquerading rules, which the next DEL can
+	// no longer find.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachTimeout)
+	defer cancel()
 	if err := s.network.Detach(ctx, &att); err != nil {
+		// It may have done part of its work all the same: the retry sweeps.
+		s.attached.Delete(id)
 		s.log.Error("CNI DEL failed; the pod keeps its network until a retry succeeds", "sandbox", id, "network", att.Network, "err", err)
 		return err
 	}
 	if _, ours := s.attached.Load(id); !ours {
-		// Attached by an earlier run of the shim: a crash may have cut an ADD
-		// or a DEL short, leaving rules the DEL above could not find.
+		// Attached by an earlier run of the shim, or an earlier DEL failed: a
+		// crash or a failure may have cut an ADD or a DEL short, leaving rules
+		// the DEL above could not find.
 		if err := s.network.Sweep(ctx, &att); err != nil {
 			s.log.Error("sweep the masquerading rules of a pod", "sandbox", id, "network", att.Network, "err", err)
 			return err

@@ -1,68 +1,51 @@
 package cri
 
 import (
-	"reflect"
+	"context"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
+	"github.com/nodekit-dev/nodekit/cri/atomicfile"
 	"github.com/nodekit-dev/nodekit/cri/cni"
 )
 
-func TestPortMappings(t *testing.T) {
-	tests := []struct {
-		name string
-		in   []*runtime.PortMapping
-		want []cni.PortMapping
-	}{
-		{"none", nil, nil},
-		{"container port only: no rule", []*runtime.PortMapping{{ContainerPort: 80}}, nil},
-		{
-			"tcp, udp, sctp, host ip",
-			[]*runtime.PortMapping{
-				{Protocol: runtime.Protocol_TCP, ContainerPort: 80, HostPort: 8080},
-				{Protocol: runtime.Protocol_UDP, ContainerPort: 53, HostPort: 5353, HostIp: "127.0.0.1"},
-				{Protocol: runtime.Protocol_SCTP, ContainerPort: 9, HostPort: 9999},
-			},
-			[]cni.PortMapping{
-				{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"},
-				{HostPort: 5353, ContainerPort: 53, Protocol: "udp", HostIP: "127.0.0.1"},
-				{HostPort: 9999, ContainerPort: 9, Protocol: "sctp"},
-			},
-		},
+// A DEL, once begun, is finished even if its caller goes away (a kubelet that
+// dies in StopPodSandbox): a plugin killed half-way may remove the pod's
+// interface and not its masquerading rules, which no later DEL can find. (The
+// agent's crash rounds on a separate nodekit-cri left such rules.)
+func TestDetachNotCutShortByTheCaller(t *testing.T) {
+	s := recordsServer(t)
+	bin := t.TempDir()
+	done := filepath.Join(bin, "del-done")
+	plugin := "#!/bin/sh\ncat > /dev/null\ncase \"$CNI_COMMAND\" in\n" +
+		"DEL) sleep 0.5; touch " + done + " ;;\n" +
+		"VERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}' ;;\n" +
+		"esac\n"
+	if err := os.WriteFile(filepath.Join(bin, "nkslow"), []byte(plugin), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := portMappings(tc.in); !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("portMappings = %+v, want %+v", got, tc.want)
-			}
-		})
+	s.network = cni.New(cni.Options{ConfDir: t.TempDir(), BinDirs: []string{bin}, CacheDir: t.TempDir()})
+	att := cni.Attachment{Network: "slow", ContainerID: "sb1", IfName: "eth0", NetNS: filepath.Join(bin, "gone"),
+		Config: []byte(`{"cniVersion":"1.0.0","name":"slow","plugins":[{"type":"nkslow"}]}`)}
+	if err := os.MkdirAll(s.paths.sandboxState("sb1"), 0o700); err != nil {
+		t.Fatal(err)
 	}
-}
+	if err := atomicfile.ReplaceJSON(s.paths.networkJournal("sb1"), att, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.attached.Store("sb1", true)
 
-func TestNetworkStatus(t *testing.T) {
-	ready, notReady := runtime.PodSandboxState_SANDBOX_READY, runtime.PodSandboxState_SANDBOX_NOTREADY
-	tests := []struct {
-		name       string
-		rec        sandboxRecord
-		ip         string
-		additional []string
-	}{
-		{"host network", sandboxRecord{State: ready}, "", nil},
-		{"one address", sandboxRecord{State: ready, Network: &cni.Attachment{IPs: []string{"10.88.0.5"}}}, "10.88.0.5", nil},
-		{"dual stack", sandboxRecord{State: ready, Network: &cni.Attachment{IPs: []string{"10.88.0.5", "fd00::5"}}}, "10.88.0.5", []string{"fd00::5"}},
-		{"stopped: addresses may be someone else's", sandboxRecord{State: notReady, Network: &cni.Attachment{IPs: []string{"10.88.0.5"}}}, "", nil},
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel) // the caller dies while the plugin runs
+	if err := s.detachNetwork(ctx, "sb1"); err != nil {
+		t.Fatalf("DEL whose caller went away: %v", err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			st := networkStatus(&tc.rec)
-			var additional []string
-			for _, ip := range st.GetAdditionalIps() {
-				additional = append(additional, ip.GetIp())
-			}
-			if st.GetIp() != tc.ip || !reflect.DeepEqual(additional, tc.additional) {
-				t.Fatalf("network status ip %q additional %v, want %q %v", st.GetIp(), additional, tc.ip, tc.additional)
-			}
-		})
+	if _, err := os.Stat(done); err != nil {
+		t.Fatalf("the plugin's DEL did not run to its end: %v", err)
+	}
+	if _, err := os.Stat(s.paths.networkJournal("sb1")); !os.IsNotExist(err) {
+		t.Fatalf("the attachment was not forgotten: %v", err)
 	}
 }
