@@ -91,11 +91,7 @@ func (s *Server) attachNetwork(ctx context.Context, rec *sandboxRecord, undo *cl
 		return status.Errorf(codes.Internal, "pod network: save attachment: %v", err)
 	}
 	s.attached.Store(rec.ID, true)
-	undo.add(func() error {
-		c, cancel := context.WithTimeout(context.Background(), detachTimeout)
-		defer cancel()
-		return s.detachNetwork(c, rec.ID)
-	})
+	undo.add(func() error { return s.detachNetwork(context.Background(), rec.ID) })
 	if err := s.network.Attach(ctx, att); err != nil {
 		return status.Errorf(codes.Internal, "set up the network of pod sandbox %s: %v", rec.ID, err)
 	}

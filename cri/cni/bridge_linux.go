@@ -27,37 +27,45 @@ const defaultBridge = "cni0"
 // mac: invalid argument". A random locally administered address is what the
 // kernel gives a new bridge; the plugin then keeps it.
 func pinBridgeMACs(conf []byte) error {
-	for _, name := range bridges(conf) {
-		if err := pinBridgeMAC(name); err != nil {
+	for _, b := range bridgePlugins(conf) {
+		if err := pinBridgeMAC(b.Bridge); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// bridges lists the bridges the bridge plugins of a configuration list use.
-func bridges(conf []byte) []string {
+// bridgePlugin is what the node needs to know of a bridge plugin of a
+// configuration list.
+type bridgePlugin struct {
+	Bridge string // the bridge's name (the plugin's default: cni0)
+	IPMasq bool
+}
+
+// bridgePlugins lists the bridge plugins of a configuration list.
+func bridgePlugins(conf []byte) []bridgePlugin {
 	var list struct {
 		Plugins []struct {
 			Type   string `json:"type"`
 			Bridge string `json:"bridge"`
+			IPMasq bool   `json:"ipMasq"`
 		} `json:"plugins"`
 	}
 	if json.Unmarshal(conf, &list) != nil {
 		return nil
 	}
-	var names []string
+	var out []bridgePlugin
 	for _, p := range list.Plugins {
 		if p.Type != "bridge" {
 			continue
 		}
-		name := p.Bridge
-		if name == "" {
-			name = defaultBridge
+		b := bridgePlugin{Bridge: p.Bridge, IPMasq: p.IPMasq}
+		if b.Bridge == "" {
+			b.Bridge = defaultBridge
 		}
-		names = append(names, name)
+		out = append(out, b)
 	}
-	return names
+	return out
 }
 
 func pinBridgeMAC(name string) error {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -65,17 +64,8 @@ func (m *Manager) Sweep(ctx context.Context, a *Attachment) error {
 // masquerades reports whether a network configuration list has a bridge plugin
 // with ipMasq set.
 func masquerades(conf []byte) bool {
-	var list struct {
-		Plugins []struct {
-			Type   string `json:"type"`
-			IPMasq bool   `json:"ipMasq"`
-		} `json:"plugins"`
-	}
-	if json.Unmarshal(conf, &list) != nil {
-		return false
-	}
-	for _, p := range list.Plugins {
-		if p.Type == "bridge" && p.IPMasq {
+	for _, b := range bridgePlugins(conf) {
+		if b.IPMasq {
 			return true
 		}
 	}
